@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class LeadFunnelConfig(AppConfig):
+    name = "leadfunnel"
+    verbose_name = "LeadFunnel core"

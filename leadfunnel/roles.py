@@ -1,0 +1,64 @@
+"""Roles are Django groups (``marketer``, ``sales``); an admin is a superuser."""
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from rest_framework.permissions import BasePermission
+
+MARKETER = "marketer"
+SALES = "sales"
+ROLE_GROUPS = (MARKETER, SALES)
+
+
+def user_roles(user: AbstractBaseUser | AnonymousUser) -> frozenset[str]:
+    """The role names of a user, cached on the instance for the request."""
+    if not user or not user.is_authenticated:
+        return frozenset()
+    cached = getattr(user, "_leadfunnel_roles", None)
+    if cached is None:
+        names = set(user.groups.values_list("name", flat=True))
+        if user.is_superuser:
+            names.add("admin")
+        cached = frozenset(names)
+        user._leadfunnel_roles = cached
+    return cached
+
+
+def is_admin(user) -> bool:
+    return bool(user and user.is_authenticated and user.is_superuser)
+
+
+def is_marketer(user) -> bool:
+    return is_admin(user) or MARKETER in user_roles(user)
+
+
+def is_sales(user) -> bool:
+    return is_admin(user) or SALES in user_roles(user)
+
+
+class IsMarketer(BasePermission):
+    message = "Only marketers and admins may do this."
+
+    def has_permission(self, request, view) -> bool:
+        return is_marketer(request.user)
+
+
+class IsSalesRep(BasePermission):
+    message = "Only sales reps and admins may do this."
+
+    def has_permission(self, request, view) -> bool:
+        return is_sales(request.user)
+
+
+class IsAdmin(BasePermission):
+    message = "Only admins may do this."
+
+    def has_permission(self, request, view) -> bool:
+        return is_admin(request.user)
+
+
+class IsMarketerOrSales(BasePermission):
+    """Reading leads: marketers, sales reps and admins."""
+
+    message = "Only marketers, sales reps and admins may do this."
+
+    def has_permission(self, request, view) -> bool:
+        return is_marketer(request.user) or is_sales(request.user)

@@ -1,0 +1,365 @@
+"""Leads, companies, the funnel's stage history, interactions, forms and the sales workflow records."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from leadfunnel.models import TimeStampedModel
+
+
+class Stage(models.TextChoices):
+    VISITOR = "visitor", "Visitor"
+    MQL = "mql", "MQL"
+    SAL = "sal", "SAL"
+    SQL = "sql", "SQL"
+    CUSTOMER = "customer", "Customer"
+    PQL = "pql", "PQL"
+    RECYCLED = "recycled", "Recycled"
+    DISQUALIFIED = "disqualified", "Disqualified"
+    LOST = "lost", "Lost"
+
+
+class TransitionCause(models.TextChoices):
+    USER = "user", "A person"
+    RULE = "rule", "A scoring rule"
+    SEQUENCE = "sequence", "A nurture sequence"
+    API = "api", "An integration (API)"
+    SLA = "sla", "SLA enforcement"
+    SYSTEM = "system", "The system"
+
+
+class RejectionReason(models.TextChoices):
+    WRONG_PERSON = "wrong_person", "Wrong person"
+    NO_BUDGET_YET = "no_budget_yet", "No budget yet"
+    NOT_READY = "not_ready", "Not ready to talk"
+    BAD_DATA = "bad_data", "Bad data"
+    STUDENT = "student", "Student"
+    COMPETITOR = "competitor", "Competitor"
+    DUPLICATE = "duplicate", "Duplicate"
+    SPAM = "spam", "Spam"
+    NO_RESPONSE = "no_response", "No response"
+    OTHER = "other", "Other"
+
+
+class LossReason(models.TextChoices):
+    PRICE = "price", "Price"
+    COMPETITOR = "competitor", "Chose a competitor"
+    NO_DECISION = "no_decision", "No decision"
+    TIMING = "timing", "Timing"
+    FEATURES = "features", "Missing features"
+    OTHER = "other", "Other"
+
+
+class Channel(models.TextChoices):
+    INBOUND = "inbound", "Inbound (form)"
+    EVENT = "event", "Event"
+    INTERACTION = "interaction", "Interaction-based"
+    IMPORT = "import", "Import"
+    API = "api", "API / integration"
+    PRODUCT = "product", "Product (trial / free plan)"
+    MANUAL = "manual", "Entered by hand"
+
+
+class Company(TimeStampedModel):
+    name = models.CharField(max_length=200)
+    # Lower-cased email domain; only set for business domains (not free-mail).
+    domain = models.CharField(max_length=253, null=True, blank=True, unique=True)
+    size_band = models.CharField(max_length=20, blank=True, default="")
+    employees = models.PositiveIntegerField(null=True, blank=True)
+    industry = models.CharField(max_length=100, blank=True, default="")
+    country = models.CharField(max_length=100, blank=True, default="")
+    city = models.CharField(max_length=100, blank=True, default="")
+
+    class Meta:
+        verbose_name_plural = "companies"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Lead(TimeStampedModel):
+    # Stored lower-cased (trimmed), so uniqueness and lookups are case-insensitive
+    # and the intake can upsert with ON CONFLICT on a plain unique index.
+    email = models.EmailField(max_length=254, unique=True)
+    first_name = models.CharField(max_length=100, blank=True, default="")
+    last_name = models.CharField(max_length=100, blank=True, default="")
+    title = models.CharField(max_length=150, blank=True, default="")
+    phone = models.CharField(max_length=40, blank=True, default="")
+    company = models.ForeignKey(Company, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")
+    company_name = models.CharField(max_length=200, blank=True, default="")
+    company_size = models.CharField(max_length=20, blank=True, default="")
+    industry = models.CharField(max_length=100, blank=True, default="")
+    country = models.CharField(max_length=100, blank=True, default="")
+    city = models.CharField(max_length=100, blank=True, default="")
+    time_zone = models.CharField(max_length=64, blank=True, default="")
+    linkedin = models.CharField(max_length=200, blank=True, default="")
+    twitter = models.CharField(max_length=100, blank=True, default="")
+    custom_fields = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+
+    consent = models.BooleanField(default=False)
+    consent_at = models.DateTimeField(null=True, blank=True)
+    consent_source = models.CharField(max_length=200, blank=True, default="")
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    email_bounced_at = models.DateTimeField(null=True, blank=True)
+
+    # First touch: how the lead came in.
+    source = models.CharField(max_length=100, blank=True, default="")
+    channel = models.CharField(max_length=20, choices=Channel.choices, blank=True, default="")
+    first_form = models.ForeignKey("Form", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    utm_source = models.CharField(max_length=200, blank=True, default="")
+    utm_medium = models.CharField(max_length=200, blank=True, default="")
+    utm_campaign = models.CharField(max_length=200, blank=True, default="")
+    first_page_url = models.CharField(max_length=2000, blank=True, default="")
+
+    # Funnel position. Changed only by leads.services.lead_change_stage.
+    stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.VISITOR)
+    stage_changed_at = models.DateTimeField(default=timezone.now)
+    cycle = models.PositiveIntegerField(default=1)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_leads"
+    )
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    sla_due_at = models.DateTimeField(null=True, blank=True)
+    sla_breached_at = models.DateTimeField(null=True, blank=True)
+    sla_escalated_at = models.DateTimeField(null=True, blank=True)
+    first_response_at = models.DateTimeField(null=True, blank=True)
+
+    # Scores, maintained incrementally by the scoring app.
+    score = models.SmallIntegerField(default=0)
+    fit_score = models.SmallIntegerField(default=0)
+    engagement_score = models.SmallIntegerField(default=0)
+    fit_points = models.FloatField(default=0)
+    engagement_points = models.FloatField(default=0)
+    # Engagement points are stored as of this instant; decay is applied relative to it.
+    engagement_points_at = models.DateTimeField(null=True, blank=True)
+    mql_blocked = models.BooleanField(default=False)
+    score_updated_at = models.DateTimeField(null=True, blank=True)
+    predicted_probability = models.FloatField(null=True, blank=True)
+    last_activity_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # A rep's queue: their MQLs, oldest SLA first.
+            models.Index(fields=["owner", "stage", "sla_due_at"], name="lead_queue_idx"),
+            # Leads list filtered by stage, newest first; funnel drill-downs.
+            models.Index(fields=["stage", "-created_at"], name="lead_stage_created_idx"),
+            models.Index(fields=["-created_at"], name="lead_created_idx"),
+            models.Index(fields=["-score"], name="lead_score_idx"),
+            models.Index(fields=["source"], name="lead_source_idx"),
+            # SLA sweeper: open MQLs with a deadline.
+            models.Index(fields=["sla_due_at"], name="lead_sla_due_idx", condition=Q(stage="mql")),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class StageTransition(models.Model):
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="transitions")
+    from_stage = models.CharField(max_length=20, choices=Stage.choices, blank=True, default="")
+    to_stage = models.CharField(max_length=20, choices=Stage.choices)
+    at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    cause = models.CharField(max_length=20, choices=TransitionCause.choices, default=TransitionCause.SYSTEM)
+    # What caused it beyond a person: "rule:12", "sequence:3", "api:token-user", ...
+    cause_ref = models.CharField(max_length=100, blank=True, default="")
+    reason_code = models.CharField(max_length=40, blank=True, default="")
+    reason = models.TextField(blank=True, default="")
+    cycle = models.PositiveIntegerField(default=1)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Snapshot of what justified the move (score, contributing rules, qualification facts).
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [
+            # A lead's history, in order.
+            models.Index(fields=["lead", "at"], name="transition_lead_at_idx"),
+            # Funnel analytics: entries into a stage within a period.
+            models.Index(fields=["to_stage", "at"], name="transition_to_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lead_id}: {self.from_stage or '∅'} → {self.to_stage}"
+
+
+class InteractionType(models.TextChoices):
+    PAGE_VIEW = "page_view"
+    FORM_SUBMIT = "form_submit"
+    CONTENT_DOWNLOAD = "content_download"
+    EMAIL_SENT = "email_sent"
+    EMAIL_OPEN = "email_open"
+    EMAIL_CLICK = "email_click"
+    EMAIL_BOUNCE = "email_bounce"
+    UNSUBSCRIBE = "unsubscribe"
+    WEBINAR_REGISTERED = "webinar_registered"
+    WEBINAR_ATTENDED = "webinar_attended"
+    EVENT_ATTENDED = "event_attended"
+    TRADE_SHOW_VISIT = "trade_show_visit"
+    DEMO_REQUEST = "demo_request"
+    TRIAL_STARTED = "trial_started"
+    PRODUCT_USAGE = "product_usage"
+    SOCIAL_FOLLOW = "social_follow"
+    SMS_SENT = "sms_sent"
+    SMS_CLICK = "sms_click"
+    UPGRADE_INTEREST = "upgrade_interest"
+
+
+class Interaction(models.Model):
+    """Append-only: what a lead did (or what we sent them). Never updated after insert."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="interactions")
+    type = models.CharField(max_length=40, choices=InteractionType.choices)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    received_at = models.DateTimeField(default=timezone.now)
+    properties = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=100, blank=True, default="")
+    # An integration's own id for the event, to drop duplicates it re-sends.
+    external_id = models.CharField(max_length=200, null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # Timeline and per-lead scoring: a lead's events, newest first.
+            models.Index(fields=["lead", "-occurred_at"], name="interaction_lead_time_idx"),
+            # Set-based recompute and analytics by type over time.
+            models.Index(fields=["type", "occurred_at"], name="interaction_type_time_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "external_id"],
+                name="interaction_external_id_uniq",
+                condition=Q(external_id__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} by lead {self.lead_id}"
+
+
+class Form(TimeStampedModel):
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    channel = models.CharField(max_length=20, choices=Channel.choices, default=Channel.INBOUND)
+    # What kind of inbound form: content_download, contact, demo_request, paid_landing, webinar, event...
+    kind = models.CharField(max_length=40, blank=True, default="contact")
+    # Points this form's submissions are worth (channels are not equal).
+    channel_weight = models.IntegerField(default=0)
+    allowed_origins = models.JSONField(default=list, blank=True)
+    overwrite_profile = models.BooleanField(default=False)
+    honeypot_field = models.CharField(max_length=50, default="website")
+    success_message = models.CharField(max_length=300, blank=True, default="Thank you!")
+    redirect_url = models.CharField(max_length=2000, blank=True, default="")
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FormSubmission(models.Model):
+    form = models.ForeignKey(Form, on_delete=models.CASCADE, related_name="submissions")
+    lead = models.ForeignKey(Lead, null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions")
+    payload = models.JSONField(default=dict)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True, default="")
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    is_spam = models.BooleanField(default=False)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["form", "-received_at"], name="submission_form_time_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["form", "idempotency_key"],
+                name="submission_idempotency_uniq",
+                condition=Q(idempotency_key__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Submission {self.pk} of form {self.form_id}"
+
+
+class Opportunity(TimeStampedModel):
+    class Status(models.TextChoices):
+        OPEN = "open"
+        WON = "won"
+        LOST = "lost"
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="opportunities")
+    cycle = models.PositiveIntegerField(default=1)
+    buying_cycle = models.TextField()
+    influencer = models.TextField()
+    timeframe = models.CharField(max_length=200)
+    opportunity_size = models.DecimalField(max_digits=14, decimal_places=2)
+    next_step = models.TextField()
+    budget = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    close_reason_code = models.CharField(max_length=40, blank=True, default="")
+    close_reason = models.TextField(blank=True, default="")
+    closed_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name_plural = "opportunities"
+
+    def __str__(self) -> str:
+        return f"Opportunity for lead {self.lead_id} ({self.status})"
+
+
+class SalesRepProfile(models.Model):
+    """Routing facts about a sales rep: away, capacity, manager, territory."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="rep_profile")
+    is_away = models.BooleanField(default=False)
+    capacity = models.PositiveIntegerField(default=100, help_text="Most open MQLs this rep holds at once.")
+    manager = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    territories = models.JSONField(default=list, blank=True)
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Rep profile of {self.user}"
+
+
+class ImportJob(TimeStampedModel):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    file = models.FileField(upload_to="imports/")
+    original_name = models.CharField(max_length=300, blank=True, default="")
+    mapping = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=100, default="import")
+    dry_run = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Import {self.pk} ({self.status})"

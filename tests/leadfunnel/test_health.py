@@ -1,0 +1,61 @@
+import pytest
+
+
+def test_healthz_answers_without_touching_the_database(client):
+    # No django_db mark: any database access here would raise.
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_readyz_is_ok_when_database_and_broker_answer(client, monkeypatch):
+    monkeypatch.setattr("leadfunnel.views.check_broker", lambda: None)
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
+
+
+@pytest.mark.django_db
+def test_readyz_names_the_broker_when_it_is_down(client):
+    from leadfunnel.celery import app
+
+    old = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    app.pool.force_close_all()
+    try:
+        response = client.get("/readyz")
+    finally:
+        app.conf.broker_url = old
+        app.pool.force_close_all()
+    assert response.status_code == 503
+    body = response.json()
+    assert body["checks"] == {"database": "ok", "broker": "failed"}
+    assert "broker unreachable" in body["message"]
+    assert response["Retry-After"]
+
+
+@pytest.mark.django_db
+def test_readyz_names_the_database_when_it_is_down(client, monkeypatch):
+    monkeypatch.setattr("leadfunnel.views.check_broker", lambda: None)
+    monkeypatch.setattr("leadfunnel.views.check_database", lambda: "OperationalError: connection refused")
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"] == "failed"
+    assert "database unreachable" in response.json()["message"]
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_readyz_is_ok_against_a_real_redis(client, redis_server):
+    from leadfunnel.celery import app
+
+    old = app.conf.broker_url
+    app.conf.broker_url = redis_server.url
+    app.pool.force_close_all()
+    try:
+        response = client.get("/readyz")
+    finally:
+        app.conf.broker_url = old
+        app.pool.force_close_all()
+    assert response.status_code == 200, response.json()

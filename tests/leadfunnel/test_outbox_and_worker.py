@@ -1,0 +1,73 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from leadfunnel.models import OutboxMessage
+from leadfunnel.outbox import outbox_dispatch, outbox_handler, outbox_publish
+from leadfunnel.tasks import housekeeping
+from tests.conftest import wait_until
+
+received: list[dict] = []
+
+
+@outbox_handler("test.ping")
+def _record(payload: dict) -> None:
+    received.append(payload)
+
+
+@outbox_handler("test.boom")
+def _boom(payload: dict) -> None:
+    raise RuntimeError("handler failed")
+
+
+@pytest.mark.django_db
+def test_a_published_message_is_dispatched_once_even_if_swept_again():
+    received.clear()
+    message = outbox_publish(topic="test.ping", payload={"n": 1})
+    assert outbox_dispatch() == 1
+    assert outbox_dispatch() == 0
+    assert received == [{"n": 1}]
+    message.refresh_from_db()
+    assert message.dispatched_at is not None
+
+
+@pytest.mark.django_db
+def test_a_failing_handler_is_retried_later_with_the_error_kept():
+    message = outbox_publish(topic="test.boom", payload={})
+    assert outbox_dispatch() == 0
+    message.refresh_from_db()
+    assert message.dispatched_at is None
+    assert message.attempts == 1
+    assert "handler failed" in message.last_error
+    assert message.available_at > timezone.now()
+
+
+@pytest.mark.django_db
+def test_housekeeping_deletes_only_old_dispatched_messages():
+    old = OutboxMessage.objects.create(topic="x", dispatched_at=timezone.now() - timedelta(days=8))
+    recent = OutboxMessage.objects.create(topic="x", dispatched_at=timezone.now())
+    pending = OutboxMessage.objects.create(topic="x")
+    assert housekeeping() == {"outbox_deleted": 1}
+    assert not OutboxMessage.objects.filter(pk=old.pk).exists()
+    assert OutboxMessage.objects.filter(pk__in=[recent.pk, pending.pk]).count() == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_housekeeping_runs_through_a_real_worker_on_redis(celery_worker_factory, celery_app_on):
+    old = OutboxMessage.objects.create(topic="x", dispatched_at=timezone.now() - timedelta(days=30))
+    worker = celery_worker_factory()
+    housekeeping.delay()
+    wait_until(lambda: not OutboxMessage.objects.filter(pk=old.pk).exists(), message=worker.output())
+    assert "leadfunnel.tasks.housekeeping" in worker.output()
+
+
+def test_the_beat_schedule_gathers_periodic_jobs():
+    from leadfunnel.celery import app
+
+    app.finalize()
+    assert "outbox-sweep" in app.conf.beat_schedule
+    assert app.conf.task_acks_late is True
+    assert app.conf.accept_content == ["json"]
