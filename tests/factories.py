@@ -14,3 +14,67 @@ class UserFactory(factory.django.DjangoModelFactory):
     first_name = factory.Faker("first_name")
     last_name = factory.Faker("last_name")
     password = factory.PostGenerationMethodCall("set_password", "pass-word-123")
+
+
+# --- leads -----------------------------------------------------------------------
+# (Each app appends its factories below; import them from tests.factories.)
+from django.utils import timezone  # noqa: E402
+
+from leads.models import Company, Form, Interaction, Lead, StageTransition  # noqa: E402
+
+
+class CompanyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Company
+
+    name = factory.Sequence(lambda n: f"Acme {n}")
+    domain = factory.Sequence(lambda n: f"acme{n}.example")
+    size_band = "201-1000"
+    industry = "Software"
+    country = "DE"
+
+
+class LeadFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Lead
+
+    email = factory.Sequence(lambda n: f"lead{n}@acme.example")
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    title = "Head of Marketing"
+    source = "website"
+    channel = "inbound"
+
+
+class FormFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Form
+
+    slug = factory.Sequence(lambda n: f"form-{n}")
+    name = factory.Sequence(lambda n: f"Form {n}")
+    kind = "contact"
+    channel = "inbound"
+    channel_weight = 5
+
+
+class InteractionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Interaction
+
+    lead = factory.SubFactory(LeadFactory)
+    type = "page_view"
+    occurred_at = factory.LazyFunction(timezone.now)
+    properties = factory.LazyFunction(lambda: {"url": "https://acme.example/blog"})
+    source = "web"
+
+
+class StageTransitionFactory(factory.django.DjangoModelFactory):
+    """For building histories directly in analytics tests (bypasses the service on purpose)."""
+
+    class Meta:
+        model = StageTransition
+
+    lead = factory.SubFactory(LeadFactory)
+    from_stage = "visitor"
+    to_stage = "mql"
+    at = factory.LazyFunction(timezone.now)
