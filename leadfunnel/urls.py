@@ -18,6 +18,8 @@ urlpatterns = [
     path("api/v1/", include("leads.api_urls")),
     path("api/v1/", include("scoring.api_urls")),
     path("api/v1/", include("nurturing.api_urls")),
+    path("api/v1/", include("leadfunnel.api_urls")),
+    path("t/", include("nurturing.tracking_urls")),
     path("", include("nurturing.urls")),
     path("", include("scoring.urls")),
     path("", include("leads.urls")),
