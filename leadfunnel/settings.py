@@ -219,6 +219,12 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # --- REST API -----------------------------------------------------------------
 INTAKE_RATE_LIMIT = os.environ.get("INTAKE_RATE_LIMIT", "120/min")
+# Interactions for an email no lead has: "create" a visitor (default) or "reject" the event.
+LEADFUNNEL_UNKNOWN_EMAIL_EVENTS = os.environ.get("LEADFUNNEL_UNKNOWN_EMAIL_EVENTS", "create").strip().lower()
+if LEADFUNNEL_UNKNOWN_EMAIL_EVENTS not in {"create", "reject"}:
+    raise ImproperlyConfigured(
+        f"LEADFUNNEL_UNKNOWN_EMAIL_EVENTS must be 'create' or 'reject', got {LEADFUNNEL_UNKNOWN_EMAIL_EVENTS!r}"
+    )
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -261,6 +267,20 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", default=False)
 # Public base URL used in links inside emails (tracking pixel, clicks, unsubscribe).
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# --- SLA, outgoing webhooks, imports ------------------------------------------
+# Hours after an SLA breach before the lead is reassigned to the next rep.
+SLA_REASSIGN_AFTER_HOURS = env_int("SLA_REASSIGN_AFTER_HOURS", 4)
+# Deliver webhooks to private/loopback addresses (off in production; tests receive on 127.0.0.1).
+WEBHOOKS_ALLOW_PRIVATE_URLS = env_bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=False)
+WEBHOOKS_TIMEOUT_SECONDS = env_int("WEBHOOKS_TIMEOUT_SECONDS", 10)
+# Retries on timeouts/5xx: exponential backoff from this base, for this long after the event.
+WEBHOOKS_RETRY_BASE_SECONDS = env_int("WEBHOOKS_RETRY_BASE_SECONDS", 30)
+WEBHOOKS_RETRY_FOR_HOURS = env_int("WEBHOOKS_RETRY_FOR_HOURS", 24)
+# Failed attempts in a row after which a subscription is disabled (admins get a notice).
+WEBHOOKS_DISABLE_AFTER_FAILURES = env_int("WEBHOOKS_DISABLE_AFTER_FAILURES", 15)
+IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", 500)
+IMPORT_MAX_FILE_MB = env_int("IMPORT_MAX_FILE_MB", 50)
 
 # --- Static files -------------------------------------------------------------
 STATIC_URL = "/static/"

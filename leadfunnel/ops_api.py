@@ -1,0 +1,379 @@
+"""API views for funnel analytics, rep availability, webhooks, CSV import and export.
+
+Thin views: validate input with a plain serializer, call a selector or service, shape output.
+"""
+
+import json
+
+from django.contrib.auth import get_user_model
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from leads import analytics, exports, imports, sla
+from leads.models import ImportJob, Lead
+
+from .errors import ValidationFailed
+from .models import LeadAssignment, WebhookDelivery, WebhookSubscription
+from .roles import IsAdmin, IsMarketer, IsMarketerOrSales
+from .webhooks import EVENTS, webhook_create, webhook_delete, webhook_redeliver, webhook_update
+
+# --- funnel -------------------------------------------------------------------------------
+
+
+class FunnelView(APIView):
+    """Funnel numbers computed from the stage history (period or cohort view)."""
+
+    permission_classes = [IsMarketer]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("since", str, description="Start (YYYY-MM-DD or ISO date-time), default 30 days ago"),
+            OpenApiParameter("until", str, description="End, exclusive; a date means the end of that day"),
+            OpenApiParameter("group_by", str, enum=list(analytics.GROUP_BY_CHOICES)),
+            OpenApiParameter("view", str, enum=["period", "cohort"]),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request):
+        since, until = analytics.parse_period(request.query_params.get("since"), request.query_params.get("until"))
+        group_by = analytics.parse_group_by(request.query_params.get("group_by"))
+        view = request.query_params.get("view") or "period"
+        if view not in ("period", "cohort"):
+            raise ValidationFailed("view must be period or cohort.", fields={"view": ["Unknown view."]})
+        if view == "cohort":
+            body = analytics.funnel_cohort(since=since, until=until, group_by=group_by)
+        else:
+            body = analytics.funnel_summary(since=since, until=until, group_by=group_by)
+            body["stage_durations"] = analytics.stage_durations(since=since, until=until, group_by=group_by)["groups"]
+            quality_by = group_by if group_by in ("source", "channel", "form", "utm_campaign") else "channel"
+            body["channel_quality"] = {
+                "group_by": quality_by,
+                "groups": analytics.channel_quality(since=since, until=until, group_by=quality_by),
+            }
+            report = analytics.sla_report(since=since, until=until)
+            body["sla"] = {k: v for k, v in report.items() if k not in ("since", "until")}
+        body["view"] = view
+        return Response(body)
+
+
+# --- reps ----------------------------------------------------------------------------------
+
+
+class RepInput(serializers.Serializer):
+    is_away = serializers.BooleanField(required=False)
+    capacity = serializers.IntegerField(required=False, min_value=0, max_value=100_000)
+    manager = serializers.PrimaryKeyRelatedField(
+        queryset=get_user_model().objects.all(), required=False, allow_null=True
+    )
+
+
+class RepOutput(serializers.Serializer):
+    user = serializers.IntegerField(source="user_id")
+    username = serializers.CharField(source="user.username")
+    is_away = serializers.BooleanField()
+    capacity = serializers.IntegerField()
+    manager = serializers.IntegerField(source="manager_id", allow_null=True)
+    last_assigned_at = serializers.DateTimeField(allow_null=True)
+
+
+class RepUpdateView(APIView):
+    """Routing facts of a sales rep. Admins change all; a rep may set their own ``is_away``."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=RepInput, responses=RepOutput)
+    def patch(self, request, user_id: int):
+        data = RepInput(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        unknown = set(request.data) - set(RepInput().fields)
+        if unknown:
+            raise ValidationFailed(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+        profile = sla.rep_profile_update(actor=request.user, user_id=user_id, changes=dict(data.validated_data))
+        return Response(RepOutput(profile).data)
+
+
+class AssignmentOutput(serializers.ModelSerializer):
+    class Meta:
+        model = LeadAssignment
+        fields = ["id", "lead", "from_owner", "to_owner", "at", "cause", "reason", "cycle", "actor"]
+
+
+class LeadAssignmentsView(APIView):
+    """A lead's ownership history beyond stage changes (SLA reassignments), oldest first."""
+
+    permission_classes = [IsMarketerOrSales]
+
+    @extend_schema(responses=AssignmentOutput(many=True))
+    def get(self, request, lead_id: int):
+        get_object_or_404(Lead.objects.only("pk"), pk=lead_id)
+        rows = LeadAssignment.objects.filter(lead_id=lead_id).order_by("at", "id")
+        return Response(AssignmentOutput(rows, many=True).data)
+
+
+# --- webhooks --------------------------------------------------------------------------------
+
+
+class WebhookInput(serializers.Serializer):
+    url = serializers.URLField(max_length=2000)
+    secret = serializers.CharField(min_length=16, max_length=200, trim_whitespace=False)
+    events = serializers.ListField(child=serializers.CharField(max_length=100), allow_empty=False, max_length=50)
+    active = serializers.BooleanField(required=False, default=True)
+    description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class WebhookOutput(serializers.ModelSerializer):
+    secret_set = serializers.SerializerMethodField()
+
+    class Meta:
+        model = WebhookSubscription
+        fields = [
+            "id",
+            "url",
+            "events",
+            "description",
+            "active",
+            "secret_set",
+            "consecutive_failures",
+            "disabled_at",
+            "disabled_reason",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_secret_set(self, obj) -> bool:
+        return bool(obj.secret)
+
+
+class DeliveryOutput(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookDelivery
+        fields = [
+            "id",
+            "subscription",
+            "event",
+            "status",
+            "attempts",
+            "created_at",
+            "next_attempt_at",
+            "last_attempt_at",
+            "delivered_at",
+            "last_status_code",
+            "last_error",
+            "last_response_body",
+            "attempt_log",
+            "redelivery_of",
+            "payload",
+        ]
+
+
+class WebhookListView(APIView):
+    permission_classes = [IsAdmin]
+
+    @extend_schema(responses=WebhookOutput(many=True))
+    def get(self, request):
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(WebhookSubscription.objects.order_by("id"), request, view=self)
+        return paginator.get_paginated_response(WebhookOutput(page, many=True).data)
+
+    @extend_schema(request=WebhookInput, responses={201: WebhookOutput})
+    def post(self, request):
+        data = WebhookInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        subscription = webhook_create(actor=request.user, **data.validated_data)
+        return Response(WebhookOutput(subscription).data, status=status.HTTP_201_CREATED)
+
+
+class WebhookDetailView(APIView):
+    permission_classes = [IsAdmin]
+
+    @extend_schema(responses=WebhookOutput)
+    def get(self, request, pk: int):
+        return Response(WebhookOutput(get_object_or_404(WebhookSubscription, pk=pk)).data)
+
+    @extend_schema(request=WebhookInput(partial=True), responses=WebhookOutput)
+    def patch(self, request, pk: int):
+        data = WebhookInput(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        changes = {k: v for k, v in data.validated_data.items() if k in request.data}
+        subscription = webhook_update(subscription_id=pk, actor=request.user, **changes)
+        return Response(WebhookOutput(subscription).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, pk: int):
+        webhook_delete(subscription_id=pk, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebhookEventsView(APIView):
+    permission_classes = [IsAdmin]
+
+    @extend_schema(
+        responses=inline_serializer(
+            "WebhookEvent", {"name": serializers.CharField(), "description": serializers.CharField()}, many=True
+        )
+    )
+    def get(self, request):
+        return Response([{"name": name, "description": text} for name, text in EVENTS.items()])
+
+
+class WebhookDeliveriesView(APIView):
+    """The delivery log of one subscription, newest first."""
+
+    permission_classes = [IsAdmin]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, enum=list(WebhookDelivery.Status.values))],
+        responses=DeliveryOutput(many=True),
+    )
+    def get(self, request, pk: int):
+        get_object_or_404(WebhookSubscription.objects.only("pk"), pk=pk)
+        rows = WebhookDelivery.objects.filter(subscription_id=pk).order_by("-created_at", "-id")
+        wanted = request.query_params.get("status")
+        if wanted:
+            if wanted not in WebhookDelivery.Status.values:
+                raise ValidationFailed(f"status must be one of {', '.join(WebhookDelivery.Status.values)}.")
+            rows = rows.filter(status=wanted)
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        return paginator.get_paginated_response(DeliveryOutput(page, many=True).data)
+
+
+class WebhookRedeliverView(APIView):
+    permission_classes = [IsAdmin]
+
+    @extend_schema(request=None, responses={202: DeliveryOutput})
+    def post(self, request, pk: int):
+        delivery = webhook_redeliver(delivery_id=pk, actor=request.user)
+        return Response(DeliveryOutput(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+
+# --- imports and export ----------------------------------------------------------------------
+
+
+class ImportInput(serializers.Serializer):
+    file = serializers.FileField()
+    mapping = serializers.CharField(required=False, allow_blank=True, help_text="JSON: {lead field: CSV column}")
+    dry_run = serializers.BooleanField(required=False, default=False)
+
+
+class ImportOutput(serializers.ModelSerializer):
+    progress = serializers.SerializerMethodField()
+    errors_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ImportJob
+        fields = [
+            "id",
+            "status",
+            "original_name",
+            "mapping",
+            "source",
+            "total_rows",
+            "processed_rows",
+            "progress",
+            "created_count",
+            "updated_count",
+            "error_count",
+            "errors_url",
+            "created_at",
+            "finished_at",
+        ]
+
+    def get_progress(self, obj) -> float:
+        if obj.status == ImportJob.Status.DONE:
+            return 1.0
+        return round(obj.processed_rows / obj.total_rows, 4) if obj.total_rows else 0.0
+
+    def get_errors_url(self, obj) -> str:
+        return f"/api/v1/imports/{obj.pk}/errors.csv"
+
+
+class ImportListView(APIView):
+    permission_classes = [IsMarketer]
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    @extend_schema(responses=ImportOutput(many=True))
+    def get(self, request):
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(ImportJob.objects.order_by("-created_at", "-id"), request, view=self)
+        return paginator.get_paginated_response(ImportOutput(page, many=True).data)
+
+    @extend_schema(
+        request={"multipart/form-data": ImportInput},
+        responses={201: ImportOutput, 200: OpenApiTypes.OBJECT},
+        description="Upload a CSV. With dry_run=true the answer (200) is a preview and nothing is stored; "
+        "otherwise (201) an import job is created and processed in the background.",
+    )
+    def post(self, request):
+        data = ImportInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        raw_mapping = data.validated_data.get("mapping") or ""
+        try:
+            mapping = json.loads(raw_mapping) if raw_mapping.strip() else {}
+        except json.JSONDecodeError:
+            raise ValidationFailed("mapping is not valid JSON.", fields={"mapping": ["Not JSON."]}) from None
+        upload = data.validated_data["file"]
+        content = upload.read()
+        if data.validated_data["dry_run"]:
+            return Response(imports.import_preview(content=content, mapping=mapping))
+        job = imports.import_create(actor=request.user, content=content, filename=upload.name, mapping=mapping)
+        return Response(ImportOutput(job).data, status=status.HTTP_201_CREATED)
+
+
+class ImportDetailView(APIView):
+    permission_classes = [IsMarketer]
+
+    @extend_schema(responses=ImportOutput)
+    def get(self, request, pk: int):
+        return Response(ImportOutput(get_object_or_404(ImportJob, pk=pk)).data)
+
+
+def _csv_response(lines, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+class ImportErrorsView(APIView):
+    """The per-row error report of an import, as CSV."""
+
+    permission_classes = [IsMarketer]
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
+    def get(self, request, pk: int):
+        import csv
+
+        job = get_object_or_404(ImportJob, pk=pk)
+
+        class Echo:
+            def write(self, value):
+                return value
+
+        writer = csv.writer(Echo())
+        return _csv_response(
+            (writer.writerow(row) for row in imports.import_errors_csv_rows(job)), f"import-{job.pk}-errors.csv"
+        )
+
+
+class LeadExportView(APIView):
+    """The filtered lead list as CSV, streamed."""
+
+    permission_classes = [IsMarketer]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(name, str) for name in ("email", "stage", "owner", "min_score", "source", "search")
+        ],
+        responses={(200, "text/csv"): OpenApiTypes.STR},
+    )
+    def get(self, request):
+        qs = exports.leads_export_queryset(request.query_params)
+        return _csv_response(exports.leads_export_rows(qs), "leads.csv")

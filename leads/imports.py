@@ -1,0 +1,422 @@
+"""CSV import of leads: column mapping, dedupe by email, per-row errors, dry run, resumable jobs.
+
+- :func:`import_prepare` checks an uploaded file and its mapping (header present, mapped
+  columns exist, an email column) before anything is stored; bad input is a 400.
+- :func:`import_preview` is the dry run: every row parsed and validated, the first rows
+  shown, nothing written.
+- :func:`import_create` stores the file in an :class:`ImportJob`; the Celery task
+  ``leads.tasks.import_run_job`` calls :func:`import_run`.
+- :func:`import_run` processes the file in batches of ``IMPORT_BATCH_SIZE`` rows, each in its
+  own transaction that also advances ``processed_rows`` — so a crash leaves whole batches
+  only, and running the job again resumes after the last committed batch.
+
+Dedupe: emails are lower-cased; an existing lead (or an earlier row of the same file) is
+updated by filling its blank fields only, never overwriting what is known. New leads get
+source ``import`` and channel ``import``, are scored, and publish ``lead.created``.
+"""
+
+import csv
+import io
+import logging
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.files.base import ContentFile
+from django.core.validators import validate_email
+from django.db import transaction
+from django.utils import timezone
+
+from leadfunnel.errors import NotFound, ValidationFailed
+from leadfunnel.outbox import outbox_publish_many
+
+from .models import Channel, ImportJob, Lead
+
+logger = logging.getLogger(__name__)
+
+# Lead fields a CSV column may fill, with their longest value.
+IMPORT_FIELDS: dict[str, int] = {
+    "email": 254,
+    "first_name": 100,
+    "last_name": 100,
+    "title": 150,
+    "phone": 40,
+    "company_name": 200,
+    "company_size": 20,
+    "industry": 100,
+    "country": 100,
+    "city": 100,
+    "linkedin": 200,
+    "twitter": 100,
+    "utm_source": 200,
+    "utm_medium": 200,
+    "utm_campaign": 200,
+}
+ALIASES = {"company": "company_name", "job_title": "title", "firstname": "first_name", "lastname": "last_name"}
+CUSTOM_PREFIX = "custom:"
+PREVIEW_ROWS = 20
+MAX_STORED_ERRORS = 10_000
+IMPORT_SOURCE = "import"
+
+
+@dataclass
+class ParsedRow:
+    line: int
+    email: str
+    values: dict[str, str] = field(default_factory=dict)
+    custom: dict[str, str] = field(default_factory=dict)
+
+
+class RowError(Exception):
+    pass
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def mapping_parse_option(raw: str) -> dict[str, str]:
+    """``email=Email,first_name=First Name`` (the management command's --map) → dict."""
+    mapping: dict[str, str] = {}
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        if "=" not in part:
+            raise ValidationFailed(f"Mapping entries look like field=Column, got {part.strip()!r}.")
+        target, column = part.split("=", 1)
+        mapping[target.strip()] = column.strip()
+    return mapping
+
+
+def _check_mapping(mapping: dict, header: list[str]) -> dict[str, str]:
+    """Validate ``{lead field: CSV column}``; with no mapping, map columns named like fields."""
+    if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
+        raise ValidationFailed("mapping must be a JSON object of lead field → CSV column name.")
+    if not mapping:
+        for column in header:
+            target = ALIASES.get(_norm(column), _norm(column))
+            if target in IMPORT_FIELDS and target not in mapping:
+                mapping[target] = column
+    mapping = {ALIASES.get(k, k): v for k, v in mapping.items()}
+    errors = {}
+    for target, column in mapping.items():
+        if target not in IMPORT_FIELDS and not (target.startswith(CUSTOM_PREFIX) and len(target) > len(CUSTOM_PREFIX)):
+            errors[target] = [f"Unknown lead field. Use one of {', '.join(IMPORT_FIELDS)} or custom:<name>."]
+        elif column not in header:
+            errors[target] = [f"Column {column!r} is not in the file (columns: {', '.join(header)})."]
+    if "email" not in mapping and "email" not in errors:
+        errors["email"] = ["Map a column to email: leads are matched by email."]
+    if errors:
+        raise ValidationFailed(next(iter(errors.values()))[0], fields={"mapping": errors})
+    return mapping
+
+
+def _open_text(raw: bytes | io.IOBase) -> io.TextIOBase:
+    if isinstance(raw, bytes):
+        raw = io.BytesIO(raw)
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+
+
+def _read_header(text: io.TextIOBase) -> tuple[csv.reader, list[str]]:
+    try:
+        reader = csv.reader(text)
+        header = next(reader, None)
+    except UnicodeDecodeError:
+        raise ValidationFailed("The file is not UTF-8 text; save the CSV as UTF-8 and try again.") from None
+    except csv.Error as exc:
+        raise ValidationFailed(f"The file is not a readable CSV: {exc}.") from None
+    if not header or not any(h.strip() for h in header):
+        raise ValidationFailed("The file has no header row.")
+    return reader, [h.strip() for h in header]
+
+
+def _parse_row(line: int, record: list[str], index: dict[str, int], mapping: dict[str, str]) -> ParsedRow:
+    def cell(column: str) -> str:
+        position = index[column]
+        return record[position].strip() if position < len(record) else ""
+
+    email = cell(mapping["email"]).lower()
+    if not email:
+        raise RowError("email is empty")
+    try:
+        validate_email(email)
+    except DjangoValidationError:
+        raise RowError(f"email {email!r} is not a valid address") from None
+    row = ParsedRow(line=line, email=email)
+    for target, column in mapping.items():
+        if target == "email":
+            continue
+        value = cell(column)
+        if not value:
+            continue
+        if target.startswith(CUSTOM_PREFIX):
+            row.custom[target[len(CUSTOM_PREFIX) :]] = value[:2000]
+            continue
+        if len(value) > IMPORT_FIELDS[target]:
+            raise RowError(f"{target} is longer than {IMPORT_FIELDS[target]} characters")
+        row.values[target] = value
+    return row
+
+
+def _iter_rows(text: io.TextIOBase, mapping: dict[str, str], *, skip: int = 0):
+    """Yield ``(line, ParsedRow | None, error | None)`` for each data row after ``skip`` rows."""
+    reader, header = _read_header(text)
+    index = {name: i for i, name in enumerate(header)}
+    number = 0
+    try:
+        for record in reader:
+            if not any(c.strip() for c in record):
+                continue  # blank lines are not rows
+            number += 1
+            if number <= skip:
+                continue
+            line = reader.line_num
+            try:
+                yield number, _parse_row(line, record, index, mapping), None
+            except RowError as exc:
+                email = record[index[mapping["email"]]].strip() if index[mapping["email"]] < len(record) else ""
+                yield number, None, {"row": number, "line": line, "email": email, "error": str(exc)}
+    except UnicodeDecodeError:
+        raise ValidationFailed("The file is not UTF-8 text; save the CSV as UTF-8 and try again.") from None
+    except csv.Error as exc:
+        raise ValidationFailed(f"The CSV is malformed near row {number + 1}: {exc}.") from None
+
+
+# --- checking and dry run ---------------------------------------------------------------
+
+
+def import_prepare(*, content: bytes, mapping: dict | None) -> dict[str, str]:
+    """Check the header and the mapping; returns the effective mapping. 400 on problems."""
+    if len(content) > settings.IMPORT_MAX_FILE_MB * 1024 * 1024:
+        raise ValidationFailed(f"The file is larger than {settings.IMPORT_MAX_FILE_MB} MB.")
+    _, header = _read_header(_open_text(content))
+    return _check_mapping(dict(mapping or {}), header)
+
+
+def import_preview(*, content: bytes, mapping: dict | None, rows: int = PREVIEW_ROWS) -> dict:
+    """Dry run over the whole file: nothing is written. Shows the first ``rows`` parsed rows,
+    the per-row errors and how many leads would be created or updated (one query per 1,000 rows).
+    """
+    effective = import_prepare(content=content, mapping=mapping)
+    preview, errors, seen = [], [], {}
+    total = 0
+    for number, row, error in _iter_rows(_open_text(content), effective):
+        total += 1
+        if error:
+            if len(errors) < MAX_STORED_ERRORS:
+                errors.append(error)
+            continue
+        if len(preview) < rows:
+            preview.append(
+                {"row": number, "email": row.email, **row.values, **{f"custom:{k}": v for k, v in row.custom.items()}}
+            )
+        seen.setdefault(row.email, number)
+    existing = 0
+    emails = list(seen)
+    for start in range(0, len(emails), 1000):
+        existing += Lead.objects.filter(email__in=emails[start : start + 1000]).count()
+    valid = total - len(errors)
+    return {
+        "dry_run": True,
+        "mapping": effective,
+        "total_rows": total,
+        "valid_rows": valid,
+        "error_count": len(errors),
+        "would_create": len(emails) - existing,
+        "would_update": existing,
+        "duplicates_in_file": valid - len(emails),
+        "preview": preview,
+        "errors": errors[:100],
+    }
+
+
+# --- the job -------------------------------------------------------------------------------
+
+
+def import_create(*, actor, content: bytes, filename: str, mapping: dict | None, queue: bool = True) -> ImportJob:
+    """Store the upload as a pending job and (``queue``) start it in a worker after commit."""
+    effective = import_prepare(content=content, mapping=mapping)
+    with transaction.atomic():
+        job = ImportJob(
+            created_by=actor if getattr(actor, "is_authenticated", False) else None,
+            original_name=filename[:300],
+            mapping=effective,
+            source=IMPORT_SOURCE,
+            dry_run=False,
+        )
+        job.file.save(
+            f"{timezone.now():%Y%m%d%H%M%S}-{filename[-80:] or 'leads.csv'}", ContentFile(content), save=False
+        )
+        job.save()
+        if queue:
+            transaction.on_commit(lambda: _kick(job.pk))
+    return job
+
+
+def _kick(job_id: int) -> None:
+    from .tasks import import_run_job
+
+    try:
+        import_run_job.apply_async(args=[job_id], retry=False)
+    except Exception as exc:  # the beat sweep starts it when the broker is back
+        logger.warning("broker unavailable, import %s left for the sweep: %s", job_id, exc)
+
+
+def _count_rows(job: ImportJob) -> int:
+    with job.file.open("rb") as handle:
+        reader, _ = _read_header(_open_text(handle))
+        return sum(1 for record in reader if any(c.strip() for c in record))
+
+
+def import_run(*, job_id: int, batch_size: int | None = None) -> ImportJob:
+    """Process (or resume) an import job. Safe to call twice: each batch locks the job row
+    (``SKIP LOCKED``) and re-reads ``processed_rows`` before writing, so two workers never
+    import the same rows."""
+    batch_size = batch_size or settings.IMPORT_BATCH_SIZE
+    job = ImportJob.objects.filter(pk=job_id).first()
+    if job is None:
+        raise NotFound("No such import.")
+    if job.status == ImportJob.Status.DONE:
+        return job
+    claimed = ImportJob.objects.filter(
+        pk=job_id, status__in=[ImportJob.Status.PENDING, ImportJob.Status.RUNNING, ImportJob.Status.FAILED]
+    ).update(status=ImportJob.Status.RUNNING, updated_at=timezone.now())
+    if not claimed:
+        return job
+    try:
+        if not job.total_rows:
+            ImportJob.objects.filter(pk=job_id).update(total_rows=_count_rows(job))
+        with job.file.open("rb") as handle:
+            rows = _iter_rows(_open_text(handle), job.mapping, skip=job.processed_rows)
+            while True:
+                batch = []
+                for item in rows:
+                    batch.append(item)
+                    if len(batch) >= batch_size:
+                        break
+                if not batch:
+                    break
+                if not _import_batch(job_id, batch):
+                    return ImportJob.objects.get(pk=job_id)  # another worker has the job
+        ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.RUNNING).update(
+            status=ImportJob.Status.DONE, finished_at=timezone.now(), updated_at=timezone.now()
+        )
+    except ValidationFailed as exc:
+        ImportJob.objects.filter(pk=job_id).update(status=ImportJob.Status.FAILED, updated_at=timezone.now())
+        _append_errors(job_id, [{"row": None, "line": None, "email": "", "error": exc.message}])
+    except Exception:
+        # Leave whole batches committed; the job stays resumable (run it again).
+        logger.exception("import %s stopped", job_id)
+        ImportJob.objects.filter(pk=job_id).update(status=ImportJob.Status.FAILED, updated_at=timezone.now())
+        raise
+    return ImportJob.objects.get(pk=job_id)
+
+
+def _append_errors(job_id: int, errors: list[dict]) -> None:
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job_id)
+        room = MAX_STORED_ERRORS - len(job.errors)
+        job.errors = job.errors + errors[: max(0, room)]
+        job.save(update_fields=["errors", "updated_at"])
+
+
+@transaction.atomic
+def _import_batch(job_id: int, batch: list[tuple[int, ParsedRow | None, dict | None]]) -> bool:
+    job = ImportJob.objects.select_for_update(skip_locked=True).filter(pk=job_id).first()
+    if job is None or job.status != ImportJob.Status.RUNNING:
+        return False
+    first_number = batch[0][0]
+    if first_number != job.processed_rows + 1:
+        return False  # someone else advanced the job: do not import these rows twice
+    errors = [error for _, _, error in batch if error]
+    parsed = [row for _, row, _ in batch if row]
+    # Later rows of the same email fill what earlier ones left blank.
+    merged: dict[str, ParsedRow] = {}
+    for row in parsed:
+        if row.email in merged:
+            target = merged[row.email]
+            for key, value in row.values.items():
+                target.values.setdefault(key, value)
+            for key, value in row.custom.items():
+                target.custom.setdefault(key, value)
+        else:
+            merged[row.email] = ParsedRow(
+                line=row.line, email=row.email, values=dict(row.values), custom=dict(row.custom)
+            )
+
+    existing = {lead.email: lead for lead in Lead.objects.select_for_update().filter(email__in=list(merged))}
+    now = timezone.now()
+    to_create, changed, changed_fields = [], [], set()
+    for email, row in merged.items():
+        lead = existing.get(email)
+        if lead is None:
+            to_create.append(
+                Lead(
+                    email=email,
+                    source=IMPORT_SOURCE,
+                    channel=Channel.IMPORT,
+                    custom_fields=row.custom,
+                    created_at=now,
+                    stage_changed_at=now,
+                    **row.values,
+                )
+            )
+            continue
+        dirty = False
+        for key, value in row.values.items():
+            if not getattr(lead, key):
+                setattr(lead, key, value)
+                changed_fields.add(key)
+                dirty = True
+        missing_custom = {k: v for k, v in row.custom.items() if k not in (lead.custom_fields or {})}
+        if missing_custom:
+            lead.custom_fields = {**(lead.custom_fields or {}), **missing_custom}
+            changed_fields.add("custom_fields")
+            dirty = True
+        if dirty:
+            changed.append(lead)
+    # A concurrent intake may create one of these emails meanwhile: skip it rather than fail.
+    Lead.objects.bulk_create(to_create, ignore_conflicts=True)
+    created = list(
+        Lead.objects.filter(email__in=[lead.email for lead in to_create], created_at=now, source=IMPORT_SOURCE)
+    )
+    if changed:
+        Lead.objects.bulk_update(changed, sorted(changed_fields | {"updated_at"}))
+    _score(created + changed)
+    outbox_publish_many(
+        messages=[
+            ("lead.created", {"lead_id": lead.pk, "source": IMPORT_SOURCE, "form_slug": None}) for lead in created
+        ]
+    )
+    room = max(0, MAX_STORED_ERRORS - len(job.errors))
+    job.errors = job.errors + errors[:room]
+    job.processed_rows += len(batch)
+    job.created_count += len(created)
+    job.updated_count += len(changed)
+    job.error_count += len(errors)
+    job.save(update_fields=["errors", "processed_rows", "created_count", "updated_count", "error_count", "updated_at"])
+    return True
+
+
+def _score(leads: list[Lead]) -> None:
+    """Score new and changed leads (the bulk variant when the scoring app offers one)."""
+    if not leads:
+        return
+    from scoring import services as scoring
+
+    bulk = getattr(scoring, "score_profile_change_bulk", None)
+    if bulk is not None:
+        bulk(leads=leads)
+        return
+    for lead in leads:
+        scoring.score_profile_change(lead=lead)
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def import_errors_csv_rows(job: ImportJob):
+    """Rows of the downloadable error report: header first."""
+    yield ["row", "line", "email", "error"]
+    for error in job.errors:
+        yield [error.get("row"), error.get("line"), error.get("email", ""), error.get("error", "")]

@@ -1,0 +1,246 @@
+"""Response SLA for leads waiting for sales (MQL/PQL): breach, notify, reassign; rep availability.
+
+The beat task ``leads.tasks.sla_enforce`` calls :func:`sla_enforce` every minute:
+
+1. **Breach**: a lead in MQL/PQL whose ``sla_due_at`` passed without a first response
+   gets ``sla_breached_at``; its rep and the rep's manager get an email.
+2. **Reassign**: ``SLA_REASSIGN_AFTER_HOURS`` after the breach, still unanswered, the
+   lead goes to the next rep in the round-robin (never the same rep), with a fresh SLA
+   deadline. The move is recorded as a :class:`leadfunnel.models.LeadAssignment` (the
+   lead's ownership history, shown on the timeline) and an audit event; both reps are told.
+
+Each lead is handled under ``SELECT … FOR UPDATE SKIP LOCKED``, with its condition
+re-checked on the locked row, so two sweeps (or a sweep racing a rep's accept) never
+act twice.
+"""
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from leadfunnel.audit import audit_record
+from leadfunnel.errors import Forbidden, NotFound, ValidationFailed
+from leadfunnel.models import LeadAssignment, Notification
+from leadfunnel.notifications import notification_create
+from leadfunnel.roles import is_admin
+
+from .funnel import AWAITING_SALES
+from .models import Lead, SalesRepProfile
+from .services import current_sla_hours, rep_pick_next
+
+logger = logging.getLogger(__name__)
+
+BATCH = 200
+
+
+def _manager_of(user) -> object | None:
+    if user is None:
+        return None
+    profile = SalesRepProfile.objects.filter(user=user).select_related("manager").first()
+    return profile.manager if profile else None
+
+
+def _lead_label(lead: Lead) -> str:
+    return f"{lead.full_name or lead.email} ({lead.email})"
+
+
+def sla_breach_mark(*, now: datetime | None = None) -> int:
+    """Mark overdue MQL/PQL leads breached and queue the emails. Returns how many were marked."""
+    now = now or timezone.now()
+    marked = 0
+    while True:
+        with transaction.atomic():
+            leads = list(
+                Lead.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(
+                    stage__in=list(AWAITING_SALES),
+                    sla_due_at__lte=now,
+                    first_response_at__isnull=True,
+                    sla_breached_at__isnull=True,
+                )
+                .select_related("owner")
+                .order_by("sla_due_at")[:BATCH]
+            )
+            if not leads:
+                return marked
+            Lead.objects.filter(pk__in=[lead.pk for lead in leads]).update(sla_breached_at=now, updated_at=now)
+            for lead in leads:
+                _notify_breach(lead, now=now)
+            marked += len(leads)
+        if len(leads) < BATCH:
+            return marked
+
+
+def _notify_breach(lead: Lead, *, now: datetime) -> None:
+    rep = lead.owner
+    manager = _manager_of(rep)
+    overdue = now - lead.sla_due_at
+    reassign_at = now + timedelta(hours=settings.SLA_REASSIGN_AFTER_HOURS)
+    body = (
+        f"{_lead_label(lead)} has waited for a first response past its SLA deadline "
+        f"({lead.sla_due_at:%Y-%m-%d %H:%M} UTC, {int(overdue.total_seconds() // 60)} min ago).\n"
+        f"Rep: {rep.get_username() if rep else 'nobody'}.\n"
+        f"Unless it is accepted or rejected, it is reassigned to the next rep around {reassign_at:%Y-%m-%d %H:%M} UTC.\n\n"
+        f"{settings.SITE_URL}/leads/{lead.pk}/\n"
+    )
+    notification_create(
+        recipients=[rep, manager],
+        kind=Notification.Kind.SLA_BREACHED,
+        subject=f"SLA breached: {_lead_label(lead)}",
+        body=body,
+        dedupe_key=f"sla_breached:{lead.pk}:{lead.cycle}:{lead.assigned_at.isoformat() if lead.assigned_at else ''}",
+    )
+
+
+def sla_reassign_overdue(*, now: datetime | None = None) -> int:
+    """Reassign leads breached more than SLA_REASSIGN_AFTER_HOURS ago. Returns how many moved."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(hours=settings.SLA_REASSIGN_AFTER_HOURS)
+    candidate_ids = list(
+        Lead.objects.filter(
+            stage__in=list(AWAITING_SALES),
+            sla_breached_at__lte=cutoff,
+            first_response_at__isnull=True,
+        )
+        .order_by("sla_breached_at")
+        .values_list("pk", flat=True)[:1000]
+    )
+    moved = 0
+    for lead_id in candidate_ids:
+        if lead_reassign(lead_id=lead_id, now=now, cause=LeadAssignment.Cause.SLA, cutoff=cutoff) is not None:
+            moved += 1
+    return moved
+
+
+@transaction.atomic
+def lead_reassign(
+    *,
+    lead_id: int,
+    now: datetime | None = None,
+    cause: str = LeadAssignment.Cause.SLA,
+    to_user=None,
+    actor=None,
+    cutoff: datetime | None = None,
+) -> LeadAssignment | None:
+    """Give a waiting lead to another rep (``to_user``, else the next in the round-robin).
+
+    For ``cause="sla"`` the lead must still be breached before ``cutoff`` and unanswered
+    (checked on the locked row); ``None`` when there is nothing to do or no rep is free.
+    """
+    now = now or timezone.now()
+    lead = (
+        Lead.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("owner")
+        .filter(pk=lead_id)
+        .first()
+    )
+    if lead is None or lead.stage not in AWAITING_SALES or lead.first_response_at is not None:
+        return None
+    if cause == LeadAssignment.Cause.SLA and (
+        lead.sla_breached_at is None or (cutoff is not None and lead.sla_breached_at > cutoff)
+    ):
+        return None
+    previous = lead.owner
+    new_owner = to_user or rep_pick_next(exclude_user_ids=(previous.pk,) if previous else ())
+    if new_owner is None:
+        logger.warning("lead %s: SLA breached but no other rep is available", lead.pk)
+        return None
+    breached_at = lead.sla_breached_at
+    lead.owner = new_owner
+    lead.assigned_at = now
+    lead.sla_due_at = now + timedelta(hours=current_sla_hours())
+    lead.sla_breached_at = None
+    lead.sla_escalated_at = now
+    lead.save(update_fields=["owner", "assigned_at", "sla_due_at", "sla_breached_at", "sla_escalated_at", "updated_at"])
+    SalesRepProfile.objects.update_or_create(user=new_owner, defaults={"last_assigned_at": now})
+    reason = (
+        f"No response within the SLA (breached {breached_at:%Y-%m-%d %H:%M} UTC); reassigned after "
+        f"{settings.SLA_REASSIGN_AFTER_HOURS} h."
+        if cause == LeadAssignment.Cause.SLA and breached_at
+        else "Reassigned by hand."
+    )
+    assignment = LeadAssignment.objects.create(
+        lead=lead,
+        from_owner=previous,
+        to_owner=new_owner,
+        at=now,
+        cause=cause,
+        reason=reason,
+        cycle=lead.cycle,
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    audit_record(
+        actor=actor,
+        action="lead.reassigned",
+        obj=lead,
+        changes={
+            "owner": [previous.pk if previous else None, new_owner.pk],
+            "cause": cause,
+            "assignment_id": assignment.pk,
+        },
+    )
+    notification_create(
+        recipients=[new_owner],
+        kind=Notification.Kind.SLA_REASSIGNED,
+        subject=f"Lead reassigned to you: {_lead_label(lead)}",
+        body=(
+            f"{_lead_label(lead)} was reassigned to you. {reason}\n"
+            f"Please accept or reject before {lead.sla_due_at:%Y-%m-%d %H:%M} UTC.\n\n"
+            f"{settings.SITE_URL}/leads/{lead.pk}/\n"
+        ),
+        dedupe_key=f"reassigned:{assignment.pk}",
+    )
+    if previous is not None:
+        notification_create(
+            recipients=[previous, _manager_of(previous)],
+            kind=Notification.Kind.SLA_REASSIGNED,
+            subject=f"Lead reassigned away: {_lead_label(lead)}",
+            body=f"{_lead_label(lead)} was reassigned from {previous.get_username()} to {new_owner.get_username()}. {reason}\n",
+            dedupe_key=f"reassigned_away:{assignment.pk}",
+        )
+    return assignment
+
+
+def sla_enforce(*, now: datetime | None = None) -> dict:
+    now = now or timezone.now()
+    return {"breached": sla_breach_mark(now=now), "reassigned": sla_reassign_overdue(now=now)}
+
+
+# --- rep availability ------------------------------------------------------------
+
+REP_FIELDS = ("is_away", "capacity", "manager")
+
+
+def rep_profile_update(*, actor, user_id: int, changes: dict) -> SalesRepProfile:
+    """Change a rep's routing facts. Admins may change all; a rep only their own ``is_away``."""
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None or not user.groups.filter(name="sales").exists():
+        raise NotFound("No such sales rep.")
+    unknown = set(changes) - set(REP_FIELDS)
+    if unknown:
+        raise ValidationFailed(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+    if not is_admin(actor):
+        if actor.pk != user.pk:
+            raise Forbidden("Only admins may change another rep's availability.")
+        if set(changes) - {"is_away"}:
+            raise Forbidden("Reps may only change their own away status; ask an admin for capacity or manager.")
+    if "manager" in changes and changes["manager"] is not None and changes["manager"].pk == user.pk:
+        raise ValidationFailed("A rep cannot be their own manager.", fields={"manager": ["Choose someone else."]})
+    with transaction.atomic():
+        profile, _ = SalesRepProfile.objects.select_for_update().get_or_create(user=user)
+        before = {f: getattr(profile, f"{f}_id" if f == "manager" else f) for f in changes}
+        for field, value in changes.items():
+            setattr(profile, field, value)
+        profile.save(update_fields=list(changes) or None)
+        after = {f: getattr(profile, f"{f}_id" if f == "manager" else f) for f in changes}
+        audit_record(
+            actor=actor,
+            action="rep.updated",
+            obj=profile,
+            changes={f: [before[f], after[f]] for f in changes if before[f] != after[f]},
+        )
+    return profile
