@@ -1,16 +1,895 @@
-"""Scoring writes. The leads app calls these inside the transaction that stores
-interactions or profile changes; they keep the lead's scores current."""
+"""Scoring writes. The leads app calls the three entry points inside the transaction
+that stores interactions or profile changes; they keep the lead's scores current
+incrementally, with a query count that does not grow with the lead's history:
 
-from leads.models import Interaction, Lead
+1. the settings row (the rule set itself comes from a per-process cache keyed by
+   the settings version),
+2. the lead rows, locked ``SELECT … FOR UPDATE`` (so concurrent interactions on
+   one lead are serialised and never lose points),
+3. the leads' per-rule running totals (at most one row per rule),
+4. (only for form submissions under a channel-weight rule) the forms' weights,
+5. INSERT of the new contributions (one statement),
+6. upsert of the changed totals (one statement),
+7. UPDATE of the leads' scores (one statement).
+
+A profile change may add the DELETE of the profile rules that stopped matching;
+a promotion adds what ``leads.services.lead_change_stage`` does.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from leadfunnel.audit import audit_record
+from leadfunnel.errors import NotFound, ValidationFailed
+from leads.models import Form, Interaction, InteractionType, Lead, Stage
+
+from .engine import Contribution, LeadScorer, Total, profile_complete
+from .models import LeadRuleTotal, RecomputeJob, ScoreContribution, ScoringRule, ScoringSettings
+from .rules import PROFILE_COLUMNS, lead_profile, pql_reached, rule_errors
+from .selectors import Ruleset, ruleset_get, scoring_settings_get
+
+logger = logging.getLogger(__name__)
+
+# Stages a lead can be promoted from automatically.
+PROMOTABLE = (Stage.VISITOR, Stage.RECYCLED)
+SCORE_COLUMNS = (
+    "score",
+    "fit_score",
+    "engagement_score",
+    "fit_points",
+    "engagement_points",
+    "engagement_points_at",
+    "mql_blocked",
+    "score_updated_at",
+)
+_LEAD_COLUMNS = ("id", "stage", "owner_id", *PROFILE_COLUMNS, *SCORE_COLUMNS)
+
+
+# --- the incremental path ---------------------------------------------------------
 
 
 def score_interactions(*, lead: Lead, interactions: list[Interaction]) -> None:
     """Apply the scoring rules to newly stored interactions of one lead (incremental)."""
+    if not interactions:
+        return
+    _score(lead_ids=[lead.pk], interactions=interactions, profile_lead_ids=set(), caller_leads={lead.pk: lead})
 
 
 def score_interactions_bulk(*, interactions: list[Interaction]) -> None:
-    """Set-based variant for the bulk endpoint: many leads, many interactions."""
+    """Set-based variant for the bulk endpoint: many leads, many interactions, same query count."""
+    if not interactions:
+        return
+    lead_ids = sorted({i.lead_id for i in interactions})
+    _score(lead_ids=lead_ids, interactions=interactions, profile_lead_ids=set(), caller_leads={})
 
 
 def score_profile_change(*, lead: Lead) -> None:
     """Re-evaluate the profile (fit) rules of one lead after its fields changed."""
+    _score(lead_ids=[lead.pk], interactions=[], profile_lead_ids={lead.pk}, caller_leads={lead.pk: lead})
+
+
+def _form_weights(ruleset: Ruleset, interactions: Iterable[Interaction]) -> dict[str, int]:
+    if not ruleset.uses_channel_weight:
+        return {}
+    from .engine import form_slug_of
+
+    slugs = {form_slug_of(i.properties) for i in interactions if i.type == InteractionType.FORM_SUBMIT}
+    slugs.discard("")
+    if not slugs:
+        return {}
+    return dict(Form.objects.filter(slug__in=slugs).values_list("slug", "channel_weight"))
+
+
+def _load_totals(lead_ids: list[int]) -> dict[int, dict[int, Total]]:
+    by_lead: dict[int, dict[int, Total]] = defaultdict(dict)
+    for row in LeadRuleTotal.objects.filter(lead_id__in=lead_ids).values_list(
+        "lead_id", "rule_id", "dimension", "matches", "raw_points", "points", "value", "value_at", "last_at"
+    ):
+        lead_id, rule_id, dimension, matches, raw, points, value, value_at, last_at = row
+        by_lead[lead_id][rule_id] = Total(
+            rule_id=rule_id,
+            dimension=dimension,
+            matches=matches,
+            raw_points=raw,
+            points=points,
+            value=value,
+            value_at=value_at,
+            last_at=last_at,
+            stored=True,
+        )
+    return by_lead
+
+
+@transaction.atomic
+def _score(
+    *,
+    lead_ids: list[int],
+    interactions: list[Interaction],
+    profile_lead_ids: set[int],
+    caller_leads: dict[int, Lead],
+) -> None:
+    now = timezone.now()
+    settings_row = scoring_settings_get()
+    ruleset = ruleset_get(settings_row)
+    # Lock in id order: two bulk requests touching the same leads cannot deadlock.
+    leads = {
+        row["id"]: row
+        for row in Lead.objects.select_for_update().filter(pk__in=lead_ids).order_by("pk").values(*_LEAD_COLUMNS)
+    }
+    totals = _load_totals(list(leads))
+    weights = _form_weights(ruleset, interactions)
+
+    by_lead: dict[int, list[Interaction]] = defaultdict(list)
+    for interaction in interactions:
+        by_lead[interaction.lead_id].append(interaction)
+
+    scorers: dict[int, LeadScorer] = {}
+    for lead_id, row in leads.items():
+        scorer = LeadScorer(
+            lead_id=lead_id, ruleset=ruleset, totals=totals.get(lead_id, {}), now=now, form_weights=weights
+        )
+        # A lead never scored before gets its profile rules evaluated with its first interaction.
+        if lead_id in profile_lead_ids or row["score_updated_at"] is None:
+            scorer.apply_profile(lead_profile(row, ruleset.lists))
+        for interaction in by_lead.get(lead_id, ()):
+            scorer.apply_interaction(
+                interaction_id=interaction.pk,
+                type=interaction.type,
+                properties=interaction.properties,
+                occurred_at=interaction.occurred_at,
+                received_at=interaction.received_at,
+            )
+        scorers[lead_id] = scorer
+
+    _write(scorers, now=now, incremental=True)
+    results = {lead_id: scorer.result() for lead_id, scorer in scorers.items()}
+    _write_lead_scores(list(results.items()), now=now)
+    for lead_id, result in results.items():
+        lead = caller_leads.get(lead_id)
+        if lead is not None:
+            _refresh_instance(lead, result, now)
+
+    _promote(
+        ruleset=ruleset,
+        leads=leads,
+        scorers=scorers,
+        results=results,
+        caller_leads=caller_leads,
+        check_pql=True,
+    )
+
+
+def _refresh_instance(lead: Lead, result, now: datetime) -> None:
+    lead.score = result.score
+    lead.fit_score = result.fit_score
+    lead.engagement_score = result.engagement_score
+    lead.fit_points = result.fit_points
+    lead.engagement_points = result.engagement_points
+    lead.engagement_points_at = now
+    lead.mql_blocked = result.blocked
+    lead.score_updated_at = now
+
+
+def _write(scorers: dict[int, LeadScorer], *, now: datetime, incremental: bool) -> None:
+    """Contributions (append) and totals (upsert) of the scorers, a statement each."""
+    removed = [(lead_id, rule_id) for lead_id, s in scorers.items() for rule_id in s.removed_profile_rules]
+    if removed and incremental:
+        lead_ids = {lead_id for lead_id, _ in removed}
+        rule_ids = {rule_id for _, rule_id in removed}
+        # Narrowed in Python below when several leads are involved (rare: profile changes are per lead).
+        if len(lead_ids) == 1:
+            (lead_id,) = lead_ids
+            ScoreContribution.objects.filter(lead_id=lead_id, rule_id__in=rule_ids, source="profile").delete()
+            LeadRuleTotal.objects.filter(lead_id=lead_id, rule_id__in=rule_ids).delete()
+        else:  # pragma: no cover - profile changes arrive one lead at a time
+            for lead_id, rule_id in removed:
+                ScoreContribution.objects.filter(lead_id=lead_id, rule_id=rule_id, source="profile").delete()
+                LeadRuleTotal.objects.filter(lead_id=lead_id, rule_id=rule_id).delete()
+
+    contributions = [
+        ScoreContribution(
+            lead_id=lead_id,
+            rule_id=c.rule_id,
+            dimension=c.dimension,
+            source=c.source,
+            points=c.points,
+            reason=c.reason[:500],
+            at=c.at,
+            interaction_id=c.interaction_id,
+            field=c.field,
+        )
+        for lead_id, scorer in scorers.items()
+        for c in scorer.contributions
+    ]
+    if contributions:
+        ScoreContribution.objects.bulk_create(contributions, batch_size=5000)
+    dirty = [
+        LeadRuleTotal(
+            lead_id=lead_id,
+            rule_id=t.rule_id,
+            dimension=t.dimension,
+            matches=t.matches,
+            raw_points=t.raw_points,
+            points=t.points,
+            value=t.value,
+            value_at=t.value_at or now,
+            last_at=t.last_at,
+        )
+        for lead_id, scorer in scorers.items()
+        for t in scorer.totals.values()
+        if t.dirty
+    ]
+    if dirty:
+        LeadRuleTotal.objects.bulk_create(
+            dirty,
+            batch_size=5000,
+            update_conflicts=True,
+            unique_fields=["lead", "rule"],
+            update_fields=["dimension", "matches", "raw_points", "points", "value", "value_at", "last_at"],
+        )
+
+
+def _write_lead_scores(rows: list[tuple[int, object]], *, now: datetime) -> None:
+    """One UPDATE for all the leads' score columns."""
+    if not rows:
+        return
+    if len(rows) == 1:
+        lead_id, r = rows[0]
+        Lead.objects.filter(pk=lead_id).update(
+            score=r.score,
+            fit_score=r.fit_score,
+            engagement_score=r.engagement_score,
+            fit_points=r.fit_points,
+            engagement_points=r.engagement_points,
+            engagement_points_at=now,
+            mql_blocked=r.blocked,
+            score_updated_at=now,
+        )
+        return
+    if connection.vendor == "postgresql":
+        table = Lead._meta.db_table
+        values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+        params: list = []
+        for lead_id, r in rows:
+            params += [lead_id, r.score, r.fit_score, r.engagement_score, r.fit_points, r.engagement_points, r.blocked]
+        sql = (
+            f"UPDATE {table} AS l SET score = v.score, fit_score = v.fit, engagement_score = v.eng, "  # noqa: S608
+            "fit_points = v.fitp, engagement_points = v.engp, mql_blocked = v.blocked, "
+            "engagement_points_at = %s, score_updated_at = %s "
+            f"FROM (VALUES {values}) AS v(id, score, fit, eng, fitp, engp, blocked) "
+            "WHERE l.id = v.id::bigint"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [now, now, *params])
+        return
+    objs = []
+    for lead_id, r in rows:
+        objs.append(
+            Lead(
+                pk=lead_id,
+                score=r.score,
+                fit_score=r.fit_score,
+                engagement_score=r.engagement_score,
+                fit_points=r.fit_points,
+                engagement_points=r.engagement_points,
+                engagement_points_at=now,
+                mql_blocked=r.blocked,
+                score_updated_at=now,
+            )
+        )
+    Lead.objects.bulk_update(objs, list(SCORE_COLUMNS), batch_size=500)
+
+
+# --- promotion --------------------------------------------------------------------
+
+
+def _pql_leads(ruleset: Ruleset, candidates: list[int]) -> set[int]:
+    """Which of these leads meet the PQL rule (two queries, only when product events arrived)."""
+    rule = ruleset.pql_rule
+    if not candidates or not rule.get("enabled"):
+        return set()
+    trial_type = rule.get("trial_type") or InteractionType.TRIAL_STARTED
+    usage_type = rule.get("usage_type") or InteractionType.PRODUCT_USAGE
+    trials: dict[int, list[datetime]] = defaultdict(list)
+    for lead_id, at in Interaction.objects.filter(lead_id__in=candidates, type=trial_type).values_list(
+        "lead_id", "occurred_at"
+    ):
+        trials[lead_id].append(at)
+    if not trials:
+        return set()
+    earliest = min(min(v) for v in trials.values())
+    usage: dict[int, list[datetime]] = defaultdict(list)
+    for lead_id, at in Interaction.objects.filter(
+        lead_id__in=list(trials), type=usage_type, occurred_at__gte=earliest
+    ).values_list("lead_id", "occurred_at"):
+        usage[lead_id].append(at)
+    return {
+        lead_id
+        for lead_id in trials
+        if pql_reached(rule, trial_times=trials[lead_id], usage_times=usage.get(lead_id, []))
+    }
+
+
+def _eligible_for_mql(ruleset: Ruleset, row: dict, result) -> tuple[bool, list[str]]:
+    missing = profile_complete(lead_profile(row, ruleset.lists), ruleset.required_profile_fields)
+    ok = result.score >= ruleset.mql_threshold and not missing and not result.blocked
+    return ok, missing
+
+
+def _promote(
+    *,
+    ruleset: Ruleset,
+    leads: dict[int, dict],
+    scorers: dict[int, LeadScorer],
+    results: dict,
+    caller_leads: dict[int, Lead],
+    check_pql: bool,
+) -> int:
+    """Promote visitors (and recycled leads that cross the threshold again) to MQL or PQL.
+
+    Never demotes: a lead below the threshold keeps its stage (and its rep).
+    A recycled lead comes back only by crossing the threshold from below, so a
+    rep's rejection is not undone by the next page view.
+    """
+    from leads.services import lead_change_stage
+
+    promotable = {lead_id: row for lead_id, row in leads.items() if row["stage"] in PROMOTABLE}
+    if not promotable:
+        return 0
+    pql_rule = ruleset.pql_rule
+    pql_ids: set[int] = set()
+    if check_pql and pql_rule.get("enabled"):
+        product_types = {pql_rule.get("trial_type") or "trial_started", pql_rule.get("usage_type") or "product_usage"}
+        candidates = [lead_id for lead_id in promotable if scorers[lead_id].interaction_types & product_types]
+        pql_ids = _pql_leads(ruleset, candidates)
+    promoted = 0
+    for lead_id, row in promotable.items():
+        result = results[lead_id]
+        scorer = scorers[lead_id]
+        details = {
+            "score": result.score,
+            "fit_score": result.fit_score,
+            "engagement_score": result.engagement_score,
+            "threshold": ruleset.mql_threshold,
+            "rules": scorer.top_rules(),
+            "scoring_version": ruleset.version,
+        }
+        target = cause_ref = reason = None
+        if lead_id in pql_ids and not result.blocked:
+            target = Stage.PQL
+            cause_ref = "pql_rule"
+            reason = (
+                f"PQL rule: {pql_rule.get('trial_type', 'trial_started')} and at least "
+                f"{pql_rule.get('min_usage')} {pql_rule.get('usage_type', 'product_usage')} events "
+                f"within {pql_rule.get('within_days')} days."
+            )
+            details["pql_rule"] = pql_rule
+        else:
+            eligible, _missing = _eligible_for_mql(ruleset, row, result)
+            crossed = row["stage"] == Stage.VISITOR or (row["score"] or 0) < ruleset.mql_threshold
+            if eligible and crossed:
+                target = Stage.MQL
+                top = scorer.top_rules(1)
+                cause_ref = f"rule:{top[0]['rule']}" if top else "score"
+                reason = (
+                    f"Score {result.score} reached the MQL threshold {ruleset.mql_threshold} "
+                    f"(fit {result.fit_score}, engagement {result.engagement_score}); required profile present."
+                )
+        if target is None:
+            continue
+        lead_change_stage(
+            lead=caller_leads.get(lead_id, lead_id),
+            to_stage=target,
+            cause="rule",
+            cause_ref=cause_ref,
+            reason=reason,
+            details=details,
+        )
+        promoted += 1
+    return promoted
+
+
+# --- rules and settings (marketers) -------------------------------------------------
+
+RULE_FIELDS = (
+    "name",
+    "description",
+    "dimension",
+    "source",
+    "field",
+    "operator",
+    "value",
+    "interaction_type",
+    "property",
+    "points",
+    "use_channel_weight",
+    "max_points",
+    "half_life_days",
+    "blocks_mql",
+    "active",
+)
+
+
+def rule_validate(data: dict) -> None:
+    errors = rule_errors(data, interaction_types=InteractionType.values)
+    if errors:
+        first = next(iter(errors.items()))
+        raise ValidationFailed(f"{first[0]}: {first[1]}", fields=errors)
+
+
+def _bump_version(*, actor=None) -> None:
+    ScoringSettings.objects.filter(pk=ScoringSettings.SINGLETON_PK).update(
+        version=F("version") + 1,
+        updated_at=timezone.now(),
+        updated_by=actor if actor is not None and getattr(actor, "is_authenticated", False) else None,
+    )
+
+
+def _rule_snapshot(rule: ScoringRule) -> dict:
+    return {name: getattr(rule, name) for name in RULE_FIELDS}
+
+
+@transaction.atomic
+def rule_create(*, actor=None, recompute: bool = True, **data) -> ScoringRule:
+    scoring_settings_get()
+    full = {name: data.get(name) for name in RULE_FIELDS if name in data}
+    full.setdefault("active", True)
+    rule_validate(full)
+    rule = ScoringRule(
+        **{k: v for k, v in full.items() if v is not None or k in ("value", "max_points", "half_life_days")}
+    )
+    rule.created_by = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    rule.save()
+    audit_record(actor=actor, action="scoring.rule_created", obj=rule, changes=_jsonable(_rule_snapshot(rule)))
+    _bump_version(actor=actor)
+    if recompute:
+        recompute_request(actor=actor, reason=f"rule {rule.pk} created")
+    return rule
+
+
+@transaction.atomic
+def rule_update(*, rule: ScoringRule, actor=None, recompute: bool = True, **changes) -> ScoringRule:
+    locked = ScoringRule.objects.select_for_update().get(pk=rule.pk)
+    before = _rule_snapshot(locked)
+    merged = {**before, **{k: v for k, v in changes.items() if k in RULE_FIELDS}}
+    rule_validate(merged)
+    diff = {k: [before[k], merged[k]] for k in RULE_FIELDS if before[k] != merged[k]}
+    if not diff:
+        return locked
+    for key, value in merged.items():
+        setattr(locked, key, value)
+    locked.save()
+    audit_record(actor=actor, action="scoring.rule_updated", obj=locked, changes=_jsonable(diff))
+    _bump_version(actor=actor)
+    if recompute:
+        recompute_request(actor=actor, reason=f"rule {locked.pk} changed")
+    return locked
+
+
+@transaction.atomic
+def rule_delete(*, rule: ScoringRule, actor=None, recompute: bool = True) -> None:
+    rule_id = rule.pk
+    snapshot = _jsonable(_rule_snapshot(rule))
+    # Set-based: one DELETE each, however many leads the rule scored.
+    ScoreContribution.objects.filter(rule_id=rule_id).delete()
+    LeadRuleTotal.objects.filter(rule_id=rule_id).delete()
+    ScoringRule.objects.filter(pk=rule_id).delete()
+    audit_record(
+        actor=actor,
+        action="scoring.rule_deleted",
+        object_type="scoring.scoringrule",
+        object_id=str(rule_id),
+        changes=snapshot,
+    )
+    _bump_version(actor=actor)
+    if recompute:
+        recompute_request(actor=actor, reason=f"rule {rule_id} deleted")
+
+
+SETTINGS_FIELDS = (
+    "mql_threshold",
+    "sales_ready_threshold",
+    "required_profile_fields",
+    "sla_hours",
+    "pql_rule",
+    "free_mail_domains",
+    "disposable_domains",
+    "role_account_prefixes",
+    "competitor_domains",
+    "fit_weight",
+    "engagement_weight",
+)
+# Settings whose change alters scores (the others take effect without a recompute).
+_RESCORING_SETTINGS = {
+    "free_mail_domains",
+    "disposable_domains",
+    "role_account_prefixes",
+    "competitor_domains",
+    "fit_weight",
+    "engagement_weight",
+    "mql_threshold",
+    "required_profile_fields",
+}
+
+
+@transaction.atomic
+def scoring_settings_update(*, actor=None, recompute: bool = True, **changes) -> ScoringSettings:
+    scoring_settings_get()
+    row = ScoringSettings.objects.select_for_update().get(pk=ScoringSettings.SINGLETON_PK)
+    diff = {}
+    for key, value in changes.items():
+        if key not in SETTINGS_FIELDS:
+            continue
+        if getattr(row, key) != value:
+            diff[key] = [getattr(row, key), value]
+            setattr(row, key, value)
+    if not diff:
+        return row
+    if row.fit_weight + row.engagement_weight <= 0:
+        raise ValidationFailed(
+            "fit_weight and engagement_weight cannot both be 0.", fields={"fit_weight": "At least one weight > 0."}
+        )
+    if row.sales_ready_threshold is not None and row.sales_ready_threshold < row.mql_threshold:
+        raise ValidationFailed(
+            "The sales-ready threshold cannot be below the MQL threshold.",
+            fields={"sales_ready_threshold": "Must be at least the MQL threshold."},
+        )
+    row.version = F("version") + 1
+    row.updated_by = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    row.save()
+    row.refresh_from_db()
+    audit_record(actor=actor, action="scoring.settings_updated", obj=row, changes=_jsonable(diff))
+    if recompute and set(diff) & _RESCORING_SETTINGS:
+        recompute_request(actor=actor, reason="settings changed: " + ", ".join(sorted(diff)))
+    return row
+
+
+def _jsonable(data):
+    import json
+
+    from django.core.serializers.json import DjangoJSONEncoder
+
+    return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+
+
+def scoring_install_defaults(*, settings_row: ScoringSettings | None = None) -> int:
+    """Install the default B2B rule set (rules whose key is missing). Returns how many were added."""
+    from .defaults import DEFAULT_RULES
+
+    existing = set(ScoringRule.objects.filter(builtin_key__isnull=False).values_list("builtin_key", flat=True))
+    new = []
+    for spec in DEFAULT_RULES:
+        if spec["key"] in existing:
+            continue
+        data = {k: v for k, v in spec.items() if k != "key"}
+        new.append(ScoringRule(builtin_key=spec["key"], **data))
+    ScoringRule.objects.bulk_create(new)
+    ScoringSettings.objects.filter(pk=ScoringSettings.SINGLETON_PK).update(
+        defaults_installed_at=timezone.now(), version=F("version") + (1 if new else 0), updated_at=timezone.now()
+    )
+    if settings_row is not None:
+        settings_row.refresh_from_db()
+    return len(new)
+
+
+# --- full recompute -------------------------------------------------------------------
+
+RECOMPUTE_BATCH = 2000
+_ACTIVE = (RecomputeJob.Status.PENDING, RecomputeJob.Status.RUNNING)
+
+
+def recompute_request(*, actor=None, reason: str = "") -> RecomputeJob:
+    """Queue a full recompute (after commit). An older unfinished job is superseded."""
+    settings_row = scoring_settings_get()
+    RecomputeJob.objects.filter(status__in=_ACTIVE).update(
+        status=RecomputeJob.Status.SUPERSEDED, finished_at=timezone.now()
+    )
+    job = RecomputeJob.objects.create(
+        reason=reason[:200],
+        settings_version=settings_row.version,
+        total=Lead.objects.count(),
+        requested_by=actor if actor is not None and getattr(actor, "is_authenticated", False) else None,
+    )
+
+    def enqueue() -> None:
+        from .tasks import recompute_scores
+
+        try:
+            recompute_scores.delay(job.pk)
+        except Exception as exc:  # broker down: the periodic resumer picks the job up later
+            logger.warning("could not queue recompute job %s: %s", job.pk, exc)
+
+    transaction.on_commit(enqueue)
+    return job
+
+
+def scoring_recompute_all(*, job: RecomputeJob | None = None, batch_size: int = RECOMPUTE_BATCH) -> RecomputeJob:
+    """Recompute every lead's score from its interactions, in batches of leads.
+
+    Each batch is one transaction: delete the batch's contributions and totals,
+    evaluate profile rules, stream the batch's interactions in (lead, id) order
+    through the same engine as the incremental path, write contributions with
+    COPY (PostgreSQL) or bulk inserts, and update the leads in one statement.
+    The job row records the last lead done, so a restarted run continues there.
+    """
+    if job is None:
+        settings_row = scoring_settings_get()
+        job = RecomputeJob.objects.create(
+            reason="recompute_all", settings_version=settings_row.version, total=Lead.objects.count()
+        )
+    updated = RecomputeJob.objects.filter(pk=job.pk, status__in=_ACTIVE).update(
+        status=RecomputeJob.Status.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now()
+    )
+    if not updated:
+        job.refresh_from_db()
+        return job
+    try:
+        while _recompute_batch(job_id=job.pk, batch_size=batch_size):
+            pass
+    except Exception as exc:
+        RecomputeJob.objects.filter(pk=job.pk, status=RecomputeJob.Status.RUNNING).update(
+            status=RecomputeJob.Status.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
+        )
+        raise
+    job.refresh_from_db()
+    return job
+
+
+@transaction.atomic
+def _recompute_batch(*, job_id: int, batch_size: int) -> bool:
+    """One batch of leads. Returns False when the job is finished (or no longer ours)."""
+    job = RecomputeJob.objects.select_for_update(skip_locked=True).filter(pk=job_id).first()
+    if job is None or job.status != RecomputeJob.Status.RUNNING:
+        return False  # another worker holds it, or it was superseded
+    now = timezone.now()
+    settings_row = scoring_settings_get()
+    ruleset = ruleset_get(settings_row)
+    rows = list(
+        Lead.objects.select_for_update()
+        .filter(pk__gt=job.last_lead_id)
+        .order_by("pk")
+        .values(*_LEAD_COLUMNS)[:batch_size]
+    )
+    if not rows:
+        job.status = RecomputeJob.Status.DONE
+        job.finished_at = now
+        job.done = max(job.done, job.total)
+        job.save(update_fields=["status", "finished_at", "done"])
+        return False
+    low, high = rows[0]["id"], rows[-1]["id"]
+    ScoreContribution.objects.filter(lead_id__gte=low, lead_id__lte=high).delete()
+    LeadRuleTotal.objects.filter(lead_id__gte=low, lead_id__lte=high).delete()
+
+    forms = dict(Form.objects.values_list("slug", "channel_weight")) if ruleset.uses_channel_weight else {}
+    scorers: dict[int, LeadScorer] = {}
+    for row in rows:
+        scorer = LeadScorer(lead_id=row["id"], ruleset=ruleset, totals={}, now=now, form_weights=forms)
+        scorer.apply_profile(lead_profile(row, ruleset.lists))
+        scorers[row["id"]] = scorer
+
+    pql_rule = ruleset.pql_rule
+    product_types = set()
+    if pql_rule.get("enabled"):
+        product_types = {pql_rule.get("trial_type") or "trial_started", pql_rule.get("usage_type") or "product_usage"}
+    wanted_types = set(ruleset.by_type) | product_types
+    trials: dict[int, list[datetime]] = defaultdict(list)
+    usage: dict[int, list[datetime]] = defaultdict(list)
+    promotable_ids = {row["id"] for row in rows if row["stage"] in PROMOTABLE}
+    stream = (
+        Interaction.objects.filter(lead_id__gte=low, lead_id__lte=high, type__in=sorted(wanted_types))
+        .order_by("lead_id", "id")
+        .values_list("id", "lead_id", "type", "properties", "occurred_at", "received_at")
+    )
+    for interaction_id, lead_id, itype, properties, occurred_at, received_at in stream.iterator(chunk_size=10000):
+        scorer = scorers.get(lead_id)
+        if scorer is None:
+            continue
+        scorer.apply_interaction(
+            interaction_id=interaction_id,
+            type=itype,
+            properties=properties,
+            occurred_at=occurred_at,
+            received_at=received_at,
+        )
+        if itype in product_types and lead_id in promotable_ids:
+            (trials if itype == (pql_rule.get("trial_type") or "trial_started") else usage)[lead_id].append(occurred_at)
+
+    _copy_out(scorers, now=now)
+    results = {lead_id: scorer.result() for lead_id, scorer in scorers.items()}
+    _write_lead_scores(list(results.items()), now=now)
+
+    # Promotion with the same rules as the incremental path (PQL from the streamed events).
+    leads_by_id = {row["id"]: row for row in rows}
+    pql_ids = {
+        lead_id
+        for lead_id in trials
+        if leads_by_id[lead_id]["stage"] in PROMOTABLE
+        and pql_reached(pql_rule, trial_times=trials[lead_id], usage_times=usage.get(lead_id, []))
+    }
+    promoted = _promote_recomputed(ruleset, leads_by_id, scorers, results, pql_ids)
+
+    job.last_lead_id = high
+    job.done = min(job.total, job.done + len(rows)) if job.total else job.done + len(rows)
+    job.promoted += promoted
+    job.heartbeat_at = timezone.now()
+    job.save(update_fields=["last_lead_id", "done", "promoted", "heartbeat_at"])
+    return True
+
+
+def _promote_recomputed(ruleset, leads_by_id, scorers, results, pql_ids) -> int:
+    from leads.services import lead_change_stage
+
+    promoted = 0
+    for lead_id, row in leads_by_id.items():
+        if row["stage"] not in PROMOTABLE:
+            continue
+        result = results[lead_id]
+        if lead_id in pql_ids and not result.blocked:
+            target, reason = Stage.PQL, "PQL rule met (full recompute)."
+        else:
+            eligible, _ = _eligible_for_mql(ruleset, row, result)
+            crossed = row["stage"] == Stage.VISITOR or (row["score"] or 0) < ruleset.mql_threshold
+            if not (eligible and crossed):
+                continue
+            target = Stage.MQL
+            reason = (
+                f"Score {result.score} reached the MQL threshold {ruleset.mql_threshold} after the scoring "
+                f"rules changed (fit {result.fit_score}, engagement {result.engagement_score})."
+            )
+        lead_change_stage(
+            lead=lead_id,
+            to_stage=target,
+            cause="rule",
+            cause_ref="recompute",
+            reason=reason,
+            details={
+                "score": result.score,
+                "fit_score": result.fit_score,
+                "engagement_score": result.engagement_score,
+                "threshold": ruleset.mql_threshold,
+                "rules": scorers[lead_id].top_rules(),
+                "scoring_version": ruleset.version,
+            },
+        )
+        promoted += 1
+    return promoted
+
+
+def _copy_out(scorers: dict[int, LeadScorer], *, now: datetime) -> None:
+    """Write a recompute batch's contributions and totals: COPY on PostgreSQL, bulk INSERT elsewhere."""
+    if connection.vendor != "postgresql":
+        _write(scorers, now=now, incremental=False)
+        return
+    contributions = io.StringIO()
+    writer = csv.writer(contributions)
+    count = 0
+    for lead_id, scorer in scorers.items():
+        for c in scorer.contributions:
+            writer.writerow(_contribution_row(lead_id, c))
+            count += 1
+    totals = io.StringIO()
+    totals_writer = csv.writer(totals)
+    total_count = 0
+    for lead_id, scorer in scorers.items():
+        for t in scorer.totals.values():
+            totals_writer.writerow(
+                [
+                    lead_id,
+                    t.rule_id,
+                    t.dimension,
+                    t.matches,
+                    repr(t.raw_points),
+                    repr(t.points),
+                    repr(t.value),
+                    (t.value_at or now).isoformat(),
+                    t.last_at.isoformat() if t.last_at else "",
+                ]
+            )
+            total_count += 1
+    with connection.cursor() as cursor:
+        if count:
+            contributions.seek(0)
+            cursor.copy_expert(
+                f"COPY {ScoreContribution._meta.db_table} "
+                "(lead_id, rule_id, dimension, source, points, reason, at, interaction_id, field) "
+                "FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (field, reason))",
+                contributions,
+            )
+        if total_count:
+            totals.seek(0)
+            cursor.copy_expert(
+                f"COPY {LeadRuleTotal._meta.db_table} "
+                "(lead_id, rule_id, dimension, matches, raw_points, points, value, value_at, last_at) "
+                "FROM STDIN WITH (FORMAT csv)",
+                totals,
+            )
+
+
+def _contribution_row(lead_id: int, c: Contribution) -> list:
+    return [
+        lead_id,
+        c.rule_id,
+        c.dimension,
+        c.source,
+        repr(c.points),
+        c.reason[:500],
+        c.at.isoformat(),
+        "" if c.interaction_id is None else c.interaction_id,
+        c.field,
+    ]
+
+
+def recompute_job_run(*, job_id: int) -> RecomputeJob:
+    job = RecomputeJob.objects.filter(pk=job_id).first()
+    if job is None:
+        raise NotFound(f"No recompute job {job_id}.")
+    return scoring_recompute_all(job=job)
+
+
+def recompute_resume_stale(*, stale_after: timedelta = timedelta(minutes=10)) -> list[int]:
+    """Jobs whose worker died (no heartbeat) or that were never queued: queue them again."""
+    from .tasks import recompute_scores
+
+    cutoff = timezone.now() - stale_after
+    ids = list(
+        RecomputeJob.objects.filter(status__in=_ACTIVE, created_at__lt=cutoff)
+        .exclude(heartbeat_at__gte=cutoff)
+        .values_list("pk", flat=True)
+    )
+    for job_id in ids:
+        RecomputeJob.objects.filter(pk=job_id, status=RecomputeJob.Status.RUNNING).update(
+            status=RecomputeJob.Status.PENDING
+        )
+        recompute_scores.delay(job_id)
+    return ids
+
+
+# --- decay ------------------------------------------------------------------------------
+
+DECAY_BATCH = 2000
+
+
+def scores_refresh_decayed(*, batch_size: int = DECAY_BATCH, now: datetime | None = None) -> int:
+    """Refresh the stored scores of leads holding decaying engagement (periodic, set-based batches).
+
+    Reads are lazy anyway (the score API decays on the fly); this keeps the
+    stored columns (lists, filters, the dashboard) close to the truth. Each
+    batch: the leads' totals (one query) and one UPDATE; no promotion (decay only
+    lowers positive engagement).
+    """
+    now = now or timezone.now()
+    ruleset = ruleset_get()
+    decaying = [rule_id for rule_id, spec in ruleset.by_id.items() if spec.half_life_days]
+    if not decaying:
+        return 0
+    refreshed = 0
+    last_id = 0
+    while True:
+        lead_ids = list(
+            LeadRuleTotal.objects.filter(rule_id__in=decaying, lead_id__gt=last_id)
+            .exclude(value=0)
+            .order_by("lead_id")
+            .values_list("lead_id", flat=True)
+            .distinct()[:batch_size]
+        )
+        if not lead_ids:
+            return refreshed
+        last_id = lead_ids[-1]
+        with transaction.atomic():
+            totals = _load_totals(lead_ids)
+            rows = []
+            for lead_id in lead_ids:
+                scorer = LeadScorer(lead_id=lead_id, ruleset=ruleset, totals=totals.get(lead_id, {}), now=now)
+                rows.append((lead_id, scorer.result()))
+            _write_lead_scores(rows, now=now)
+        refreshed += len(rows)
