@@ -1,0 +1,619 @@
+"""Reads behind the dashboard pages that no other module offers (yet).
+
+Each function here returns plain data for one page region with a fixed number
+of queries, whatever the number of rows. Where the owning app ships a selector
+(``leads.selectors``, ``leads.analytics``, ``scoring.selectors``,
+``nurturing.selectors``) the views call that instead; what stays here is
+specific to how the dashboard shows things (keyset pages, queue cards).
+"""
+
+import base64
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from statistics import median
+
+from django.db import connection
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Window
+from django.db.models.functions import RowNumber, TruncWeek
+from django.utils import timezone
+from django.utils.dateparse import parse_date
+
+from .funnel import AWAITING_SALES
+from .models import Form, Interaction, Lead, Opportunity, Stage, StageTransition
+
+FUNNEL_STAGES = (Stage.VISITOR, Stage.MQL, Stage.SAL, Stage.SQL, Stage.CUSTOMER)
+ENTERED_STAGES = (Stage.MQL, Stage.PQL, Stage.SAL, Stage.SQL, Stage.CUSTOMER)
+PERIODS = {"7d": 7, "30d": 30, "90d": 90, "365d": 365}
+DEFAULT_PERIOD = "90d"
+# Group key → (lead field, leads-list filter parameter).
+GROUPINGS = {"source": "source", "channel": "channel", "form": "first_form__slug", "campaign": "utm_campaign"}
+# Interactions that tell a rep most about intent (shown on queue cards).
+KEY_ACTION_TYPES = (
+    "demo_request",
+    "trial_started",
+    "product_usage",
+    "webinar_attended",
+    "event_attended",
+    "trade_show_visit",
+    "content_download",
+    "form_submit",
+    "page_view",
+    "email_click",
+)
+
+
+# --- period ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    since: datetime
+    until: datetime
+    key: str
+
+    @property
+    def since_date(self) -> date:
+        return timezone.localtime(self.since).date()
+
+    @property
+    def until_date(self) -> date:
+        # The last day included (``until`` is exclusive, at midnight).
+        return timezone.localtime(self.until - timedelta(seconds=1)).date()
+
+    def as_query(self) -> str:
+        return f"since={self.since_date.isoformat()}&until={self.until_date.isoformat()}"
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, datetime.min.time()))
+
+
+def period_from_params(params) -> Period:
+    """A period from ``?period=30d`` or ``?since=YYYY-MM-DD&until=YYYY-MM-DD`` (both days included)."""
+    since = parse_date(params.get("since") or "") if params.get("since") else None
+    until = parse_date(params.get("until") or "") if params.get("until") else None
+    today = timezone.localdate()
+    if since or until:
+        until = until or today
+        since = since or until - timedelta(days=PERIODS[DEFAULT_PERIOD] - 1)
+        if since > until:
+            since, until = until, since
+        return Period(_day_start(since), _day_start(until + timedelta(days=1)), "custom")
+    key = params.get("period") if params.get("period") in PERIODS else DEFAULT_PERIOD
+    start = today - timedelta(days=PERIODS[key] - 1)
+    return Period(_day_start(start), _day_start(today + timedelta(days=1)), key)
+
+
+# --- funnel overview ------------------------------------------------------------------
+
+
+def _rate(numerator: int, denominator: int) -> float | None:
+    return round(100.0 * numerator / denominator, 1) if denominator else None
+
+
+def funnel_counts(*, since: datetime, until: datetime) -> dict[str, int]:
+    """Distinct leads entering each stage in [since, until), from the stage history.
+
+    Visitors are the leads created in the period (entering the funnel is not a transition).
+    """
+    counts = StageTransition.objects.filter(at__gte=since, at__lt=until, to_stage__in=ENTERED_STAGES).aggregate(
+        **{s: Count("lead_id", distinct=True, filter=Q(to_stage=s)) for s in ENTERED_STAGES}
+    )
+    counts[Stage.VISITOR] = Lead.objects.filter(created_at__gte=since, created_at__lt=until).count()
+    return {str(k): v for k, v in counts.items()}
+
+
+def median_days_in_stage(*, since: datetime, until: datetime) -> dict[str, float | None]:
+    """Median days a lead stayed in a stage it entered in the period (completed stays only)."""
+    if connection.vendor == "postgresql":
+        sql = """
+            SELECT t.to_stage,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (n.at - t.at)))
+            FROM leads_stagetransition t
+            JOIN LATERAL (
+                SELECT n.at FROM leads_stagetransition n
+                WHERE n.lead_id = t.lead_id AND (n.at, n.id) > (t.at, t.id)
+                ORDER BY n.at, n.id LIMIT 1
+            ) n ON TRUE
+            WHERE t.at >= %s AND t.at < %s
+            GROUP BY t.to_stage
+            UNION ALL
+            SELECT 'visitor',
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (f.at - l.created_at)))
+            FROM leads_lead l
+            JOIN LATERAL (
+                SELECT n.at FROM leads_stagetransition n
+                WHERE n.lead_id = l.id ORDER BY n.at, n.id LIMIT 1
+            ) f ON TRUE
+            WHERE l.created_at >= %s AND l.created_at < %s
+        """
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [since, until, since, until])
+            rows = cursor.fetchall()
+        found = dict(rows)
+    else:
+        # Embedded SQLite (demo sizes): the same figure computed in Python.
+        lead_ids = StageTransition.objects.filter(at__gte=since, at__lt=until).values("lead_id")
+        history = StageTransition.objects.filter(lead_id__in=lead_ids).order_by("lead_id", "at", "id")
+        durations: dict[str, list[float]] = {}
+        previous = None
+        for t in history.values("lead_id", "to_stage", "at"):
+            if previous and previous["lead_id"] == t["lead_id"] and since <= previous["at"] < until:
+                durations.setdefault(previous["to_stage"], []).append((t["at"] - previous["at"]).total_seconds())
+            previous = t
+        found = {stage: median(values) for stage, values in durations.items()}
+    return {
+        str(stage): (round(found[stage] / 86400, 1) if found.get(stage) is not None else None)
+        for stage in (*FUNNEL_STAGES, Stage.PQL)
+    }
+
+
+def funnel_by_group(*, since: datetime, until: datetime, group_by: str, limit: int = 25) -> list[dict]:
+    """The funnel counts per source / channel / form / campaign of the lead's first touch."""
+    lead_field = GROUPINGS[group_by]
+    entered = (
+        StageTransition.objects.filter(at__gte=since, at__lt=until, to_stage__in=ENTERED_STAGES)
+        .values(group=F(f"lead__{lead_field}"))
+        .annotate(**{s: Count("lead_id", distinct=True, filter=Q(to_stage=s)) for s in ENTERED_STAGES})
+    )
+    created = (
+        Lead.objects.filter(created_at__gte=since, created_at__lt=until)
+        .values(group=F(lead_field))
+        .annotate(visitor=Count("id"))
+    )
+    rows: dict[object, dict] = {}
+    for row in created:
+        rows.setdefault(row["group"], {"group": row["group"]}).update(visitor=row["visitor"])
+    for row in entered:
+        rows.setdefault(row["group"], {"group": row["group"]}).update({s: row[s] for s in ENTERED_STAGES})
+    result = []
+    for row in rows.values():
+        for stage in (Stage.VISITOR, *ENTERED_STAGES):
+            row.setdefault(str(stage), 0)
+        row["mql_sal_rate"] = _rate(row["sal"], row["mql"] + row["pql"])
+        row["sal_sql_rate"] = _rate(row["sql"], row["sal"])
+        row["sql_customer_rate"] = _rate(row["customer"], row["sql"])
+        result.append(row)
+    result.sort(key=lambda r: (-r["visitor"] - r["mql"], str(r["group"] or "")))
+    return result[:limit]
+
+
+def weekly_trend(*, weeks: int = 12) -> dict:
+    """Leads created and stage entries per week for the last ``weeks`` weeks (oldest first)."""
+    today = timezone.localdate()
+    first_monday = today - timedelta(days=today.weekday()) - timedelta(weeks=weeks - 1)
+    since = _day_start(first_monday)
+    per_week: dict[date, dict[str, int]] = {
+        first_monday + timedelta(weeks=i): {str(s): 0 for s in FUNNEL_STAGES} for i in range(weeks)
+    }
+    created = (
+        Lead.objects.filter(created_at__gte=since)
+        .annotate(week=TruncWeek("created_at"))
+        .values("week")
+        .annotate(n=Count("id"))
+    )
+    for row in created:
+        per_week.setdefault(_as_date(row["week"]), {})[Stage.VISITOR] = row["n"]
+    entered = (
+        StageTransition.objects.filter(at__gte=since, to_stage__in=FUNNEL_STAGES[1:])
+        .annotate(week=TruncWeek("at"))
+        .values("week", "to_stage")
+        .annotate(n=Count("lead_id", distinct=True))
+    )
+    for row in entered:
+        per_week.setdefault(_as_date(row["week"]), {})[row["to_stage"]] = row["n"]
+    ordered = sorted(per_week.items())
+    return {"weeks": [w for w, _ in ordered], "series": {s: [v.get(s, 0) for _, v in ordered] for s in FUNNEL_STAGES}}
+
+
+def _as_date(value) -> date:
+    return value.date() if isinstance(value, datetime) else value
+
+
+def mqls_past_sla(*, limit: int = 10) -> tuple[int, list[Lead]]:
+    now = timezone.now()
+    qs = Lead.objects.filter(stage__in=list(AWAITING_SALES), sla_due_at__lt=now)
+    return qs.count(), list(qs.select_related("owner").order_by("sla_due_at")[:limit])
+
+
+# --- leads list ---------------------------------------------------------------------------
+
+SORTS = {
+    "-created_at": ("-created_at", "Newest"),
+    "created_at": ("created_at", "Oldest"),
+    "-score": ("-score", "Highest score"),
+    "score": ("score", "Lowest score"),
+    "-stage_changed_at": ("-stage_changed_at", "Recent stage change"),
+}
+DEFAULT_SORT = "-created_at"
+PAGE_SIZE = 50
+COUNT_CAP = 10_000
+
+
+@dataclass
+class LeadFilters:
+    q: str = ""
+    stage: list[str] = field(default_factory=list)
+    owner: str = ""  # user id, "me" or "none"
+    score_min: int | None = None
+    score_max: int | None = None
+    source: str = ""
+    channel: str = ""
+    form: str = ""  # slug of the first form
+    campaign: str = ""
+    created_from: date | None = None
+    created_to: date | None = None
+    entered: str = ""  # a stage entered in [since, until] (funnel drill-down)
+    since: date | None = None
+    until: date | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def _int_or_none(raw: str | None, errors: list[str], name: str) -> int | None:
+    if raw in (None, ""):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        errors.append(f"{name} must be a whole number.")
+        return None
+
+
+def _date_or_none(raw: str | None, errors: list[str], name: str) -> date | None:
+    if not raw:
+        return None
+    try:
+        parsed = parse_date(raw)
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        errors.append(f"{name} must be a date (YYYY-MM-DD).")
+    return parsed
+
+
+def lead_filters_from_params(params) -> LeadFilters:
+    errors: list[str] = []
+    stages = [s for s in params.getlist("stage") if s]
+    unknown = [s for s in stages if s not in Stage.values]
+    if unknown:
+        errors.append("Unknown stage: " + ", ".join(unknown))
+    entered = params.get("entered", "")
+    if entered and entered not in Stage.values:
+        errors.append(f"Unknown stage: {entered}")
+        entered = ""
+    owner = params.get("owner", "")
+    if owner not in ("", "me", "none") and not owner.isdigit():
+        errors.append("owner must be a user, 'me' or 'none'.")
+        owner = ""
+    return LeadFilters(
+        q=params.get("q", "").strip()[:200],
+        stage=[s for s in stages if s in Stage.values],
+        owner=owner,
+        score_min=_int_or_none(params.get("score_min"), errors, "Minimum score"),
+        score_max=_int_or_none(params.get("score_max"), errors, "Maximum score"),
+        source=params.get("source", "").strip()[:100],
+        channel=params.get("channel", "").strip()[:20],
+        form=params.get("form", "").strip()[:100],
+        campaign=params.get("campaign", "").strip()[:200],
+        created_from=_date_or_none(params.get("created_from"), errors, "Created from"),
+        created_to=_date_or_none(params.get("created_to"), errors, "Created to"),
+        entered=entered,
+        since=_date_or_none(params.get("since"), errors, "Since"),
+        until=_date_or_none(params.get("until"), errors, "Until"),
+        errors=errors,
+    )
+
+
+def leads_filtered(*, filters: LeadFilters, user) -> QuerySet[Lead]:
+    qs = Lead.objects.all()
+    if filters.q:
+        q = filters.q
+        qs = qs.filter(
+            Q(email__icontains=q)
+            | Q(first_name__icontains=q)
+            | Q(last_name__icontains=q)
+            | Q(company_name__icontains=q)
+            | Q(company__name__icontains=q)
+        )
+        if " " in q:
+            first, _, last = q.partition(" ")
+            qs = qs | Lead.objects.filter(first_name__iexact=first, last_name__icontains=last.strip())
+    if filters.stage:
+        qs = qs.filter(stage__in=filters.stage)
+    if filters.owner == "me":
+        qs = qs.filter(owner=user)
+    elif filters.owner == "none":
+        qs = qs.filter(owner__isnull=True)
+    elif filters.owner:
+        qs = qs.filter(owner_id=int(filters.owner))
+    if filters.score_min is not None:
+        qs = qs.filter(score__gte=filters.score_min)
+    if filters.score_max is not None:
+        qs = qs.filter(score__lte=filters.score_max)
+    if filters.source:
+        qs = qs.filter(source=filters.source)
+    if filters.channel:
+        qs = qs.filter(channel=filters.channel)
+    if filters.form:
+        qs = qs.filter(first_form__slug=filters.form)
+    if filters.campaign:
+        qs = qs.filter(utm_campaign=filters.campaign)
+    if filters.created_from:
+        qs = qs.filter(created_at__gte=_day_start(filters.created_from))
+    if filters.created_to:
+        qs = qs.filter(created_at__lt=_day_start(filters.created_to + timedelta(days=1)))
+    if filters.entered:
+        since = _day_start(filters.since) if filters.since else None
+        until = _day_start(filters.until + timedelta(days=1)) if filters.until else None
+        if filters.entered == Stage.VISITOR:
+            if since:
+                qs = qs.filter(created_at__gte=since)
+            if until:
+                qs = qs.filter(created_at__lt=until)
+        else:
+            entries = StageTransition.objects.filter(lead=OuterRef("pk"), to_stage=filters.entered)
+            if since:
+                entries = entries.filter(at__gte=since)
+            if until:
+                entries = entries.filter(at__lt=until)
+            qs = qs.filter(Exists(entries))
+    return qs
+
+
+def _encode_cursor(values: list) -> str:
+    raw = json.dumps(values, default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> list | None:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, TypeError):
+        return None
+    return values if isinstance(values, list) and len(values) == 2 else None
+
+
+@dataclass
+class LeadPage:
+    leads: list[Lead]
+    next_cursor: str | None
+    total: int
+    total_capped: bool
+    sort: str
+
+
+def leads_page(*, qs: QuerySet[Lead], sort: str, cursor: str = "", page_size: int = PAGE_SIZE) -> LeadPage:
+    """One page by keyset (sort value, id): constant cost at any depth, no OFFSET.
+
+    The total is counted up to ``COUNT_CAP`` rows only (shown as "10,000+"), so a
+    broad filter over 100k leads does not pay for a full count on every page.
+    """
+    sort = sort if sort in SORTS else DEFAULT_SORT
+    field_name = SORTS[sort][0].lstrip("-")
+    descending = SORTS[sort][0].startswith("-")
+    page_qs = qs
+    values = _decode_cursor(cursor) if cursor else None
+    if values is not None:
+        value, last_id = values
+        if field_name.endswith("_at"):
+            value = datetime.fromisoformat(value)
+        op = "lt" if descending else "gt"
+        page_qs = page_qs.filter(Q(**{f"{field_name}__{op}": value}) | Q(**{field_name: value, f"id__{op}": last_id}))
+    order = (f"-{field_name}", "-id") if descending else (field_name, "id")
+    rows = list(page_qs.select_related("owner", "company").order_by(*order)[: page_size + 1])
+    next_cursor = None
+    if len(rows) > page_size:
+        rows = rows[:page_size]
+        last = rows[-1]
+        next_cursor = _encode_cursor([getattr(last, field_name), last.id])
+    total = qs.order_by()[: COUNT_CAP + 1].count()
+    return LeadPage(rows, next_cursor, min(total, COUNT_CAP), total > COUNT_CAP, sort)
+
+
+def lead_sources() -> list[str]:
+    return list(Lead.objects.exclude(source="").values_list("source", flat=True).order_by("source").distinct()[:100])
+
+
+# --- lead detail --------------------------------------------------------------------------
+
+
+def lead_for_detail(*, lead_id: int) -> Lead | None:
+    return (
+        Lead.objects.select_related("owner", "company", "first_form")
+        .prefetch_related(
+            Prefetch(
+                "transitions",
+                queryset=StageTransition.objects.select_related("actor", "owner").order_by("at", "id"),
+            ),
+            Prefetch("opportunities", queryset=Opportunity.objects.order_by("-created_at")),
+        )
+        .filter(pk=lead_id)
+        .first()
+    )
+
+
+def lead_interactions(*, lead_id: int, limit: int = 50) -> list[Interaction]:
+    return list(Interaction.objects.filter(lead_id=lead_id).order_by("-occurred_at", "-id")[:limit])
+
+
+def timeline_merge(*, interactions: list, transitions: list, limit: int = 60) -> list[dict]:
+    """Interactions (incl. messages sent) and stage changes as one list, newest first."""
+    items = [{"kind": "interaction", "at": i.occurred_at, "obj": i} for i in interactions]
+    items += [{"kind": "stage", "at": t.at, "obj": t} for t in transitions]
+    items.sort(key=lambda item: item["at"], reverse=True)
+    return items[:limit]
+
+
+# --- sales queue and pipeline --------------------------------------------------------------
+
+
+def queue_leads(*, user) -> list[Lead]:
+    """A rep's leads awaiting an answer (MQL/PQL), oldest SLA first (index lead_queue_idx)."""
+    return list(
+        Lead.objects.filter(owner=user, stage__in=list(AWAITING_SALES))
+        .select_related("company", "first_form")
+        .order_by("sla_due_at", "id")
+    )
+
+
+def key_actions(*, lead_ids: list[int], per_lead: int = 4) -> dict[int, list[Interaction]]:
+    """The latest few intent-revealing interactions per lead, in one query (window function)."""
+    if not lead_ids:
+        return {}
+    ranked = (
+        Interaction.objects.filter(lead_id__in=lead_ids, type__in=KEY_ACTION_TYPES)
+        .annotate(rank=Window(RowNumber(), partition_by="lead_id", order_by=("-occurred_at", "-id")))
+        .filter(rank__lte=per_lead)
+        .only("id", "lead_id", "type", "occurred_at", "properties")
+    )
+    result: dict[int, list[Interaction]] = {lead_id: [] for lead_id in lead_ids}
+    for interaction in ranked:
+        result[interaction.lead_id].append(interaction)
+    for items in result.values():
+        items.sort(key=lambda i: i.occurred_at, reverse=True)
+    return result
+
+
+def qualifying_transitions(*, lead_ids: list[int]) -> dict[int, StageTransition]:
+    """The transition that put each lead in the queue (its ``details`` say which rules fired)."""
+    if not lead_ids:
+        return {}
+    ranked = (
+        StageTransition.objects.filter(lead_id__in=lead_ids, to_stage__in=list(AWAITING_SALES))
+        .annotate(rank=Window(RowNumber(), partition_by="lead_id", order_by=("-at", "-id")))
+        .filter(rank=1)
+    )
+    return {t.lead_id: t for t in ranked}
+
+
+def pipeline_leads(*, user) -> dict[str, list[Lead]]:
+    leads = list(
+        Lead.objects.filter(owner=user, stage__in=[Stage.SAL, Stage.SQL])
+        .select_related("company")
+        .prefetch_related(
+            Prefetch(
+                "opportunities",
+                queryset=Opportunity.objects.filter(status=Opportunity.Status.OPEN).order_by("-created_at"),
+                to_attr="open_opportunities",
+            )
+        )
+        .order_by("stage_changed_at", "id")
+    )
+    return {
+        "sal": [lead for lead in leads if lead.stage == Stage.SAL],
+        "sql": [lead for lead in leads if lead.stage == Stage.SQL],
+    }
+
+
+# --- forms ----------------------------------------------------------------------------------
+
+
+def _forms_annotated() -> QuerySet[Form]:
+    week_ago = timezone.now() - timedelta(days=7)
+    return Form.objects.annotate(
+        submission_count=Count("submissions", filter=Q(submissions__is_spam=False)),
+        submissions_7d=Count(
+            "submissions", filter=Q(submissions__is_spam=False, submissions__received_at__gte=week_ago)
+        ),
+        spam_count=Count("submissions", filter=Q(submissions__is_spam=True)),
+    )
+
+
+def forms_with_counts() -> list[Form]:
+    return list(_forms_annotated().order_by("-active", "name"))
+
+
+def form_with_counts(*, slug: str) -> Form | None:
+    return _forms_annotated().filter(slug=slug).first()
+
+
+SNIPPET_TEMPLATE = """<form id="leadfunnel-{slug}" class="leadfunnel-form">
+  <input name="email" type="email" placeholder="Work email" required>
+  <input name="first_name" placeholder="First name">
+  <input name="last_name" placeholder="Last name">
+  <input name="title" placeholder="Job title">
+  <input name="company" placeholder="Company">
+  <!-- Spam trap: leave hidden and empty. -->
+  <input name="{honeypot}" tabindex="-1" autocomplete="off" style="position:absolute;left:-9999px" aria-hidden="true">
+  <label><input name="consent" type="checkbox" value="true"> Keep me informed</label>
+  <button type="submit">Send</button>
+  <p class="leadfunnel-message" hidden></p>
+</form>
+<script>
+(function () {{
+  var form = document.getElementById("leadfunnel-{slug}");
+  form.addEventListener("submit", function (event) {{
+    event.preventDefault();
+    var data = Object.fromEntries(new FormData(form).entries());
+    var params = new URLSearchParams(window.location.search);
+    ["utm_source", "utm_medium", "utm_campaign"].forEach(function (key) {{
+      if (params.get(key)) data[key] = params.get(key);
+    }});
+    data.page_url = window.location.href;
+    var message = form.querySelector(".leadfunnel-message");
+    fetch("{endpoint}", {{
+      method: "POST",
+      headers: {{"Content-Type": "application/json", "Idempotency-Key": String(Date.now()) + Math.random()}},
+      body: JSON.stringify(data)
+    }}).then(function (response) {{
+      return response.json().then(function (body) {{
+        if (!response.ok) throw new Error(body.message || "Please check the form and try again.");
+        {on_success}
+      }});
+    }}).catch(function (error) {{
+      message.textContent = error.message;
+      message.hidden = false;
+    }});
+  }});
+}})();
+</script>"""
+
+
+def _js(value: str) -> str:
+    # A JS string literal that cannot close the surrounding <script> element.
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def form_snippet(form: Form, endpoint: str) -> str:
+    """The HTML/JS a marketer pastes on a website; posts JSON to the public intake with fetch."""
+    if form.redirect_url:
+        on_success = f"window.location.href = {_js(form.redirect_url)};"
+    else:
+        on_success = (
+            f"form.reset(); message.textContent = {_js(form.success_message or 'Thank you!')}; message.hidden = false;"
+        )
+    return SNIPPET_TEMPLATE.format(
+        slug=form.slug, honeypot=form.honeypot_field or "website", endpoint=endpoint, on_success=on_success
+    )
+
+
+# --- score explanations for many leads (queue cards) ------------------------------------------
+
+
+def rule_totals_for(*, leads: list[Lead], per_lead: int = 5) -> dict[int, list[dict]]:
+    """Per lead, the rules that gave it the most points (awarded, before decay), in one query."""
+    if not leads:
+        return {}
+    try:
+        from scoring.models import LeadRuleTotal
+    except ImportError:
+        return {}
+    rows = (
+        LeadRuleTotal.objects.filter(lead_id__in=[lead.pk for lead in leads], matches__gt=0)
+        .exclude(points=0)
+        .select_related("rule")
+        .only("lead_id", "dimension", "points", "matches", "last_at", "rule__name", "rule__active")
+    )
+    result: dict[int, list[dict]] = {}
+    for row in rows:
+        if not row.rule.active:
+            continue
+        result.setdefault(row.lead_id, []).append(
+            {"name": row.rule.name, "dimension": row.dimension, "points": row.points, "at": row.last_at}
+        )
+    for items in result.values():
+        items.sort(key=lambda item: -abs(item["points"]))
+        del items[per_lead:]
+    return result
