@@ -28,6 +28,8 @@ try:  # Python 3.11+: the parser lives in re._parser (sre_parse is a deprecated 
 except ImportError:  # pragma: no cover
     import sre_parse  # type: ignore[no-redef]
 
+from .defaults import DISPOSABLE_DOMAINS, FREE_MAIL_DOMAINS, ROLE_ACCOUNT_PREFIXES
+
 OPERATORS = ("equals", "in", "contains", "endswith", "gte", "lte", "present", "regex")
 
 # Profile fields a rule may test, with their type. Derived fields are computed
@@ -297,7 +299,6 @@ class DomainLists:
 
     @classmethod
     def defaults(cls) -> DomainLists:
-        from .defaults import DISPOSABLE_DOMAINS, FREE_MAIL_DOMAINS, ROLE_ACCOUNT_PREFIXES
 
         return cls(frozenset(FREE_MAIL_DOMAINS), frozenset(DISPOSABLE_DOMAINS), frozenset(ROLE_ACCOUNT_PREFIXES))
 

@@ -188,3 +188,33 @@ def lead_score_get(*, lead, now: datetime | None = None) -> dict:
         "rules": by_rule,
         "contributions": contributions,
     }
+
+
+def lead_rule_totals_many(
+    *, lead_ids: list[int], per_lead: int = 5, now: datetime | None = None
+) -> dict[int, list[dict]]:
+    """Per lead, the active rules that give it most points now (decayed), in one query (queue cards)."""
+    if not lead_ids:
+        return {}
+    now = now or timezone.now()
+    ruleset = ruleset_get()
+    result: dict[int, list[dict]] = {}
+    for total in LeadRuleTotal.objects.filter(lead_id__in=lead_ids, matches__gt=0).exclude(points=0):
+        spec = ruleset.by_id.get(total.rule_id)
+        if spec is None:
+            continue
+        current = total.value * decay_factor(spec.half_life_days, total.value_at, now)
+        result.setdefault(total.lead_id, []).append(
+            {
+                "rule": total.rule_id,
+                "name": spec.name,
+                "dimension": spec.dimension,
+                "points": total.points,
+                "current_points": round(current, 2),
+                "at": total.last_at,
+            }
+        )
+    for items in result.values():
+        items.sort(key=lambda item: -abs(item["current_points"]))
+        del items[per_lead:]
+    return result
