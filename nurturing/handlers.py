@@ -1,0 +1,48 @@
+"""Outbox handlers: enrol on form submissions and stage entries, exit on handoff or
+disqualification, goals on interactions. DB-only and idempotent (a replayed event
+finds the enrolment already there, or already ended)."""
+
+from leadfunnel.outbox import outbox_handler
+from leads.models import Lead, Stage
+
+from .models import ExitReason
+from .services import (
+    HANDOFF_STAGES,
+    enroll_on_form,
+    enroll_on_stage,
+    enrollments_exit,
+    goals_check_interactions,
+    goals_check_stage,
+)
+
+
+@outbox_handler("lead.form_submitted")
+def enrol_on_form_submitted(payload: dict) -> None:
+    if payload.get("lead_id") and payload.get("form_slug"):
+        enroll_on_form(lead_id=payload["lead_id"], form_slug=payload["form_slug"])
+
+
+@outbox_handler("lead.stage_changed")
+def react_to_stage_change(payload: dict) -> None:
+    lead_id, stage = payload.get("lead_id"), payload.get("to")
+    if not lead_id or not stage:
+        return
+    # Goals first: "became MQL" is a success, not merely a handoff.
+    goals_check_stage(lead_id=lead_id, stage=stage)
+    if stage == Stage.DISQUALIFIED:
+        enrollments_exit(lead_ids=[lead_id], reason=ExitReason.DISQUALIFIED)
+    elif stage in HANDOFF_STAGES:
+        enrollments_exit(lead_ids=[lead_id], reason=ExitReason.HANDOFF, handoff_stage=stage)
+    enroll_on_stage(lead_id=lead_id, stage=stage)
+
+
+@outbox_handler("interactions.recorded")
+def react_to_interactions(payload: dict) -> None:
+    lead_ids, types = payload.get("lead_ids") or [], payload.get("types") or []
+    if not lead_ids:
+        return
+    goals_check_interactions(lead_ids=lead_ids, types=types)
+    if "unsubscribe" in types or "email_bounce" in types:
+        for field, reason in (("unsubscribed_at", ExitReason.UNSUBSCRIBED), ("email_bounced_at", ExitReason.BOUNCED)):
+            gone = Lead.objects.filter(pk__in=lead_ids, **{f"{field}__isnull": False}).values_list("pk", flat=True)
+            enrollments_exit(lead_ids=list(gone), reason=reason)

@@ -1,0 +1,166 @@
+"""Nurturing reads: sequences with their steps, enrolments, per-step stats, previews."""
+
+from collections import defaultdict
+
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+
+from leadfunnel.errors import NotFound, ValidationFailed
+from leads.models import Lead, StageTransition
+
+from .models import Enrollment, EnrollmentStatus, Message, Sequence, Step, StepExecution, StepKind
+from .rendering import merge_context, render_email, render_sms
+from .tracking import tracking_url
+
+CONVERSION_STAGES = ("mql", "sql", "customer")
+
+
+def sequence_list() -> QuerySet:
+    return Sequence.objects.prefetch_related(Prefetch("steps", queryset=Step.objects.order_by("position")))
+
+
+def sequence_get(*, sequence_id: int) -> Sequence:
+    sequence = sequence_list().filter(pk=sequence_id).first()
+    if sequence is None:
+        raise NotFound("No sequence with this id.")
+    return sequence
+
+
+def enrollment_list(*, sequence: Sequence, status: str | None = None) -> QuerySet:
+    enrollments = Enrollment.objects.filter(sequence=sequence).select_related("lead").order_by("-enrolled_at", "-pk")
+    if status:
+        if status not in EnrollmentStatus.values:
+            raise ValidationFailed(f"Unknown status {status!r}; use one of {', '.join(EnrollmentStatus.values)}.")
+        enrollments = enrollments.filter(status=status)
+    return enrollments
+
+
+def sequence_stats(*, sequence: Sequence) -> dict:
+    """Counts per sequence and per step, from enrolments, executions, messages and the stage history.
+
+    Five aggregate queries whatever the number of enrolments.
+    """
+    # 1: where enrolments are (or ended): by step, status and exit reason.
+    by_position: dict[int, dict] = defaultdict(lambda: {"active": 0, "goal_reached": 0, "exited": defaultdict(int)})
+    totals = {"enrolled": 0, "active": 0, "completed": 0, "goal_reached": 0, "exited": 0}
+    exited_by_reason: dict[str, int] = defaultdict(int)
+    for row in (
+        Enrollment.objects.filter(sequence=sequence)
+        .values("current_step", "status", "exit_reason")
+        .annotate(n=Count("pk"))
+    ):
+        n, status, position = row["n"], row["status"], row["current_step"]
+        totals["enrolled"] += n
+        totals[status] += n
+        if status == EnrollmentStatus.ACTIVE:
+            by_position[position]["active"] += n
+        elif status == EnrollmentStatus.GOAL_REACHED:
+            by_position[position]["goal_reached"] += n
+        elif status == EnrollmentStatus.EXITED:
+            exited_by_reason[row["exit_reason"]] += n
+            by_position[position]["exited"][row["exit_reason"]] += n
+    # 2: who went on to become MQL / SQL / customer after enrolling.
+    became = Enrollment.objects.filter(sequence=sequence).aggregate(
+        **{
+            stage: Count(
+                "pk",
+                filter=Q(
+                    Exists(
+                        StageTransition.objects.filter(
+                            lead=OuterRef("lead"), to_stage=stage, at__gte=OuterRef("enrolled_at")
+                        )
+                    )
+                ),
+            )
+            for stage in CONVERSION_STAGES
+        }
+    )
+    # 3: executions by step and state.
+    executions: dict[int, dict[str, int]] = defaultdict(dict)
+    for row in StepExecution.objects.filter(sequence=sequence).values("position", "state").annotate(n=Count("pk")):
+        executions[row["position"]][row["state"]] = row["n"]
+    # 4: message engagement by step.
+    engagement = {
+        row["position"]: row
+        for row in Message.objects.filter(sequence=sequence, purpose=Message.Purpose.NURTURE)
+        .values("position")
+        .annotate(sent=Count("sent_at"), opened=Count("opened_at"), clicked=Count("clicked_at"))
+    }
+    # 5: the steps themselves.
+    steps = []
+    for step in sequence.steps.order_by("position"):
+        states = executions.get(step.position, {})
+        messages = engagement.get(step.position, {})
+        sent = messages.get("sent", 0)
+        where = by_position.get(step.position, {"active": 0, "goal_reached": 0, "exited": {}})
+        steps.append(
+            {
+                "position": step.position,
+                "kind": step.kind,
+                "executed": sum(states.values()),
+                "sent": sent if step.kind in (StepKind.EMAIL, StepKind.SMS) else states.get("sent", 0),
+                "failed": states.get("failed", 0),
+                "pending": states.get("pending", 0) + states.get("sending", 0),
+                "opened": messages.get("opened", 0),
+                "clicked": messages.get("clicked", 0),
+                "open_rate": round(messages.get("opened", 0) / sent, 4) if sent else None,
+                "click_rate": round(messages.get("clicked", 0) / sent, 4) if sent else None,
+                "active": where["active"],
+                "goal_reached": where["goal_reached"],
+                "exited": dict(where["exited"]),
+            }
+        )
+    return {
+        "sequence": sequence.pk,
+        **totals,
+        "exited_by_reason": dict(exited_by_reason),
+        "became": became,
+        "sent": sum(s["sent"] for s in steps),
+        "opened": sum(s["opened"] for s in steps),
+        "clicked": sum(s["clicked"] for s in steps),
+        "steps": steps,
+    }
+
+
+def sequence_preview(*, sequence: Sequence, lead_id: int | None, position: int | None) -> dict:
+    """Render a message step for a sample lead, with the tracking links it would carry."""
+    steps = [s for s in sequence.steps.order_by("position") if s.kind in (StepKind.EMAIL, StepKind.SMS)]
+    if position is not None:
+        steps = [s for s in steps if s.position == position]
+    if not steps:
+        raise ValidationFailed("This sequence has no email or SMS step to preview at that position.")
+    step = steps[0]
+    leads = Lead.objects.select_related("company", "owner")
+    lead = leads.filter(pk=lead_id).first() if lead_id is not None else leads.order_by("pk").first()
+    if lead is None:
+        raise NotFound("No lead with this id." if lead_id is not None else "There is no lead to preview with.")
+    context = merge_context(lead)
+    if step.kind == StepKind.SMS:
+        return {
+            "step": step.position,
+            "kind": step.kind,
+            "lead": lead.pk,
+            "to": lead.phone,
+            "subject": "",
+            "html": "",
+            "text": render_sms(body=step.config["body"], context=context),
+            "links": [],
+        }
+    token = "preview"  # noqa: S105 - a placeholder message token, not a secret
+    rendered = render_email(
+        subject=step.config["subject"],
+        body=step.config["body"],
+        context=context,
+        click_url=lambda index: tracking_url(token, "c", index),
+        open_url=tracking_url(token, "o"),
+        unsubscribe_url=tracking_url(token, "u"),
+    )
+    return {
+        "step": step.position,
+        "kind": step.kind,
+        "lead": lead.pk,
+        "to": lead.email,
+        "subject": rendered.subject,
+        "html": rendered.html,
+        "text": rendered.text,
+        "links": rendered.links,
+    }

@@ -1,0 +1,586 @@
+"""The executor: due enrolments → executed steps → delivered messages, set-based.
+
+``process_due_steps`` runs in three short phases so that no network call ever
+happens inside a transaction and every step runs exactly once:
+
+1. **Claim and plan** (one transaction): lock up to ``batch_size`` due active
+   enrolments with ``SELECT … FOR UPDATE SKIP LOCKED`` (a second worker takes
+   the next ones), walk each through its steps (waits, branches and actions run
+   here; a message step is rendered), bulk-insert one ``StepExecution`` per
+   executed step — unique per (enrolment, run) — and the ``Message`` rows, and
+   move the enrolments on. Committed before anything is sent.
+2. **Claim the sends** (one short transaction): pending → sending, compare-and-swap.
+   Only the caller that flips a row sends it.
+3. **Send, then record** (outside, then one transaction): hand the messages to
+   the email / SMS backend, then mark them sent, store ``email_sent``/``sms_sent``
+   interactions in bulk, schedule transient failures for a retry with backoff.
+
+A crash after (1) leaves pending executions that the sweeper
+(:func:`deliver_pending`) sends after a lease; a retried task or a duplicate
+tick finds the enrolments already moved on and the executions no longer pending.
+"""
+
+import logging
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.contrib.auth import get_user_model
+from django.core.mail import get_connection
+from django.db import transaction
+from django.db.models import Count, F, Min
+from django.utils import timezone
+
+from leadfunnel.errors import DomainError
+from leadfunnel.outbox import outbox_publish
+from leads.models import Interaction, Lead, Stage, TransitionCause
+
+from ..channels import email_build, provider_error, sms_backend_get
+from ..conditions import condition_kind, interaction_matches, lead_matches
+from ..conf import nurture_setting
+from ..models import (
+    Enrollment,
+    EnrollmentStatus,
+    ExecutionState,
+    ExitReason,
+    Message,
+    Sequence,
+    Step,
+    StepExecution,
+    StepKind,
+)
+from ..rendering import compile_template, merge_context, render_email, render_sms
+from ..tracking import tracking_url
+from .enrollment import HANDOFF_STAGES
+from .interactions import interactions_record_many
+from .schedule import wait_until, window_next_open, zone_for
+
+logger = logging.getLogger(__name__)
+
+# A walk through branches/actions stops after this many steps in one pass (save-time
+# validation already rejects loops without a wait; this is the belt to those braces).
+MAX_HOPS = 50
+DAY = timedelta(hours=24)
+
+
+@dataclass
+class _Batch:
+    now: datetime
+    claim_token: str
+    sequences: dict[int, Sequence]
+    steps: dict[int, dict[int, Step]]
+    sent_today: dict[int, tuple[int, datetime]]
+    executions: list[StepExecution] = field(default_factory=list)
+    messages: list[tuple[StepExecution, Message]] = field(default_factory=list)
+    contexts: dict[int, dict[str, str]] = field(default_factory=dict)
+
+
+def process_due_steps(*, batch_size: int | None = None, now: datetime | None = None) -> int:
+    """Execute the steps of up to ``batch_size`` due enrolments and deliver their messages.
+
+    Returns how many steps were executed (StepExecution rows written). Safe to
+    call from any number of processes at once. Benchmark entry point.
+    """
+    executed, execution_ids = _plan_batch(batch_size=batch_size or nurture_setting("BATCH_SIZE"), now=now)
+    if execution_ids:
+        deliver_executions(execution_ids=execution_ids)
+    return executed
+
+
+def due_count(*, now: datetime | None = None, limit: int = 100_000) -> int:
+    now = now or timezone.now()
+    return Enrollment.objects.filter(status=EnrollmentStatus.ACTIVE, next_due_at__lte=now).values("pk")[:limit].count()
+
+
+# --- phase 1: claim and plan --------------------------------------------------------------
+
+
+def _plan_batch(*, batch_size: int, now: datetime | None) -> tuple[int, list[int]]:
+    with transaction.atomic():
+        now = now or timezone.now()
+        enrollments = list(
+            Enrollment.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=EnrollmentStatus.ACTIVE, next_due_at__lte=now)
+            .select_related("lead", "lead__company", "lead__owner")
+            .order_by("next_due_at")[:batch_size]
+        )
+        if not enrollments:
+            return 0, []
+        sequence_ids = {e.sequence_id for e in enrollments}
+        steps: dict[int, dict[int, Step]] = defaultdict(dict)
+        for step in Step.objects.filter(sequence_id__in=sequence_ids):
+            steps[step.sequence_id][step.position] = step
+        sent_today = {
+            row["lead_id"]: (row["n"], row["first"])
+            for row in Message.objects.filter(
+                lead_id__in={e.lead_id for e in enrollments},
+                purpose=Message.Purpose.NURTURE,
+                created_at__gt=now - DAY,
+            )
+            .values("lead_id")
+            .annotate(n=Count("pk"), first=Min("created_at"))
+        }
+        batch = _Batch(
+            now=now,
+            claim_token=secrets.token_hex(8),
+            sequences={s.pk: s for s in Sequence.objects.filter(pk__in=sequence_ids)},
+            steps=steps,
+            sent_today=sent_today,
+        )
+        for enrollment in enrollments:
+            _advance(enrollment, batch)
+
+        StepExecution.objects.bulk_create(batch.executions)
+        for execution, message in batch.messages:
+            message.execution_id = execution.pk
+        Message.objects.bulk_create([m for _, m in batch.messages])
+        Enrollment.objects.bulk_update(
+            enrollments,
+            [
+                "status",
+                "current_step",
+                "run",
+                "next_due_at",
+                "exited_at",
+                "exit_reason",
+                "claimed_at",
+                "claim_token",
+            ],
+        )
+        return len(batch.executions), [execution.pk for execution, _ in batch.messages]
+
+
+def _exit_reason(lead: Lead, sequence: Sequence) -> str | None:
+    if lead.stage == Stage.DISQUALIFIED:
+        return ExitReason.DISQUALIFIED
+    if lead.unsubscribed_at is not None:
+        return ExitReason.UNSUBSCRIBED
+    if lead.email_bounced_at is not None:
+        return ExitReason.BOUNCED
+    if sequence.stop_on_handoff and lead.stage in HANDOFF_STAGES:
+        trigger = sequence.enroll_on or {}
+        if not (trigger.get("kind") == "stage_entered" and trigger.get("stage") == lead.stage):
+            return ExitReason.HANDOFF
+    return None
+
+
+def _end(enrollment: Enrollment, *, status: str, reason: str, now: datetime) -> None:
+    enrollment.status = status
+    enrollment.exit_reason = reason
+    enrollment.exited_at = now
+    enrollment.next_due_at = None
+
+
+def _record(
+    enrollment: Enrollment, step: Step, batch: _Batch, *, state: str, detail: dict | None = None, error: str = ""
+) -> StepExecution:
+    enrollment.run += 1
+    execution = StepExecution(
+        enrollment_id=enrollment.pk,
+        sequence_id=enrollment.sequence_id,
+        step_id=step.pk,
+        position=step.position,
+        run=enrollment.run,
+        kind=step.kind,
+        state=state,
+        created_at=batch.now,
+        finished_at=None if state == ExecutionState.PENDING else batch.now,
+        next_attempt_at=batch.now + timedelta(seconds=nurture_setting("SEND_LEASE_SECONDS"))
+        if state == ExecutionState.PENDING
+        else None,
+        detail=detail or {},
+        error=error,
+    )
+    batch.executions.append(execution)
+    return execution
+
+
+def _advance(enrollment: Enrollment, batch: _Batch) -> None:
+    now = batch.now
+    lead = enrollment.lead
+    sequence = batch.sequences[enrollment.sequence_id]
+    steps = batch.steps[sequence.pk]
+    enrollment.claimed_at = now
+    enrollment.claim_token = batch.claim_token
+    if not sequence.active:
+        enrollment.next_due_at = None  # paused; activation resumes it
+        return
+    sent_this_pass = False
+    for _ in range(MAX_HOPS):
+        reason = _exit_reason(lead, sequence)
+        if reason:
+            _end(enrollment, status=EnrollmentStatus.EXITED, reason=reason, now=now)
+            return
+        step = steps.get(enrollment.current_step)
+        if step is None:
+            _end(enrollment, status=EnrollmentStatus.COMPLETED, reason="", now=now)
+            return
+        config = step.config
+        if step.kind in (StepKind.EMAIL, StepKind.SMS):
+            if sent_this_pass:
+                enrollment.next_due_at = now  # at most one message per enrolment per pass
+                return
+            zone = zone_for(lead.time_zone)
+            opens_at = window_next_open(
+                start=sequence.send_window_start,
+                end=sequence.send_window_end,
+                days=sequence.send_days,
+                now=now,
+                zone=zone,
+            )
+            if opens_at is not None:
+                enrollment.next_due_at = opens_at
+                return
+            cap = sequence.max_messages_per_day
+            if cap is None:
+                cap = nurture_setting("MAX_MESSAGES_PER_DAY")
+            count, first_at = batch.sent_today.get(lead.pk, (0, now))
+            if cap and count >= cap:
+                enrollment.next_due_at = first_at + DAY + timedelta(seconds=1)
+                return
+            if step.kind == StepKind.SMS and not lead.phone:
+                _record(enrollment, step, batch, state=ExecutionState.SKIPPED, detail={"reason": "no phone number"})
+                enrollment.current_step += 1
+                continue
+            execution = _record(enrollment, step, batch, state=ExecutionState.PENDING)
+            batch.messages.append((execution, _message_build(step, lead, sequence, batch)))
+            batch.sent_today[lead.pk] = (count + 1, first_at)
+            sent_this_pass = True
+            enrollment.current_step += 1
+            enrollment.next_due_at = now
+            continue
+        if step.kind == StepKind.WAIT:
+            _record(enrollment, step, batch, state=ExecutionState.DONE)
+            enrollment.current_step += 1
+            enrollment.next_due_at = wait_until(config, now=now, zone=zone_for(lead.time_zone))
+            return
+        if step.kind == StepKind.BRANCH:
+            taken = _branch_taken(config["condition"], lead, enrollment)
+            _record(enrollment, step, batch, state=ExecutionState.DONE, detail={"taken": taken})
+            enrollment.current_step = config["goto"] if taken else config.get("else_goto", step.position + 1)
+            continue
+        if step.kind == StepKind.ACTION:
+            _action_run(step, enrollment, lead, sequence, batch)
+            enrollment.current_step += 1
+            continue
+        enrollment.current_step += 1  # unknown kind (cannot be saved): skip it
+    enrollment.next_due_at = now + timedelta(minutes=1)
+
+
+def _branch_taken(condition: dict, lead: Lead, enrollment: Enrollment) -> bool:
+    if condition_kind(condition) != "interaction":
+        return lead_matches(condition, lead)
+    # "Did X since enrolment": one indexed query (lead, -occurred_at) per branch evaluation.
+    rows = Interaction.objects.filter(
+        lead_id=lead.pk, type=condition["interaction_type"], occurred_at__gte=enrollment.enrolled_at
+    ).values_list("properties", flat=True)[:500]
+    return any(interaction_matches(condition, condition["interaction_type"], props) for props in rows)
+
+
+def _context(lead: Lead, batch: _Batch) -> dict[str, str]:
+    context = batch.contexts.get(lead.pk)
+    if context is None:
+        context = batch.contexts[lead.pk] = merge_context(lead)
+    return context
+
+
+def _message_build(step: Step, lead: Lead, sequence: Sequence, batch: _Batch) -> Message:
+    token = secrets.token_urlsafe(12)
+    context = _context(lead, batch)
+    common = {
+        "lead_id": lead.pk,
+        "sequence_id": sequence.pk,
+        "position": step.position,
+        "token": token,
+        "created_at": batch.now,
+    }
+    if step.kind == StepKind.SMS:
+        return Message(
+            channel="sms", to=lead.phone, body=render_sms(body=step.config["body"], context=context), **common
+        )
+    rendered = render_email(
+        subject=step.config["subject"],
+        body=step.config["body"],
+        context=context,
+        click_url=lambda index: tracking_url(token, "c", index),
+        open_url=tracking_url(token, "o"),
+        unsubscribe_url=tracking_url(token, "u"),
+    )
+    return Message(
+        channel="email",
+        to=lead.email,
+        subject=rendered.subject,
+        body=rendered.html,
+        text_body=rendered.text,
+        links=rendered.links,
+        **common,
+    )
+
+
+def _action_run(step: Step, enrollment: Enrollment, lead: Lead, sequence: Sequence, batch: _Batch) -> None:
+    config = step.config
+    action = config.get("action")
+    try:
+        with transaction.atomic():  # a failing action rolls back alone, the batch goes on
+            detail = _ACTIONS[action](config, enrollment, lead, sequence, step, batch)
+    except DomainError as exc:
+        _record(enrollment, step, batch, state=ExecutionState.FAILED, error=exc.message, detail={"action": action})
+        return
+    if isinstance(detail, tuple):  # notify_owner: a message to deliver
+        execution = _record(enrollment, step, batch, state=ExecutionState.PENDING, detail={"action": action})
+        batch.messages.append((execution, detail[1]))
+        return
+    state = ExecutionState.SKIPPED if detail.get("skipped") else ExecutionState.DONE
+    _record(enrollment, step, batch, state=state, detail={"action": action, **detail})
+
+
+def _action_set_stage(config, enrollment, lead, sequence, step, batch) -> dict:
+    from leads.services import lead_change_stage
+
+    if lead.stage == config["stage"]:
+        return {"skipped": "already in that stage"}
+    lead_change_stage(
+        lead=lead,
+        to_stage=config["stage"],
+        cause=TransitionCause.SEQUENCE,
+        cause_ref=f"sequence:{sequence.pk}",
+        reason=f"Sequence “{sequence.name}”, step {step.position}",
+        details={"enrollment_id": enrollment.pk, "step": step.position},
+    )
+    return {"stage": config["stage"]}
+
+
+def _action_notify_owner(config, enrollment, lead, sequence, step, batch):
+    owner = lead.owner
+    if owner is None or not owner.email:
+        return {"skipped": "the lead has no owner with an email address"}
+    context = _context(lead, batch)
+    subject = compile_template(config.get("subject") or "{{ lead.full_name }} ({{ lead.email }}) needs you").render(
+        context, escape=False
+    )
+    body = compile_template(
+        config.get("body") or f"{{{{ lead.full_name }}}} reached step {step.position} of “{sequence.name}”."
+    ).render(context, escape=False)
+    message = Message(
+        lead_id=lead.pk,
+        sequence_id=sequence.pk,
+        position=step.position,
+        purpose=Message.Purpose.NOTIFICATION,
+        channel="email",
+        to=owner.email,
+        subject=subject[:300],
+        body=f"<p>{body}</p>",
+        text_body=body,
+        token=secrets.token_urlsafe(12),
+        created_at=batch.now,
+    )
+    return ("message", message)
+
+
+def _action_assign(config, enrollment, lead, sequence, step, batch) -> dict:
+    from leads.services import rep_pick_next
+
+    owner_id = config.get("owner", "round_robin")
+    if owner_id == "round_robin":
+        rep = rep_pick_next()
+        if rep is None:
+            return {"skipped": "no sales rep available"}
+        owner_id = rep.pk
+    elif not get_user_model().objects.filter(pk=owner_id, is_active=True).exists():
+        return {"skipped": "that user no longer exists"}
+    Lead.objects.filter(pk=lead.pk).update(owner_id=owner_id, assigned_at=batch.now)
+    lead.owner_id = owner_id
+    return {"owner_id": owner_id}
+
+
+def _action_tag(config, enrollment, lead, sequence, step, batch) -> dict:
+    remove = {t.strip() for t in config.get("remove", [])}
+    tags = [t for t in (lead.tags or []) if t not in remove]
+    tags += [t.strip() for t in config.get("add", []) if t.strip() not in tags]
+    Lead.objects.filter(pk=lead.pk).update(tags=tags)
+    lead.tags = tags
+    return {"tags": tags}
+
+
+def _action_webhook(config, enrollment, lead, sequence, step, batch) -> dict:
+    outbox_publish(
+        topic="sequence.webhook",
+        payload={
+            "enrollment_id": enrollment.pk,
+            "sequence_id": sequence.pk,
+            "lead_id": lead.pk,
+            "step": step.position,
+            "event": config.get("event", "sequence.step"),
+            "url": config.get("url"),
+            "at": batch.now.isoformat(),
+        },
+    )
+    return {"event": config.get("event", "sequence.step")}
+
+
+_ACTIONS = {
+    "set_stage": _action_set_stage,
+    "notify_owner": _action_notify_owner,
+    "assign": _action_assign,
+    "tag": _action_tag,
+    "webhook": _action_webhook,
+}
+
+
+# --- phases 2 and 3: deliver ---------------------------------------------------------------
+
+
+def _claim_sends(*, execution_ids: list[int] | None, limit: int, now: datetime) -> list[int]:
+    with transaction.atomic():
+        pending = StepExecution.objects.select_for_update(skip_locked=True).filter(state=ExecutionState.PENDING)
+        if execution_ids is not None:
+            pending = pending.filter(pk__in=execution_ids)
+        else:
+            pending = pending.filter(next_attempt_at__lte=now).order_by("next_attempt_at")[:limit]
+        ids = list(pending.values_list("pk", flat=True))
+        if ids:
+            StepExecution.objects.filter(pk__in=ids, state=ExecutionState.PENDING).update(
+                state=ExecutionState.SENDING,
+                attempts=F("attempts") + 1,
+                next_attempt_at=now + timedelta(seconds=nurture_setting("STALE_SENDING_SECONDS")),
+            )
+        return ids
+
+
+def deliver_executions(*, execution_ids: list[int] | None = None, limit: int = 500) -> int:
+    """Send the messages of pending executions (these ids, or any whose lease/backoff is over).
+
+    Returns how many were sent. Exactly one caller flips an execution to
+    "sending", so only that caller hands it to the provider.
+    """
+    now = timezone.now()
+    ids = _claim_sends(execution_ids=execution_ids, limit=limit, now=now)
+    if not ids:
+        return 0
+    messages = list(
+        Message.objects.filter(execution_id__in=ids).select_related("lead", "execution").order_by("execution_id")
+    )
+    sent: list[Message] = []
+    skipped: list[Message] = []
+    failed: list[tuple[Message, Exception]] = []
+    connection = None
+    sms = None
+    try:
+        for message in messages:
+            lead = message.lead
+            if message.purpose == Message.Purpose.NURTURE and (lead.unsubscribed_at or lead.email_bounced_at):
+                skipped.append(message)
+                continue
+            try:
+                if message.channel == "email":
+                    if connection is None:
+                        connection = get_connection(fail_silently=False)
+                        connection.open()
+                    email_build(message=message, connection=connection).send()
+                else:
+                    sms = sms or sms_backend_get()
+                    sms.send(to=message.to, body=message.body, reference=message.token)
+            except Exception as exc:  # any provider failure is classified, never lost
+                failed.append((message, exc))
+            else:
+                sent.append(message)
+    finally:
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:
+                logger.warning("closing the email connection failed", exc_info=True)
+    _deliveries_record(sent=sent, skipped=skipped, failed=failed, now=timezone.now())
+    return len(sent)
+
+
+@transaction.atomic
+def _deliveries_record(
+    *, sent: list[Message], skipped: list[Message], failed: list[tuple[Message, Exception]], now: datetime
+) -> None:
+    if sent:
+        StepExecution.objects.filter(pk__in=[m.execution_id for m in sent]).update(
+            state=ExecutionState.SENT, finished_at=now, next_attempt_at=None, error=""
+        )
+        Message.objects.filter(pk__in=[m.pk for m in sent]).update(sent_at=now)
+        interactions_record_many(
+            interactions=[
+                Interaction(
+                    lead_id=m.lead_id,
+                    type=f"{m.channel}_sent",
+                    occurred_at=now,
+                    received_at=now,
+                    source="nurturing",
+                    properties={
+                        "sequence_id": m.sequence_id,
+                        "step": m.position,
+                        "message_id": m.pk,
+                        "subject": m.subject,
+                    },
+                )
+                for m in sent
+                if m.purpose == Message.Purpose.NURTURE
+            ]
+        )
+    if skipped:
+        StepExecution.objects.filter(pk__in=[m.execution_id for m in skipped]).update(
+            state=ExecutionState.SKIPPED, finished_at=now, next_attempt_at=None, error="lead no longer reachable"
+        )
+    retry: list[StepExecution] = []
+    bounced_leads: set[int] = set()
+    for message, exc in failed:
+        error = provider_error(exc)
+        execution = message.execution
+        execution.error = str(error)[:2000]
+        attempts = execution.attempts  # loaded after the claim incremented it
+        if error.permanent or attempts >= nurture_setting("MAX_ATTEMPTS"):
+            execution.state = ExecutionState.FAILED
+            execution.finished_at = now
+            execution.next_attempt_at = None
+            if error.bounce and message.purpose == Message.Purpose.NURTURE:
+                bounced_leads.add(message.lead_id)
+        else:
+            execution.state = ExecutionState.PENDING
+            delay = nurture_setting("RETRY_BASE_SECONDS") * 2 ** (attempts - 1)
+            execution.next_attempt_at = now + timedelta(seconds=delay)
+        retry.append(execution)
+        logger.warning("nurture send %s failed (%s): %s", execution.pk, execution.state, error)
+    if retry:
+        StepExecution.objects.bulk_update(retry, ["state", "error", "finished_at", "next_attempt_at"])
+    if bounced_leads:
+        _bounces_record(lead_ids=bounced_leads, now=now)
+
+
+def _bounces_record(*, lead_ids: set[int], now: datetime) -> None:
+    from .enrollment import enrollments_exit
+
+    Lead.objects.filter(pk__in=lead_ids, email_bounced_at__isnull=True).update(email_bounced_at=now)
+    interactions_record_many(
+        interactions=[
+            Interaction(lead_id=lead_id, type="email_bounce", occurred_at=now, source="nurturing", properties={})
+            for lead_id in lead_ids
+        ]
+    )
+    enrollments_exit(lead_ids=lead_ids, reason=ExitReason.BOUNCED, now=now)
+
+
+def deliver_pending(*, limit: int = 500) -> dict:
+    """Sweeper: retries due, sends abandoned by a crashed executor, and stale in-flight sends."""
+    now = timezone.now()
+    # A send still "sending" long after its claim lost its worker during the provider call.
+    # Whether the provider took it is unknown; resending could duplicate it, so it is failed
+    # loudly instead (at most once, never twice).
+    stale = StepExecution.objects.filter(state=ExecutionState.SENDING, next_attempt_at__lte=now).update(
+        state=ExecutionState.FAILED,
+        finished_at=now,
+        next_attempt_at=None,
+        error="The worker stopped during the provider call; not resent to avoid a duplicate.",
+    )
+    sent = 0
+    while True:
+        done = deliver_executions(limit=limit)
+        sent += done
+        if done < limit:
+            break
+    return {"sent": sent, "stale": stale}

@@ -1,0 +1,51 @@
+"""What tracking links record: opens, clicks, unsubscribes."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from leads.models import Lead
+
+from ..models import ExitReason, Message
+from .enrollment import enrollments_exit
+from .interactions import interaction_record_one
+
+
+def _properties(message: Message) -> dict:
+    return {"sequence_id": message.sequence_id, "step": message.position, "message_id": message.pk}
+
+
+@transaction.atomic
+def message_record_open(*, message: Message) -> bool:
+    """The first open of a message is recorded (pixels get re-fetched by mail clients)."""
+    now = timezone.now()
+    if not Message.objects.filter(pk=message.pk, opened_at__isnull=True).update(opened_at=now):
+        return False
+    interaction_record_one(lead=message.lead, type="email_open", properties=_properties(message), occurred_at=now)
+    return True
+
+
+@transaction.atomic
+def message_record_click(*, message: Message, index: int) -> None:
+    now = timezone.now()
+    Message.objects.filter(pk=message.pk, clicked_at__isnull=True).update(clicked_at=now)
+    Message.objects.filter(pk=message.pk, opened_at__isnull=True).update(opened_at=now)  # a click implies an open
+    interaction_record_one(
+        lead=message.lead,
+        type="email_click",
+        properties={**_properties(message), "url": message.links[index], "link": index},
+        occurred_at=now,
+    )
+
+
+@transaction.atomic
+def lead_unsubscribe(*, lead: Lead, message: Message | None = None) -> bool:
+    """One-click unsubscribe: stop all nurturing to this lead. Safe to repeat."""
+    now = timezone.now()
+    if not Lead.objects.filter(pk=lead.pk, unsubscribed_at__isnull=True).update(unsubscribed_at=now):
+        return False
+    lead.unsubscribed_at = now
+    interaction_record_one(
+        lead=lead, type="unsubscribe", properties=_properties(message) if message else {}, occurred_at=now
+    )
+    enrollments_exit(lead_ids=[lead.pk], reason=ExitReason.UNSUBSCRIBED, now=now)
+    return True

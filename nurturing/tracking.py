@@ -1,0 +1,108 @@
+"""Tracking links in messages: open pixel, click redirect, one-click unsubscribe.
+
+A token is ``<message token>.<kind>[.<link index>]`` signed with
+``django.core.signing`` under its own salt, so it is scoped to one message and
+one purpose. A click redirects only to the URL at that index in the message's
+stored links; a tampered or unknown token answers 404 and never redirects.
+"""
+
+import base64
+from functools import lru_cache
+
+from django.conf import settings
+from django.core import signing
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods
+
+SALT = "leadfunnel.nurturing.tracking"
+KINDS = {"o": "open", "c": "click", "u": "unsubscribe"}
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+
+_signer = signing.Signer(salt=SALT)
+
+
+def tracking_token(message_token: str, kind: str, index: int | None = None) -> str:
+    value = f"{message_token}.{kind}" if index is None else f"{message_token}.{kind}.{index}"
+    return _signer.sign(value)
+
+
+@lru_cache(maxsize=8)
+def _url_template(kind: str, site_url: str) -> str:
+    return site_url + reverse(f"tracking-{KINDS[kind]}", kwargs={"token": "TOKEN"}).replace("TOKEN", "{}")
+
+
+def tracking_url(message_token: str, kind: str, index: int | None = None) -> str:
+    return _url_template(kind, settings.SITE_URL).format(tracking_token(message_token, kind, index))
+
+
+def token_parse(token: str, kind: str) -> tuple[str, int | None]:
+    """Return (message token, link index) or raise Http404 for anything not signed by us for ``kind``."""
+    try:
+        value = _signer.unsign(token)
+    except signing.BadSignature:
+        raise Http404("Unknown link.") from None
+    parts = value.split(".")
+    if len(parts) not in (2, 3) or parts[1] != kind:
+        raise Http404("Unknown link.")
+    index = None
+    if len(parts) == 3:
+        if not parts[2].isdigit():
+            raise Http404("Unknown link.")
+        index = int(parts[2])
+    return parts[0], index
+
+
+def _message(message_token: str):
+    from .models import Message
+
+    message = Message.objects.select_related("lead").filter(token=message_token).first()
+    if message is None:
+        raise Http404("Unknown link.")
+    return message
+
+
+@require_GET
+def open_pixel(request: HttpRequest, token: str) -> HttpResponse:
+    from .services import message_record_open
+
+    message_token, _ = token_parse(token, "o")
+    message_record_open(message=_message(message_token))
+    response = HttpResponse(PIXEL, content_type="image/gif")
+    response["Cache-Control"] = "no-store, private"
+    return response
+
+
+@require_GET
+def click(request: HttpRequest, token: str) -> HttpResponse:
+    from .services import message_record_click
+
+    message_token, index = token_parse(token, "c")
+    message = _message(message_token)
+    if index is None or index >= len(message.links):
+        raise Http404("Unknown link.")
+    url = message.links[index]
+    if not url.lower().startswith(("http://", "https://")):
+        raise Http404("Unknown link.")
+    message_record_click(message=message, index=index)
+    response = HttpResponseRedirect(url)
+    response["Cache-Control"] = "no-store, private"
+    return response
+
+
+@csrf_exempt  # RFC 8058 one-click: mail providers POST without a session or CSRF token.
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    from .services import lead_unsubscribe
+
+    message_token, _ = token_parse(token, "u")
+    message = _message(message_token)
+    if request.method == "POST":
+        lead_unsubscribe(lead=message.lead, message=message)
+        return render(request, "nurturing/unsubscribed.html", {"email": message.lead.email})
+    already = message.lead.unsubscribed_at is not None
+    return render(
+        request, "nurturing/unsubscribe_confirm.html", {"email": message.lead.email, "already": already, "token": token}
+    )
