@@ -1,0 +1,1 @@
+"""LeadFunnel benchmarks (not tests): see bench/README.md."""
