@@ -192,8 +192,8 @@ def _durations(inner, group_cols: list[str], spans: dict[str, tuple[str, str]], 
                 count, median, p90 = row[n + 1 + 3 * i : n + 4 + 3 * i]
                 entry[name] = {
                     "count": count,
-                    "median": None if median is None else round(float(median), 2),
-                    "p90": None if p90 is None else round(float(p90), 2),
+                    "median": None if median is None else round(float(median), 4),
+                    "p90": None if p90 is None else round(float(p90), 4),
                 }
             result[key] = entry
         return result
@@ -212,8 +212,8 @@ def _durations(inner, group_cols: list[str], spans: dict[str, tuple[str, str]], 
             median, p90 = percentile_cont(values, 0.5), percentile_cont(values, 0.9)
             entry[name] = {
                 "count": len(values),
-                "median": None if median is None else round(median, 2),
-                "p90": None if p90 is None else round(p90, 2),
+                "median": None if median is None else round(median, 4),
+                "p90": None if p90 is None else round(p90, 4),
             }
         result[key] = entry
     return result
