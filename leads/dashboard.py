@@ -11,10 +11,8 @@ import base64
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from statistics import median
 
-from django.db import connection
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Window
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Window
 from django.db.models.functions import RowNumber, TruncWeek
 from django.utils import timezone
 from django.utils.dateparse import parse_date
@@ -26,8 +24,8 @@ FUNNEL_STAGES = (Stage.VISITOR, Stage.MQL, Stage.SAL, Stage.SQL, Stage.CUSTOMER)
 ENTERED_STAGES = (Stage.MQL, Stage.PQL, Stage.SAL, Stage.SQL, Stage.CUSTOMER)
 PERIODS = {"7d": 7, "30d": 30, "90d": 90, "365d": 365}
 DEFAULT_PERIOD = "90d"
-# Group key → (lead field, leads-list filter parameter).
-GROUPINGS = {"source": "source", "channel": "channel", "form": "first_form__slug", "campaign": "utm_campaign"}
+# Funnel table grouping (also the leads-list filter parameter) → leads.analytics group_by.
+GROUPINGS = {"source": "source", "channel": "channel", "form": "form", "campaign": "utm_campaign", "owner": "owner"}
 # Interactions that tell a rep most about intent (shown on queue cards).
 KEY_ACTION_TYPES = (
     "demo_request",
@@ -86,97 +84,6 @@ def period_from_params(params) -> Period:
 
 
 # --- funnel overview ------------------------------------------------------------------
-
-
-def _rate(numerator: int, denominator: int) -> float | None:
-    return round(100.0 * numerator / denominator, 1) if denominator else None
-
-
-def funnel_counts(*, since: datetime, until: datetime) -> dict[str, int]:
-    """Distinct leads entering each stage in [since, until), from the stage history.
-
-    Visitors are the leads created in the period (entering the funnel is not a transition).
-    """
-    counts = StageTransition.objects.filter(at__gte=since, at__lt=until, to_stage__in=ENTERED_STAGES).aggregate(
-        **{s: Count("lead_id", distinct=True, filter=Q(to_stage=s)) for s in ENTERED_STAGES}
-    )
-    counts[Stage.VISITOR] = Lead.objects.filter(created_at__gte=since, created_at__lt=until).count()
-    return {str(k): v for k, v in counts.items()}
-
-
-def median_days_in_stage(*, since: datetime, until: datetime) -> dict[str, float | None]:
-    """Median days a lead stayed in a stage it entered in the period (completed stays only)."""
-    if connection.vendor == "postgresql":
-        sql = """
-            SELECT t.to_stage,
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (n.at - t.at)))
-            FROM leads_stagetransition t
-            JOIN LATERAL (
-                SELECT n.at FROM leads_stagetransition n
-                WHERE n.lead_id = t.lead_id AND (n.at, n.id) > (t.at, t.id)
-                ORDER BY n.at, n.id LIMIT 1
-            ) n ON TRUE
-            WHERE t.at >= %s AND t.at < %s
-            GROUP BY t.to_stage
-            UNION ALL
-            SELECT 'visitor',
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (f.at - l.created_at)))
-            FROM leads_lead l
-            JOIN LATERAL (
-                SELECT n.at FROM leads_stagetransition n
-                WHERE n.lead_id = l.id ORDER BY n.at, n.id LIMIT 1
-            ) f ON TRUE
-            WHERE l.created_at >= %s AND l.created_at < %s
-        """
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [since, until, since, until])
-            rows = cursor.fetchall()
-        found = dict(rows)
-    else:
-        # Embedded SQLite (demo sizes): the same figure computed in Python.
-        lead_ids = StageTransition.objects.filter(at__gte=since, at__lt=until).values("lead_id")
-        history = StageTransition.objects.filter(lead_id__in=lead_ids).order_by("lead_id", "at", "id")
-        durations: dict[str, list[float]] = {}
-        previous = None
-        for t in history.values("lead_id", "to_stage", "at"):
-            if previous and previous["lead_id"] == t["lead_id"] and since <= previous["at"] < until:
-                durations.setdefault(previous["to_stage"], []).append((t["at"] - previous["at"]).total_seconds())
-            previous = t
-        found = {stage: median(values) for stage, values in durations.items()}
-    return {
-        str(stage): (round(found[stage] / 86400, 1) if found.get(stage) is not None else None)
-        for stage in (*FUNNEL_STAGES, Stage.PQL)
-    }
-
-
-def funnel_by_group(*, since: datetime, until: datetime, group_by: str, limit: int = 25) -> list[dict]:
-    """The funnel counts per source / channel / form / campaign of the lead's first touch."""
-    lead_field = GROUPINGS[group_by]
-    entered = (
-        StageTransition.objects.filter(at__gte=since, at__lt=until, to_stage__in=ENTERED_STAGES)
-        .values(group=F(f"lead__{lead_field}"))
-        .annotate(**{s: Count("lead_id", distinct=True, filter=Q(to_stage=s)) for s in ENTERED_STAGES})
-    )
-    created = (
-        Lead.objects.filter(created_at__gte=since, created_at__lt=until)
-        .values(group=F(lead_field))
-        .annotate(visitor=Count("id"))
-    )
-    rows: dict[object, dict] = {}
-    for row in created:
-        rows.setdefault(row["group"], {"group": row["group"]}).update(visitor=row["visitor"])
-    for row in entered:
-        rows.setdefault(row["group"], {"group": row["group"]}).update({s: row[s] for s in ENTERED_STAGES})
-    result = []
-    for row in rows.values():
-        for stage in (Stage.VISITOR, *ENTERED_STAGES):
-            row.setdefault(str(stage), 0)
-        row["mql_sal_rate"] = _rate(row["sal"], row["mql"] + row["pql"])
-        row["sal_sql_rate"] = _rate(row["sql"], row["sal"])
-        row["sql_customer_rate"] = _rate(row["customer"], row["sql"])
-        result.append(row)
-    result.sort(key=lambda r: (-r["visitor"] - r["mql"], str(r["group"] or "")))
-    return result[:limit]
 
 
 def weekly_trend(*, weeks: int = 12) -> dict:

@@ -25,7 +25,7 @@ from leadfunnel.errors import DomainError
 from leadfunnel.roles import is_marketer, is_sales
 
 from . import dashboard
-from .models import Channel, Form, LossReason, RejectionReason, Stage
+from .models import Form, LossReason, RejectionReason, Stage
 
 # --- access ---------------------------------------------------------------------------------
 
@@ -95,10 +95,18 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def funnel_overview(request: HttpRequest) -> HttpResponse:
+    from . import analytics
+
     period = dashboard.period_from_params(request.GET)
     group_by = request.GET.get("group_by") if request.GET.get("group_by") in dashboard.GROUPINGS else "source"
-    counts = dashboard.funnel_counts(since=period.since, until=period.until)
-    medians = dashboard.median_days_in_stage(since=period.since, until=period.until)
+    summary = analytics.funnel_summary(since=period.since, until=period.until, group_by=dashboard.GROUPINGS[group_by])
+    durations = analytics.stage_durations(since=period.since, until=period.until)
+    stays = durations["groups"][0]["stages"] if durations["groups"] else {}
+    medians = {
+        stage: (round(stay["median_hours"] / 24, 1) if stay.get("median_hours") is not None else None)
+        for stage, stay in stays.items()
+    }
+    totals = summary["totals"]
     sla_count, sla_leads = dashboard.mqls_past_sla()
     context = {
         "nav": "funnel",
@@ -106,14 +114,23 @@ def funnel_overview(request: HttpRequest) -> HttpResponse:
         "periods": list(dashboard.PERIODS),
         "group_by": group_by,
         "groupings": list(dashboard.GROUPINGS),
-        "steps": _funnel_steps(counts, medians, period),
-        "pql": {"count": counts["pql"], "median_days": medians.get("pql"), "link": _entered_link("pql", period)},
-        "groups": _group_rows(
-            dashboard.funnel_by_group(since=period.since, until=period.until, group_by=group_by), group_by, period
-        ),
+        "steps": _funnel_steps(totals, medians, period),
+        "pql": {
+            "count": totals["entries"]["pql"],
+            "median_days": medians.get("pql"),
+            "rate": _conversion(totals, "pql", "sal"),
+            "link": _entered_link("pql", period),
+        },
+        "summary": {
+            "rejections": totals["rejections"],
+            "recycles": totals["recycles"],
+            "mql_sal_ratio": totals["mql_sal_ratio"],
+        },
+        "groups": [_group_row(g, group_by, period) for g in summary["groups"]],
         "sla_count": sla_count,
         "sla_leads": sla_leads,
         "trend": _trend_chart(dashboard.weekly_trend()),
+        "rejection_labels": dict(RejectionReason.choices),
     }
     return render(request, "dashboard/funnel.html", context)
 
@@ -124,46 +141,49 @@ def _entered_link(stage: str, period, **extra) -> str:
     return "/leads/?" + urlencode(params)
 
 
-def _funnel_steps(counts: dict, medians: dict, period) -> list[dict]:
-    top = max(counts["visitor"], 1)
+def _conversion(group: dict, from_stage: str, to_stage: str) -> float | None:
+    for conversion in group["conversions"]:
+        if conversion["from"] == from_stage and conversion["to"] == to_stage:
+            return conversion["rate"]
+    return None
+
+
+def _funnel_steps(totals: dict, medians: dict, period) -> list[dict]:
+    entries = totals["entries"]
+    top = max(entries["visitor"], 1)
     steps = []
     previous = None
     for stage in dashboard.FUNNEL_STAGES:
-        count = counts[str(stage)]
-        # Sales accepts PQLs too: MQL → SAL conversion counts both lanes.
-        base = None if previous is None else (counts["mql"] + counts["pql"] if stage == Stage.SAL else previous)
+        count = entries[str(stage)]
         steps.append(
             {
                 "stage": str(stage),
                 "label": Stage(stage).label,
                 "count": count,
                 "width": max(round(100 * count / top, 1), 1.5),
-                "rate": dashboard._rate(count, base) if base is not None else None,
+                "rate": _conversion(totals, previous, str(stage)) if previous else None,
                 "median_days": medians.get(str(stage)),
                 "link": _entered_link(str(stage), period),
             }
         )
-        previous = count
+        previous = str(stage)
     return steps
 
 
-def _group_rows(rows: list[dict], group_by: str, period) -> list[dict]:
-    for row in rows:
-        extra = {group_by: row["group"]} if row["group"] else {}
-        row["label"] = _group_label(row["group"], group_by)
-        row["links"] = {
-            s: _entered_link(s, period, **extra) for s in ("visitor", "mql", "pql", "sal", "sql", "customer")
-        }
-        row["linkable"] = bool(extra)
-    return rows
-
-
-def _group_label(value, group_by: str) -> str:
-    if value in (None, ""):
-        return "(none)"
-    if group_by == "channel" and value in Channel.values:
-        return Channel(value).label
-    return str(value)
+def _group_row(group: dict, group_by: str, period) -> dict:
+    key = group["key"]
+    extra = {group_by: key} if key not in (None, "") else {}
+    entries = group["entries"]
+    return {
+        "label": group["label"] if key not in (None, "") else "(none)",
+        "entries": entries,
+        "links": {s: _entered_link(s, period, **extra) for s in ("visitor", "mql", "pql", "sal", "sql", "customer")},
+        "linkable": bool(extra),
+        "mql_sal_rate": _conversion(group, "mql", "sal"),
+        "sal_sql_rate": _conversion(group, "sal", "sql"),
+        "sql_customer_rate": _conversion(group, "sql", "customer"),
+        "rejected": group["rejections"]["total"],
+    }
 
 
 def _trend_chart(trend: dict, width: int = 640, height: int = 180, pad: int = 28) -> dict:
@@ -211,7 +231,7 @@ def leads_list(request: HttpRequest) -> HttpResponse:
         "filter_query": params.urlencode(),
         "next_query": next_params.urlencode() if page.next_cursor else "",
         "is_first_page": not request.GET.get("cursor"),
-        "export_url": _export_url(params),
+        "export_url": _export_url(filters, request.user),
         "sequences": _sequence_choices() if is_marketer(request.user) else [],
         "can_bulk": is_marketer(request.user),
         "rejection_reasons": RejectionReason.choices,
@@ -235,15 +255,17 @@ def _owner_choices() -> list:
     )
 
 
-def _export_url(params) -> str:
-    """The CSV export endpoint (leads app) with the list's current filters."""
-    translated = {}
-    for key in ("stage", "owner", "source", "q", "score_min", "score_max", "created_from", "created_to"):
-        values = params.getlist(key)
-        if values and values != [""]:
-            translated[key] = values
-    query = urlencode(translated, doseq=True)
-    return "/api/v1/leads/export/" + ("?" + query if query else "")
+def _export_url(filters, user) -> str:
+    """The streamed CSV export endpoint with the filters it understands (stage, owner, score, source, search)."""
+    params = {
+        "stage": ",".join(filters.stage),
+        "owner": str(user.pk) if filters.owner == "me" else filters.owner,
+        "min_score": "" if filters.score_min is None else str(filters.score_min),
+        "source": filters.source,
+        "search": filters.q,
+    }
+    query = urlencode({k: v for k, v in params.items() if v})
+    return "/api/v1/leads/export.csv" + ("?" + query if query else "")
 
 
 def _sequence_choices() -> list:

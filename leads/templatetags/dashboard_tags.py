@@ -77,7 +77,8 @@ def signed(value) -> str:
 
 @register.filter
 def percent(value) -> str:
-    return "—" if value is None else f"{value:g}%"
+    """A rate given as a fraction (0.667) shown as a percentage (66.7%)."""
+    return "—" if value is None else f"{round(value * 100, 1):g}%"
 
 
 @register.filter
