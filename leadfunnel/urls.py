@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/v1/me/", MeView.as_view(), name="api-me"),
     path("api/v1/", include("leads.api_urls")),
     path("api/v1/", include("scoring.api_urls")),
+    path("api/v1/", include("scoring.predictive_urls")),
     path("api/v1/", include("nurturing.api_urls")),
     path("api/v1/", include("leadfunnel.api_urls")),
     path("t/", include("nurturing.tracking_urls")),

@@ -1,0 +1,522 @@
+"""Back-testing: what a candidate rule set and settings would have done on the recorded history.
+
+The replay streams every lead (ordered by id) merged with its interactions
+(ordered by lead, time) and feeds them to the scoring engine's own per-lead
+arithmetic, :class:`scoring.engine.LeadScorer` (the same code the incremental
+path and the full recompute use), once with the **current** rules and once with
+the **candidate**. After the profile and after every interaction it asks the
+engine for the score; the first moment a lead qualifies (score ≥ MQL
+threshold, required profile present, no blocking negative) is when it would
+have become an MQL. Leads whose first qualifying moment falls in
+``[since, until)`` are that side's MQLs.
+
+For those MQLs the recorded stage history says what really happened: offered to
+sales at all (entered MQL/PQL), accepted (SAL), qualified (SQL), won (customer).
+Leads that were never offered to sales have an unknown outcome, reported as such.
+
+Limits (documented in the README): the profile is today's profile (profile
+history is not recorded); only the first qualification is simulated (a
+re-qualification after a rep's rejection depends on the rep); PQL rules are
+not part of the replay. Memory stays flat: one lead's state at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+from django.db.models import Count
+from django.utils import timezone
+
+from leadfunnel.errors import ValidationFailed
+from leads.models import Form, Interaction, InteractionType, Lead, StageTransition
+
+from .engine import LeadScorer, effective_at, profile_complete
+from .models import ScoringRule
+from .models_predictive import BacktestJob
+from .rules import PROFILE_COLUMNS, DomainLists, RuleSpec, lead_profile, rule_errors
+from .selectors import Ruleset, ruleset_get, scoring_settings_get
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 5000
+PROGRESS_EVERY = 2000
+FLIPS_SHOWN = 100
+SETTING_FIELDS = {
+    "mql_threshold": int,
+    "required_profile_fields": list,
+    "fit_weight": int,
+    "engagement_weight": int,
+    "free_mail_domains": list,
+    "disposable_domains": list,
+    "role_account_prefixes": list,
+    "competitor_domains": list,
+}
+RULE_FIELDS = (
+    "name",
+    "dimension",
+    "source",
+    "field",
+    "operator",
+    "value",
+    "interaction_type",
+    "property",
+    "points",
+    "use_channel_weight",
+    "max_points",
+    "half_life_days",
+    "blocks_mql",
+    "active",
+)
+
+
+# --- building rule sets ------------------------------------------------------------------
+
+
+def _rule_dict(rule: ScoringRule) -> dict:
+    data = {name: getattr(rule, name) for name in RULE_FIELDS}
+    data["id"] = rule.pk
+    return data
+
+
+def _current_settings_dict() -> dict:
+    row = scoring_settings_get()
+    data = {name: getattr(row, name) for name in SETTING_FIELDS}
+    data["sales_ready_threshold"] = row.sales_ready_threshold
+    data["pql_rule"] = row.pql_rule
+    data["version"] = row.version
+    return data
+
+
+def _check_settings(overrides: Any) -> dict:
+    if overrides in (None, ""):
+        return {}
+    if not isinstance(overrides, dict):
+        raise ValidationFailed("settings must be an object.", fields={"settings": ["Must be an object."]})
+    errors = {}
+    for name, value in overrides.items():
+        kind = SETTING_FIELDS.get(name)
+        if kind is None:
+            errors[name] = [f"Unknown setting; use one of: {', '.join(SETTING_FIELDS)}."]
+        elif kind is int and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1000):
+            errors[name] = ["Must be a whole number between 0 and 1000."]
+        elif kind is list and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+            errors[name] = ["Must be a list of texts."]
+    if "required_profile_fields" in overrides and "required_profile_fields" not in errors:
+        from .rules import field_type
+
+        unknown = [f for f in overrides["required_profile_fields"] if field_type(f) is None]
+        if unknown:
+            errors["required_profile_fields"] = [f"Unknown profile field(s): {', '.join(unknown)}."]
+    if errors:
+        raise ValidationFailed(
+            f"settings: {next(iter(errors))}: {next(iter(errors.values()))[0]}", fields={"settings": errors}
+        )
+    return overrides
+
+
+def _check_rule(data: Any, where: str) -> dict:
+    if not isinstance(data, dict):
+        raise ValidationFailed(f"{where} must be an object.", fields={where: ["Must be an object."]})
+    unknown = set(data) - set(RULE_FIELDS) - {"id"}
+    if unknown:
+        raise ValidationFailed(
+            f"{where}: unknown field(s) {', '.join(sorted(unknown))}.", fields={where: ["Unknown fields."]}
+        )
+    errors = rule_errors(data, interaction_types=InteractionType.values)
+    if not data.get("name"):
+        errors["name"] = "A rule needs a name."
+    if errors:
+        first = next(iter(errors))
+        raise ValidationFailed(f"{where}.{first}: {errors[first]}", fields={where: errors})
+    return data
+
+
+def candidate_rules(*, rules: Any = None, rules_diff: Any = None) -> list[dict]:
+    """The candidate rule list: a full replacement (``rules``) or the current rules with a diff.
+
+    ``rules_diff``: ``{"add": [rule, ...], "update": [{"id": n, <fields>}, ...], "remove": [id, ...]}``.
+    New rules get negative ids so they never collide with stored ones.
+    """
+    if rules is not None and rules_diff is not None:
+        raise ValidationFailed("Give either rules or rules_diff, not both.")
+    if rules is not None:
+        if not isinstance(rules, list) or len(rules) > 500:
+            raise ValidationFailed("rules must be a list of at most 500 rules.", fields={"rules": ["Invalid."]})
+        out = []
+        for i, data in enumerate(rules):
+            checked = dict(_check_rule(data, f"rules[{i}]"))
+            checked["id"] = -(i + 1)
+            out.append(checked)
+        return out
+    current = {rule.pk: _rule_dict(rule) for rule in ScoringRule.objects.order_by("id")}
+    if rules_diff in (None, ""):
+        return list(current.values())
+    if not isinstance(rules_diff, dict) or set(rules_diff) - {"add", "update", "remove"}:
+        raise ValidationFailed(
+            "rules_diff is an object with add, update and/or remove.", fields={"rules_diff": ["Invalid."]}
+        )
+    for rule_id in rules_diff.get("remove") or []:
+        if rule_id not in current:
+            raise ValidationFailed(
+                f"rules_diff.remove: there is no rule {rule_id}.", fields={"rules_diff": ["Unknown rule."]}
+            )
+        del current[rule_id]
+    for i, change in enumerate(rules_diff.get("update") or []):
+        if not isinstance(change, dict) or change.get("id") not in current:
+            raise ValidationFailed(
+                f"rules_diff.update[{i}]: give the id of an existing rule.", fields={"rules_diff": ["Unknown rule."]}
+            )
+        merged = {**current[change["id"]], **change}
+        current[change["id"]] = _check_rule(merged, f"rules_diff.update[{i}]")
+    added = []
+    for i, data in enumerate(rules_diff.get("add") or []):
+        checked = dict(_check_rule(data, f"rules_diff.add[{i}]"))
+        checked["id"] = -(i + 1)
+        added.append(checked)
+    return [*current.values(), *added]
+
+
+def build_ruleset(rules: list[dict], settings: dict, *, key: str) -> Ruleset:
+    """A Ruleset (the engine's input) from plain rule dicts and settings, without touching the database."""
+    specs = [RuleSpec.from_obj(r) for r in rules if r.get("active", True)]
+    by_type: dict[str, list[RuleSpec]] = {}
+    for spec in specs:
+        if spec.source == "interaction":
+            by_type.setdefault(spec.interaction_type, []).append(spec)
+
+    lists = SimpleNamespace(
+        free_mail_domains=settings.get("free_mail_domains"),
+        disposable_domains=settings.get("disposable_domains"),
+        role_account_prefixes=settings.get("role_account_prefixes"),
+        competitor_domains=settings.get("competitor_domains"),
+    )
+    return Ruleset(
+        key=("backtest", key),
+        profile=[s for s in specs if s.source == "profile"],
+        by_type=by_type,
+        by_id={s.id: s for s in specs},
+        lists=DomainLists.from_settings(lists),
+        mql_threshold=int(settings["mql_threshold"]),
+        sales_ready_threshold=settings.get("sales_ready_threshold"),
+        required_profile_fields=list(settings.get("required_profile_fields") or []),
+        fit_weight=int(settings["fit_weight"]),
+        engagement_weight=int(settings["engagement_weight"]),
+        pql_rule=dict(settings.get("pql_rule") or {}),
+        version=int(settings.get("version") or 0),
+        blocking_ids=frozenset(s.id for s in specs if s.blocks_mql),
+    )
+
+
+def current_ruleset() -> Ruleset:
+    return ruleset_get()
+
+
+def candidate_ruleset(*, rules: Any = None, rules_diff: Any = None, settings: Any = None) -> tuple[Ruleset, dict]:
+    """(the candidate Ruleset, the plain description stored with the job)."""
+    overrides = _check_settings(settings)
+    rule_list = candidate_rules(rules=rules, rules_diff=rules_diff)
+    merged = {**_current_settings_dict(), **overrides}
+    return build_ruleset(rule_list, merged, key="candidate"), {"rules": rule_list, "settings": overrides}
+
+
+# --- the replay -----------------------------------------------------------------------------
+
+
+@dataclass
+class Qualification:
+    """The first moment each lead qualified, per side: in the period (``at``) or before it (``before``)."""
+
+    at: dict[int, datetime] = field(default_factory=dict)
+    score: dict[int, int] = field(default_factory=dict)
+    # Leads that already qualified before the period (MQLs earlier, not in it).
+    before: set[int] = field(default_factory=set)
+
+
+def first_qualification(
+    scorer: LeadScorer, ruleset: Ruleset, profile: dict, events: list[tuple], created_at: datetime, until: datetime
+) -> tuple[datetime, int] | None:
+    """Replay one lead: the first (time, score) at which it qualifies before ``until``, or None."""
+    if profile_complete(profile, ruleset.required_profile_fields):
+        # Missing required profile: never qualifies (the profile is today's).
+        return None
+    scorer.now = created_at
+    scorer.apply_profile(profile)
+    if created_at < until:
+        result = scorer.result()
+        if result.score >= ruleset.mql_threshold and not result.blocked:
+            return created_at, result.score
+    for interaction_id, itype, properties, occurred_at, received_at in events:
+        at = effective_at(occurred_at, received_at)
+        if at >= until:
+            break
+        scorer.now = max(at, created_at)
+        scorer.apply_interaction(
+            interaction_id=interaction_id,
+            type=itype,
+            properties=properties,
+            occurred_at=occurred_at,
+            received_at=received_at,
+        )
+        result = scorer.result()
+        if result.score >= ruleset.mql_threshold and not result.blocked:
+            return scorer.now, result.score
+    return None
+
+
+def _lead_stream(lead_ids: list[int] | None) -> Iterator[tuple[int, datetime, dict]]:
+    qs = Lead.objects.order_by("pk")
+    if lead_ids is not None:
+        qs = qs.filter(pk__in=lead_ids)
+    for row in qs.values("pk", "created_at", *PROFILE_COLUMNS).iterator(chunk_size=CHUNK):
+        yield row["pk"], row["created_at"], row
+
+
+def _interaction_stream(until: datetime, lead_ids: list[int] | None, types: set[str]) -> Iterator[tuple]:
+    # Only types some rule looks at: the others cannot change a score.
+    qs = Interaction.objects.filter(occurred_at__lt=until, type__in=sorted(types))
+    if lead_ids is not None:
+        qs = qs.filter(lead_id__in=lead_ids)
+    yield from (
+        qs.order_by("lead_id", "occurred_at", "id")
+        .values_list("lead_id", "id", "type", "properties", "occurred_at", "received_at")
+        .iterator(chunk_size=CHUNK)
+    )
+
+
+def _by_lead(stream: Iterator[tuple]) -> Iterator[tuple[int, list[tuple]]]:
+    current, events = None, []
+    for lead_id, *event in stream:
+        if lead_id != current:
+            if current is not None:
+                yield current, events
+            current, events = lead_id, []
+        events.append(tuple(event))
+    if current is not None:
+        yield current, events
+
+
+def replay(
+    rulesets: dict[str, Ruleset],
+    *,
+    since: datetime,
+    until: datetime,
+    lead_ids: list[int] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Qualification]:
+    """Stream the history once and replay every side. Returns each side's qualifications in the period."""
+    form_weights = dict(Form.objects.values_list("slug", "channel_weight"))
+    out = {name: Qualification() for name in rulesets}
+    types = {itype for ruleset in rulesets.values() for itype in ruleset.by_type}
+    events_by_lead = _by_lead(_interaction_stream(until, lead_ids, types))
+    pending = next(events_by_lead, None)
+    done = 0
+    for lead_id, created_at, columns in _lead_stream(lead_ids):
+        while pending is not None and pending[0] < lead_id:  # interactions of a lead deleted meanwhile
+            pending = next(events_by_lead, None)
+        events: list[tuple] = []
+        if pending is not None and pending[0] == lead_id:
+            events = pending[1]
+            pending = next(events_by_lead, None)
+        for name, ruleset in rulesets.items():
+            profile = lead_profile(columns, ruleset.lists)
+            scorer = LeadScorer(lead_id=lead_id, ruleset=ruleset, totals={}, now=created_at, form_weights=form_weights)
+            hit = first_qualification(scorer, ruleset, profile, events, created_at, until)
+            if hit is None:
+                continue
+            if hit[0] >= since:
+                out[name].at[lead_id] = hit[0]
+                out[name].score[lead_id] = hit[1]
+            else:
+                out[name].before.add(lead_id)
+        done += 1
+        if progress is not None and done % PROGRESS_EVERY == 0:
+            progress(done)
+    if progress is not None:
+        progress(done)
+    return out
+
+
+# --- outcomes and the answer ----------------------------------------------------------------
+
+
+def _outcomes(lead_ids: set[int]) -> dict[int, set[str]]:
+    """{lead_id: stages it ever entered} from the recorded history, for the given leads (one query)."""
+    reached: dict[int, set[str]] = {}
+    if not lead_ids:
+        return reached
+    ids = sorted(lead_ids)
+    for start in range(0, len(ids), 10000):
+        rows = (
+            StageTransition.objects.filter(
+                lead_id__in=ids[start : start + 10000], to_stage__in=["mql", "pql", "sal", "sql", "customer"]
+            )
+            .values_list("lead_id", "to_stage")
+            .distinct()
+        )
+        for lead_id, stage in rows:
+            reached.setdefault(lead_id, set()).add(stage)
+    return reached
+
+
+def _side(quals: Qualification, reached: dict[int, set[str]]) -> dict:
+    mqls = len(quals.at)
+    offered = accepted = sql = won = 0
+    for lead_id in quals.at:
+        stages = reached.get(lead_id, set())
+        if stages & {"mql", "pql", "sal", "sql", "customer"}:
+            offered += 1
+        if stages & {"sal", "sql", "customer"}:
+            accepted += 1
+        if stages & {"sql", "customer"}:
+            sql += 1
+        if "customer" in stages:
+            won += 1
+    return {
+        "mqls": mqls,
+        "offered_to_sales": offered,
+        "outcome_unknown": mqls - offered,
+        "accepted": accepted,
+        "reached_sql": sql,
+        "won": won,
+        "acceptance_rate": round(accepted / offered, 4) if offered else None,
+        "win_rate": round(won / mqls, 4) if mqls else None,
+    }
+
+
+def _flip_rows(ids: set[int], side: Qualification, reached: dict[int, set[str]]) -> list[dict]:
+    shown = sorted(ids, key=lambda pk: (side.at[pk], pk))[:FLIPS_SHOWN]
+    emails = dict(Lead.objects.filter(pk__in=shown).values_list("pk", "email"))
+    rows = []
+    for pk in shown:
+        stages = reached.get(pk, set())
+        furthest = next((s for s in ("customer", "sql", "sal", "mql", "pql") if s in stages), None)
+        rows.append(
+            {
+                "lead": pk,
+                "email": emails.get(pk, ""),
+                "would_qualify_at": side.at[pk],
+                "score": side.score[pk],
+                "furthest_stage": furthest,
+            }
+        )
+    return rows
+
+
+def backtest_compare(
+    *,
+    candidate: Ruleset,
+    current: Ruleset | None = None,
+    since: datetime,
+    until: datetime,
+    lead_ids: list[int] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Candidate vs current, side by side, with the leads that flip in and out."""
+    current = current or current_ruleset()
+    quals = replay(
+        {"current": current, "candidate": candidate}, since=since, until=until, lead_ids=lead_ids, progress=progress
+    )
+    cur, cand = quals["current"], quals["candidate"]
+    reached = _outcomes(set(cur.at) | set(cand.at))
+    # A flip is a lead one side makes an MQL in the period and the other never does (up to ``until``);
+    # a lead both make an MQL, one of them before the period, only changes timing.
+    flips_in = set(cand.at) - set(cur.at) - cur.before
+    flips_out = set(cur.at) - set(cand.at) - cand.before
+    earlier = (set(cand.at) & cur.before) | (set(cur.at) & cand.before)
+    recorded = StageTransition.objects.filter(to_stage__in=["mql", "pql"], at__gte=since, at__lt=until).aggregate(
+        n=Count("lead_id", distinct=True)
+    )["n"]
+    return {
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "current": {**_side(cur, reached), "mql_threshold": current.mql_threshold},
+        "candidate": {**_side(cand, reached), "mql_threshold": candidate.mql_threshold},
+        "recorded_mqls": recorded,
+        "flips_in": {
+            "count": len(flips_in),
+            **_side(Qualification({k: cand.at[k] for k in flips_in}), reached),
+            "leads": _flip_rows(flips_in, cand, reached),
+        },
+        "flips_out": {
+            "count": len(flips_out),
+            **_side(Qualification({k: cur.at[k] for k in flips_out}), reached),
+            "leads": _flip_rows(flips_out, cur, reached),
+        },
+        "timing_changed": len(earlier),
+        "notes": [
+            "Profiles are today's; only the first qualification of each lead is simulated; PQL rules are not replayed.",
+            "Outcomes come from the recorded history: leads never offered to sales have an unknown outcome.",
+        ],
+    }
+
+
+# --- jobs ------------------------------------------------------------------------------------
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def backtest_interactions_in_scope(*, until: datetime) -> int:
+    return Interaction.objects.filter(occurred_at__lt=until).count()
+
+
+def backtest_create(
+    *, user, rules: Any = None, rules_diff: Any = None, settings: Any = None, since: datetime, until: datetime
+) -> BacktestJob:
+    """Validate the candidate and store a pending job (raises ValidationFailed with a clear message)."""
+    if since >= until:
+        raise ValidationFailed("since must be before until.", fields={"since": ["Must be before until."]})
+    _ruleset, description = candidate_ruleset(rules=rules, rules_diff=rules_diff, settings=settings)
+    return BacktestJob.objects.create(
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+        params=_json_safe({**description, "since": since, "until": until, "rules_diff": rules_diff}),
+        progress_total=Lead.objects.count(),
+    )
+
+
+def backtest_run(*, job_id: int) -> BacktestJob | None:
+    """Run a pending job. Claim-then-act: a second delivery of the same job does nothing."""
+    claimed = BacktestJob.objects.filter(pk=job_id, status=BacktestJob.Status.PENDING).update(
+        status=BacktestJob.Status.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return None
+    job = BacktestJob.objects.get(pk=job_id)
+    params = job.params
+    try:
+        settings_overrides = params.get("settings") or {}
+        merged = {**_current_settings_dict(), **settings_overrides}
+        candidate = build_ruleset(params["rules"], merged, key=f"job-{job_id}")
+        since = datetime.fromisoformat(params["since"])
+        until = datetime.fromisoformat(params["until"])
+        total = Lead.objects.count()
+        BacktestJob.objects.filter(pk=job_id).update(progress_total=total)
+
+        def progress(done: int) -> None:
+            BacktestJob.objects.filter(pk=job_id).update(progress_done=min(done, total))
+
+        result = backtest_compare(candidate=candidate, since=since, until=until, progress=progress)
+    except Exception as exc:
+        logger.exception("back-test %s failed", job_id)
+        BacktestJob.objects.filter(pk=job_id).update(
+            status=BacktestJob.Status.FAILED, error=str(exc), finished_at=timezone.now()
+        )
+        job.refresh_from_db()
+        return job
+    BacktestJob.objects.filter(pk=job_id).update(
+        status=BacktestJob.Status.DONE, result=_json_safe(result), finished_at=timezone.now()
+    )
+    job.refresh_from_db()
+    return job
