@@ -250,6 +250,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One schema name per shared choice set, whatever the field is called.
+    "ENUM_NAME_OVERRIDES": {
+        "InteractionTypeEnum": "leads.models.InteractionType",
+        "StageEnum": "leads.models.Stage",
+        "ChannelEnum": "leads.models.Channel",
+        "RejectionReasonEnum": "leads.models.RejectionReason",
+        "LossReasonEnum": "leads.models.LossReason",
+    },
 }
 
 # --- Email --------------------------------------------------------------------

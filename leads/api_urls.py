@@ -1,1 +1,20 @@
-urlpatterns: list = []
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("forms/", api.FormListCreateView.as_view(), name="api-forms"),
+    path("forms/<slug:slug>/", api.FormDetailView.as_view(), name="api-form-detail"),
+    path("forms/<slug:slug>/submit/", api.FormSubmitView.as_view(), name="api-form-submit"),
+    path("leads/", api.LeadListCreateView.as_view(), name="api-leads"),
+    path("leads/<int:lead_id>/", api.LeadDetailView.as_view(), name="api-lead-detail"),
+    path("leads/<int:lead_id>/timeline/", api.LeadTimelineView.as_view(), name="api-lead-timeline"),
+    path("leads/<int:lead_id>/mark-mql/", api.MarkMqlView.as_view(), name="api-lead-mark-mql"),
+    path("leads/<int:lead_id>/accept/", api.AcceptView.as_view(), name="api-lead-accept"),
+    path("leads/<int:lead_id>/reject/", api.RejectView.as_view(), name="api-lead-reject"),
+    path("leads/<int:lead_id>/qualify/", api.QualifyView.as_view(), name="api-lead-qualify"),
+    path("leads/<int:lead_id>/close/", api.CloseView.as_view(), name="api-lead-close"),
+    path("leads/<int:lead_id>/disqualify/", api.DisqualifyView.as_view(), name="api-lead-disqualify"),
+    path("interactions/", api.InteractionCreateView.as_view(), name="api-interactions"),
+    path("interactions/bulk/", api.InteractionBulkView.as_view(), name="api-interactions-bulk"),
+]
