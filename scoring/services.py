@@ -110,7 +110,7 @@ def _load_totals(lead_ids: list[int]) -> dict[int, dict[int, Total]]:
     return by_lead
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # runs inside the caller's transaction; no savepoint round-trips
 def _score(
     *,
     lead_ids: list[int],

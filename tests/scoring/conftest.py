@@ -1,0 +1,44 @@
+"""Scoring test helpers: a blank model (default rules switched off) and rule/interaction shortcuts."""
+
+import pytest
+
+from leads.models import Interaction
+from scoring import services
+from scoring.models import ScoringRule
+from scoring.selectors import scoring_settings_get
+
+
+@pytest.fixture
+def blank_model(db):
+    """The settings row with every default rule inactive, so a test sees only its own rules."""
+    scoring_settings_get()
+    ScoringRule.objects.update(active=False)
+    services._bump_version()
+    return scoring_settings_get()
+
+
+@pytest.fixture
+def make_rule(blank_model):
+    def make(**data):
+        data.setdefault("name", f"rule {ScoringRule.objects.count() + 1}")
+        data.setdefault("dimension", "engagement")
+        data.setdefault("source", "interaction")
+        return services.rule_create(recompute=False, **data)
+
+    return make
+
+
+@pytest.fixture
+def record():
+    """Store interactions for a lead and score them the way the intake does."""
+
+    def record(lead, type_, *, at=None, **properties):
+        kwargs = {"lead": lead, "type": type_, "properties": properties}
+        if at is not None:
+            kwargs["occurred_at"] = at
+            kwargs["received_at"] = at
+        interaction = Interaction.objects.create(**kwargs)
+        services.score_interactions(lead=lead, interactions=[interaction])
+        return interaction
+
+    return record
