@@ -203,7 +203,23 @@ CELERY_TASK_ROUTES = {
 }
 # The beat schedule: each app adds its periodic jobs in its own `BEAT_SCHEDULE`
 # dict (see leadfunnel/celery.py), so this stays the one place they are gathered.
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Predictive scoring: retrain weekly on the recorded history (scoring/predictive_tasks.py).
+    "predictive-weekly-training": {"task": "scoring.tasks.train_predictive_model", "schedule": 7 * 24 * 3600.0},
+}
+
+# --- Predictive scoring and back-testing ------------------------------------------
+# Fewest customers (and non-customers) the history must hold before a model is trained.
+PREDICTIVE_MIN_OUTCOMES = env_int("PREDICTIVE_MIN_OUTCOMES", 30)
+# Label: reached "customer" (or "sql") within this many days after a snapshot.
+PREDICTIVE_TARGET = os.environ.get("PREDICTIVE_TARGET", "customer")
+if PREDICTIVE_TARGET not in ("customer", "sql"):
+    raise ImproperlyConfigured(f"PREDICTIVE_TARGET must be customer or sql, got {PREDICTIVE_TARGET!r}")
+PREDICTIVE_HORIZON_DAYS = env_int("PREDICTIVE_HORIZON_DAYS", 90)
+PREDICTIVE_SNAPSHOT_DAYS = env_int("PREDICTIVE_SNAPSHOT_DAYS", 30)
+PREDICTIVE_MAX_SNAPSHOTS = env_int("PREDICTIVE_MAX_SNAPSHOTS", 6)
+# Back-tests over at most this many interactions answer in the request; bigger ones run as a job.
+BACKTEST_SYNC_INTERACTIONS = env_int("BACKTEST_SYNC_INTERACTIONS", 20000)
 
 # --- Auth ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
