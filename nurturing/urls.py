@@ -1,1 +1,15 @@
-urlpatterns: list = []
+"""Nurture sequence dashboard pages (marketers)."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "nurturing_ui"
+
+urlpatterns = [
+    path("sequences/", views.sequences_list, name="sequences"),
+    path("sequences/new/", views.sequence_edit, name="sequence-new"),
+    path("sequences/<int:sequence_id>/", views.sequence_detail, name="sequence"),
+    path("sequences/<int:sequence_id>/edit/", views.sequence_edit, name="sequence-edit"),
+    path("sequences/<int:sequence_id>/preview/", views.sequence_preview, name="sequence-preview"),
+]

@@ -1,57 +1,48 @@
 """Recording what nurturing observes (sent, opened, clicked, unsubscribed, bounced).
 
-Goes through the leads app's interaction service when it provides one (so the
-timeline, scoring, promotion and the ``interactions.recorded`` event stay in one
-place); otherwise stores the rows, scores them and publishes the event itself.
+Goes through the leads app's interaction services, so the timeline, the lead's
+flags (unsubscribed/bounced/last activity), scoring and promotion, and the one
+``interactions.recorded`` event per batch all happen in one place.
 """
+
+import logging
 
 from django.utils import timezone
 
-from leadfunnel.outbox import outbox_publish
 from leads.models import Interaction, Lead
 
+logger = logging.getLogger(__name__)
 SOURCE = "nurturing"
 
 
-def _leads_services():
-    from leads import services
-
-    return services
-
-
 def interaction_record_one(*, lead: Lead, type: str, properties: dict, occurred_at=None) -> Interaction:
-    services = _leads_services()
-    occurred_at = occurred_at or timezone.now()
-    record = getattr(services, "interaction_record", None)
-    if record is not None:
-        return record(lead=lead, type=type, properties=properties, occurred_at=occurred_at, source=SOURCE)
-    from scoring.services import score_interactions
+    from leads.services import interaction_record
 
-    interaction = Interaction.objects.create(
-        lead=lead, type=type, properties=properties, occurred_at=occurred_at, source=SOURCE
+    interaction, _ = interaction_record(
+        type=type, lead=lead.pk, occurred_at=occurred_at or timezone.now(), properties=properties, source=SOURCE
     )
-    score_interactions(lead=lead, interactions=[interaction])
-    outbox_publish(topic="interactions.recorded", payload={"lead_ids": [lead.pk], "types": [type]})
     return interaction
 
 
-def interactions_record_many(*, interactions: list[Interaction]) -> list[Interaction]:
-    """Many unsaved Interaction rows (several leads) in one go: one INSERT, one scoring call, one event."""
+def interactions_record_many(*, interactions: list[Interaction]) -> int:
+    """Many unsaved Interaction rows (several leads) in one set-based call. Returns how many were stored."""
     if not interactions:
-        return []
-    services = _leads_services()
-    record_bulk = getattr(services, "interactions_record_bulk", None)
-    if record_bulk is not None:
-        return record_bulk(interactions=interactions)
-    from scoring.services import score_interactions_bulk
+        return 0
+    from leads.services import interactions_record_bulk
 
-    rows = Interaction.objects.bulk_create(interactions)
-    score_interactions_bulk(interactions=rows)
-    outbox_publish(
-        topic="interactions.recorded",
-        payload={
-            "lead_ids": sorted({row.lead_id for row in rows}),
-            "types": sorted({row.type for row in rows}),
-        },
+    result = interactions_record_bulk(
+        events=[
+            {
+                "lead": row.lead_id,
+                "type": row.type,
+                "occurred_at": row.occurred_at.isoformat(),
+                "properties": row.properties,
+                "source": SOURCE,
+            }
+            for row in interactions
+        ],
+        source=SOURCE,
     )
-    return rows
+    if result.errors:
+        logger.error("nurturing interactions rejected: %s", result.errors[:5])
+    return result.accepted

@@ -1,0 +1,363 @@
+"""Nurturing dashboard: sequences with their stats, the sequence editor, previews and enrolments.
+
+The editor posts the steps as parallel lists (one row per step, in order); the view
+turns them into the API's sequence shape, checks the shape with the API's input
+serializer, and the nurturing services do the real validation (same messages as the API).
+"""
+
+import json
+
+from django import forms
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from leadfunnel.errors import DomainError
+from leads import dashboard as lead_reads
+from leads.models import Form, Stage
+from leads.views import role_required
+
+from . import selectors, services
+from .models import EnrollmentStatus, Sequence, StepKind
+from .serializers import SequenceInputSerializer
+
+WAIT_UNITS = ("minutes", "hours", "days")
+ACTIONS = ("set_stage", "notify_owner", "assign", "tag", "webhook")
+ENROLL_KINDS = (
+    ("manual", "By hand only"),
+    ("form_submitted", "A form is submitted"),
+    ("stage_entered", "A stage is entered"),
+    ("segment", "Matches a segment"),
+)
+STEP_LISTS = ("kind", "subject", "body", "amount", "unit", "condition", "goto", "else_goto", "action", "params")
+
+
+class SequenceForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    active = forms.BooleanField(required=False)
+    stop_on_handoff = forms.BooleanField(required=False, label="Stop when the lead is handed to sales")
+    reenroll = forms.ChoiceField(choices=Sequence.Reenroll.choices, label="Re-enrolment")
+    enroll_kind = forms.ChoiceField(choices=ENROLL_KINDS, label="Enrol automatically when")
+    enroll_form = forms.ChoiceField(required=False, label="Form")
+    enroll_stage = forms.ChoiceField(required=False, choices=[("", "—"), *Stage.choices], label="Stage")
+    enroll_segment = forms.CharField(
+        required=False,
+        label="Segment (JSON)",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text='e.g. {"stage": "recycled", "min_score": 20, "fields": {"country": "DE"}}',
+    )
+    goals = forms.CharField(
+        required=False,
+        label="Goals (JSON list)",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='Reaching any goal exits the lead, e.g. [{"interaction_type": "demo_request"}, {"stage": "sql"}]',
+    )
+    max_messages_per_day = forms.IntegerField(required=False, min_value=0, label="Messages per lead per day (cap)")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["enroll_form"].choices = [("", "—"), *Form.objects.order_by("name").values_list("slug", "name")]
+
+    def clean_enroll_segment(self):
+        return _json_field(self.cleaned_data["enroll_segment"], default={}, kind=dict, what="The segment")
+
+    def clean_goals(self):
+        return _json_field(self.cleaned_data["goals"], default=[], kind=list, what="Goals")
+
+    def enroll_on(self) -> dict:
+        data = self.cleaned_data
+        kind = data["enroll_kind"]
+        if kind == "form_submitted":
+            return {"kind": kind, "form": data["enroll_form"] or None}
+        if kind == "stage_entered":
+            return {"kind": kind, "stage": data["enroll_stage"]}
+        if kind == "segment":
+            return {"kind": kind, **data["enroll_segment"]}
+        return {"kind": "manual"}
+
+
+def _json_field(raw: str, *, default, kind: type, what: str):
+    raw = (raw or "").strip()
+    if not raw:
+        return default
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise forms.ValidationError(f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}).") from None
+    if not isinstance(value, kind):
+        raise forms.ValidationError(f"{what} must be a JSON {'object' if kind is dict else 'list'}.")
+    return value
+
+
+def _steps_from_post(post) -> tuple[list[dict], list[dict], dict[int, list[str]]]:
+    """Rows as posted (to redisplay) and the steps in the API's shape, with per-row parse errors."""
+    lists = {name: post.getlist(f"step_{name}") for name in STEP_LISTS}
+    count = len(lists["kind"])
+    rows, steps, errors = [], [], {}
+    for index in range(count):
+        row = {name: (lists[name][index] if index < len(lists[name]) else "") for name in STEP_LISTS}
+        rows.append(row)
+        problems: list[str] = []
+        step = _step_from_row(row, problems)
+        if problems:
+            errors[index + 1] = problems
+        steps.append(step)
+    return rows, steps, errors
+
+
+def _int_or_text(raw: str):
+    raw = (raw or "").strip()
+    try:
+        return int(raw)
+    except ValueError:
+        return raw or None
+
+
+def _step_from_row(row: dict, problems: list[str]) -> dict:
+    kind = row["kind"]
+    if kind == StepKind.EMAIL:
+        return {"kind": kind, "subject": row["subject"], "body": row["body"]}
+    if kind == StepKind.SMS:
+        return {"kind": kind, "body": row["body"]}
+    if kind == StepKind.WAIT:
+        unit = row["unit"] if row["unit"] in WAIT_UNITS else "days"
+        try:
+            amount = float(row["amount"])
+            amount = int(amount) if amount == int(amount) else amount
+        except ValueError:
+            problems.append("The wait needs a number.")
+            amount = None
+        return {"kind": kind, unit: amount}
+    if kind == StepKind.BRANCH:
+        step = {"kind": kind, "goto": _int_or_text(row["goto"])}
+        try:
+            step["condition"] = json.loads(row["condition"] or "null")
+        except ValueError as exc:
+            problems.append(f"The condition is not valid JSON: {exc.msg}.")
+        if (row["else_goto"] or "").strip():
+            step["else_goto"] = _int_or_text(row["else_goto"])
+        return step
+    if kind == StepKind.ACTION:
+        step = {"kind": kind, "action": row["action"]}
+        try:
+            params = json.loads(row["params"] or "{}")
+        except ValueError as exc:
+            problems.append(f"The action's settings are not valid JSON: {exc.msg}.")
+            params = {}
+        if not isinstance(params, dict):
+            problems.append("The action's settings must be a JSON object.")
+            params = {}
+        step.update({k: v for k, v in params.items() if k not in ("kind", "action")})
+        return step
+    problems.append("Pick a kind of step.")
+    return {"kind": kind}
+
+
+def _rows_from_sequence(sequence: Sequence) -> list[dict]:
+    rows = []
+    for step in sequence.steps.all():
+        config = dict(step.config)
+        row = dict.fromkeys(STEP_LISTS, "")
+        row["kind"] = step.kind
+        if step.kind in (StepKind.EMAIL, StepKind.SMS):
+            row["subject"] = config.get("subject", "")
+            row["body"] = config.get("body", "")
+        elif step.kind == StepKind.WAIT:
+            for unit in WAIT_UNITS:
+                if unit in config:
+                    row["amount"], row["unit"] = config[unit], unit
+            if "until" in config:
+                row["amount"], row["unit"] = "", "days"
+        elif step.kind == StepKind.BRANCH:
+            row["condition"] = json.dumps(config.get("condition"))
+            row["goto"] = config.get("goto", "")
+            row["else_goto"] = config.get("else_goto", "")
+        elif step.kind == StepKind.ACTION:
+            row["action"] = config.pop("action", "")
+            row["params"] = json.dumps(config) if config else ""
+        rows.append(row)
+    return rows
+
+
+def _initial(sequence: Sequence) -> dict:
+    enroll_on = dict(sequence.enroll_on or {"kind": "manual"})
+    kind = enroll_on.pop("kind", "manual")
+    return {
+        "name": sequence.name,
+        "description": sequence.description,
+        "active": sequence.active,
+        "stop_on_handoff": sequence.stop_on_handoff,
+        "reenroll": sequence.reenroll,
+        "enroll_kind": kind,
+        "enroll_form": enroll_on.get("form", "") if kind == "form_submitted" else "",
+        "enroll_stage": enroll_on.get("stage", "") if kind == "stage_entered" else "",
+        "enroll_segment": json.dumps(enroll_on) if kind == "segment" else "",
+        "goals": json.dumps(sequence.goals, indent=1) if sequence.goals else "",
+        "max_messages_per_day": sequence.max_messages_per_day,
+    }
+
+
+def _place_errors(form: forms.Form, step_errors: dict, exc_fields: dict, message: str) -> None:
+    placed = False
+    for name, problems in (exc_fields or {}).items():
+        if name == "steps" and isinstance(problems, dict):
+            for position, items in problems.items():
+                step_errors.setdefault(int(position), []).extend(items)
+            placed = True
+            continue
+        text = " ".join(problems) if isinstance(problems, list) else str(problems)
+        target = {"enroll_on": "enroll_kind"}.get(name, name)
+        if target in form.fields:
+            form.add_error(target, text)
+        else:
+            form.add_error(None, f"{name}: {text}")
+        placed = True
+    if not placed:
+        form.add_error(None, message)
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+
+@require_GET
+@role_required(marketer=True)
+def sequences_list(request: HttpRequest) -> HttpResponse:
+    sequences = list(selectors.sequence_list())
+    stats = lead_reads.sequence_list_stats(sequence_ids=[s.pk for s in sequences])
+    rows = [{"sequence": s, "stats": stats.get(s.pk, {})} for s in sequences]
+    return render(request, "nurturing/list.html", {"nav": "sequences", "rows": rows})
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(marketer=True)
+def sequence_edit(request: HttpRequest, sequence_id: int | None = None) -> HttpResponse:
+    sequence = _get_or_404(sequence_id) if sequence_id is not None else None
+    step_errors: dict[int, list[str]] = {}
+    if request.method == "POST":
+        form = SequenceForm(request.POST)
+        rows, steps, step_errors = _steps_from_post(request.POST)
+        if form.is_valid() and not step_errors:
+            data = form.cleaned_data
+            payload = {
+                "name": data["name"],
+                "description": data["description"],
+                "active": data["active"],
+                "stop_on_handoff": data["stop_on_handoff"],
+                "reenroll": data["reenroll"],
+                "enroll_on": form.enroll_on(),
+                "goals": data["goals"],
+                "max_messages_per_day": data["max_messages_per_day"],
+                "steps": steps,
+            }
+            shape = SequenceInputSerializer(data=payload)
+            if not shape.is_valid():
+                _place_errors(form, step_errors, shape.errors, "Check the sequence.")
+            else:
+                try:
+                    if sequence is None:
+                        sequence = services.sequence_create(data=dict(shape.validated_data), actor=request.user)
+                    else:
+                        services.sequence_update(sequence=sequence, data=dict(shape.validated_data), actor=request.user)
+                except DomainError as exc:
+                    _place_errors(form, step_errors, exc.fields, exc.message)
+                else:
+                    messages.success(request, f"Sequence “{sequence.name}” saved.")
+                    return redirect("nurturing_ui:sequence", sequence_id=sequence.pk)
+    else:
+        initial = (
+            _initial(sequence)
+            if sequence
+            else {"active": False, "stop_on_handoff": True, "reenroll": "never", "enroll_kind": "manual"}
+        )
+        form = SequenceForm(initial=initial)
+        rows = (
+            _rows_from_sequence(sequence)
+            if sequence
+            else [
+                {
+                    **dict.fromkeys(STEP_LISTS, ""),
+                    "kind": "email",
+                    "subject": "Hi {{ lead.first_name }}",
+                    "body": "<p>…</p>",
+                }
+            ]
+        )
+    for position, row in enumerate(rows, start=1):
+        row["position"] = position
+        row["errors"] = step_errors.get(position, [])
+    return render(
+        request,
+        "nurturing/edit.html",
+        {
+            "nav": "sequences",
+            "form": form,
+            "sequence": sequence,
+            "rows": rows,
+            "step_kinds": StepKind.values,
+            "wait_units": WAIT_UNITS,
+            "actions": ACTIONS,
+            "has_step_errors": bool(step_errors),
+            "blank_row": {**dict.fromkeys(STEP_LISTS, ""), "kind": "email", "errors": []},
+        },
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+def _get_or_404(sequence_id: int) -> Sequence:
+    try:
+        return selectors.sequence_get(sequence_id=sequence_id)
+    except DomainError:
+        raise Http404("No such sequence.") from None
+
+
+@require_GET
+@role_required(marketer=True)
+def sequence_detail(request: HttpRequest, sequence_id: int) -> HttpResponse:
+    sequence = _get_or_404(sequence_id)
+    status = request.GET.get("status") if request.GET.get("status") in EnrollmentStatus.values else None
+    enrollments = list(selectors.enrollment_list(sequence=sequence, status=status)[:50])
+    stats = selectors.sequence_stats(sequence=sequence)
+    steps = {s.position: s for s in sequence.steps.all()}
+    step_rows = [{"step": steps.get(row["position"]), **row} for row in stats["steps"]]
+    message_steps = [s for s in steps.values() if s.kind in (StepKind.EMAIL, StepKind.SMS)]
+    return render(
+        request,
+        "nurturing/detail.html",
+        {
+            "nav": "sequences",
+            "sequence": sequence,
+            "stats": stats,
+            "step_rows": step_rows,
+            "enrollments": enrollments,
+            "status": status,
+            "statuses": EnrollmentStatus.values,
+            "message_steps": message_steps,
+        },
+    )
+
+
+@require_GET
+@role_required(marketer=True)
+def sequence_preview(request: HttpRequest, sequence_id: int) -> HttpResponse:
+    """An email or SMS step rendered for a sample lead (htmx swaps it into the detail page)."""
+    sequence = _get_or_404(sequence_id)
+    position = request.GET.get("position", "")
+    lead_ref = (request.GET.get("lead") or "").strip()
+    error, preview = None, None
+    lead_id = None
+    if lead_ref.isdigit():
+        lead_id = int(lead_ref)
+    elif lead_ref:
+        lead_id = lead_reads.lead_id_by_email(email=lead_ref)
+        if lead_id is None:
+            error = f"No lead with the email {lead_ref}."
+    if error is None:
+        try:
+            preview = selectors.sequence_preview(
+                sequence=sequence, lead_id=lead_id, position=int(position) if position.isdigit() else None
+            )
+        except DomainError as exc:
+            error = exc.message
+    return render(request, "nurturing/_preview.html", {"preview": preview, "error": error, "sequence": sequence})
