@@ -189,6 +189,12 @@ def import_prepare(*, content: bytes, mapping: dict | None) -> dict[str, str]:
     """Check the header and the mapping; returns the effective mapping. 400 on problems."""
     if len(content) > settings.IMPORT_MAX_FILE_MB * 1024 * 1024:
         raise ValidationFailed(f"The file is larger than {settings.IMPORT_MAX_FILE_MB} MB.")
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed(
+            f"The file is not UTF-8 text (bad byte at position {exc.start}); save the CSV as UTF-8 and try again."
+        ) from None
     _, header = _read_header(_open_text(content))
     return _check_mapping(dict(mapping or {}), header)
 
