@@ -180,8 +180,9 @@ def enrollments_exit(
     if sequence_id is not None:
         active = active.filter(sequence_id=sequence_id)
     if handoff_stage is not None:
+        # jsonb containment is true/false (never NULL), so sequences without a trigger stay in.
         active = active.filter(sequence__stop_on_handoff=True).exclude(
-            sequence__enroll_on__kind="stage_entered", sequence__enroll_on__stage=handoff_stage
+            sequence__enroll_on__contains={"kind": "stage_entered", "stage": handoff_stage}
         )
     return active.update(
         status=EnrollmentStatus.EXITED, exit_reason=reason, exited_at=now, next_due_at=None, claim_token=""

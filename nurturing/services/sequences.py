@@ -274,6 +274,7 @@ def _snapshot(sequence: Sequence) -> dict:
 
 @transaction.atomic
 def sequence_create(*, data: dict, actor=None) -> Sequence:
+    data = {**data, "enroll_on": data.get("enroll_on") or {"kind": "manual"}}
     sequence_validate(data)
     sequence = Sequence.objects.create(
         **{field: data[field] for field in SEQUENCE_FIELDS if field in data},
