@@ -29,10 +29,12 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from leadfunnel.errors import ValidationFailed
+from leadfunnel.audit import audit_record
+from leadfunnel.errors import Conflict, NotFound, ValidationFailed
 from leads.models import Form, Interaction, InteractionType, Lead, StageTransition
 
 from .engine import LeadScorer, effective_at, profile_complete
@@ -481,7 +483,16 @@ def backtest_create(
     _ruleset, description = candidate_ruleset(rules=rules, rules_diff=rules_diff, settings=settings)
     return BacktestJob.objects.create(
         created_by=user if getattr(user, "is_authenticated", False) else None,
-        params=_json_safe({**description, "since": since, "until": until, "rules_diff": rules_diff}),
+        params=_json_safe(
+            {
+                **description,
+                "since": since,
+                "until": until,
+                "rules_diff": rules_diff,
+                "replace_rules": rules is not None,
+                "base_version": scoring_settings_get().version,
+            }
+        ),
         progress_total=Lead.objects.count(),
     )
 
@@ -519,4 +530,45 @@ def backtest_run(*, job_id: int) -> BacktestJob | None:
         status=BacktestJob.Status.DONE, result=_json_safe(result), finished_at=timezone.now()
     )
     job.refresh_from_db()
+    return job
+
+
+@transaction.atomic
+def backtest_apply(*, job_id: int, actor) -> BacktestJob:
+    """Make a finished back-test's candidate the live model, through the scoring services
+    (validation, audit, one full recompute). Refused when the rules changed since the back-test."""
+    from . import services
+
+    job = BacktestJob.objects.select_for_update().filter(pk=job_id).first()
+    if job is None:
+        raise NotFound("There is no such back-test.")
+    if job.status != BacktestJob.Status.DONE:
+        raise Conflict("Only a finished back-test can be applied.")
+    if job.applied_at is not None:
+        raise Conflict(f"This back-test was already applied on {job.applied_at:%Y-%m-%d %H:%M}.")
+    settings_row = scoring_settings_get()
+    if settings_row.version != job.params.get("base_version"):
+        raise Conflict("The scoring rules or settings changed since this back-test ran; run it again first.")
+    params = job.params
+    if params.get("replace_rules"):
+        for rule in ScoringRule.objects.order_by("id"):
+            services.rule_delete(rule=rule, actor=actor, recompute=False)
+        for data in params["rules"]:
+            services.rule_create(actor=actor, recompute=False, **{k: v for k, v in data.items() if k != "id"})
+    else:
+        diff = params.get("rules_diff") or {}
+        for rule_id in diff.get("remove") or []:
+            services.rule_delete(rule=ScoringRule.objects.get(pk=rule_id), actor=actor, recompute=False)
+        for change in diff.get("update") or []:
+            fields = {k: v for k, v in change.items() if k != "id"}
+            services.rule_update(rule=ScoringRule.objects.get(pk=change["id"]), actor=actor, recompute=False, **fields)
+        for data in diff.get("add") or []:
+            services.rule_create(actor=actor, recompute=False, **{k: v for k, v in data.items() if k != "id"})
+    if params.get("settings"):
+        services.scoring_settings_update(actor=actor, recompute=False, **params["settings"])
+    services.recompute_request(actor=actor, reason=f"back-test {job.pk} applied")
+    job.applied_at = timezone.now()
+    job.applied_by = actor if getattr(actor, "is_authenticated", False) else None
+    job.save(update_fields=["applied_at", "applied_by"])
+    audit_record(actor=actor, action="scoring.backtest_applied", obj=job, changes={"params": params})
     return job

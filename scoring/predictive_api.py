@@ -178,6 +178,7 @@ class BacktestOut(serializers.Serializer):
     until = serializers.SerializerMethodField()
     result = serializers.JSONField()
     error = serializers.CharField()
+    applied_at = serializers.DateTimeField(allow_null=True)
 
     def get_progress(self, obj) -> dict:
         return {"done": obj.progress_done, "total": obj.progress_total}
@@ -230,6 +231,19 @@ class BacktestDetailView(APIView):
         return Response(BacktestOut(job).data)
 
 
+class BacktestApplyView(APIView):
+    permission_classes = [IsMarketer]
+
+    @extend_schema(
+        request=None,
+        responses=BacktestOut,
+        summary="Apply a finished back-test's candidate rules and settings to the live model",
+    )
+    def post(self, request, pk: int):
+        job = backtest.backtest_apply(job_id=pk, actor=request.user)
+        return Response(BacktestOut(job).data)
+
+
 # --- channel quality ---------------------------------------------------------------------------
 
 
@@ -268,6 +282,7 @@ class ChannelQualityView(APIView):
 
 
 __all__ = [
+    "BacktestApplyView",
     "BacktestCreateView",
     "BacktestDetailView",
     "ChannelQualityView",

@@ -10,5 +10,6 @@ urlpatterns = [
     path("leads/<int:pk>/prediction/", api.LeadPredictionView.as_view(), name="lead-prediction"),
     path("scoring/backtest/", api.BacktestCreateView.as_view(), name="backtest-create"),
     path("scoring/backtest/<int:pk>/", api.BacktestDetailView.as_view(), name="backtest-detail"),
+    path("scoring/backtest/<int:pk>/apply/", api.BacktestApplyView.as_view(), name="backtest-apply"),
     path("scoring/channel-quality/", api.ChannelQualityView.as_view(), name="channel-quality"),
 ]
