@@ -150,6 +150,25 @@ def company_name_from_domain(domain: str) -> str:
     return label.replace("-", " ").replace("_", " ").title()[:200] or domain[:200]
 
 
+def is_valid_email(email: str) -> bool:
+    """Django's validator, plus internationalised local parts (``çağla@firma.example``, RFC 6531)."""
+    try:
+        validate_email(email)
+        return True
+    except DjangoValidationError:
+        pass
+    local, at, domain = email.rpartition("@")
+    if not at or not local or len(local) > 64 or local.isascii():
+        return False
+    if any(ch.isspace() or ord(ch) < 32 or ch in '"(),:;<>[]\\@' for ch in local):
+        return False
+    try:
+        validate_email(f"x@{domain}")
+    except DjangoValidationError:
+        return False
+    return True
+
+
 def normalise_email(value: Any) -> str:
     """Trim and lower-case an address, or raise ValidationFailed with a field message."""
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -157,12 +176,10 @@ def normalise_email(value: Any) -> str:
     if not isinstance(value, str):
         raise ValidationFailed("email: Enter a valid email address.", fields={"email": ["Must be a string."]})
     email = value.strip().lower()
-    try:
-        validate_email(email)
-    except DjangoValidationError:
+    if not is_valid_email(email):
         raise ValidationFailed(
             "email: Enter a valid email address.", fields={"email": ["Enter a valid email address."]}
-        ) from None
+        )
     if len(email) > 254:
         raise ValidationFailed("email: The address is too long.", fields={"email": ["At most 254 characters."]})
     return email
