@@ -42,7 +42,14 @@ def git_commit() -> str:
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return sha
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "leadfunnel", "leads", "scoring", "nurturing", "templates"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    # "+wip": the app code measured had changes not yet committed on top of that commit.
+    return sha + ("+wip" if dirty else "")
 
 
 def machine() -> str:
@@ -60,7 +67,9 @@ def machine() -> str:
         ram = f"{psutil.virtual_memory().total / 2**30:.0f}GiB"
     except ImportError:
         ram = "?"
-    return f"nproc={os.cpu_count()} RAM={ram} CPU={cpu}"
+    # The load average says whether something else shared the machine during the run.
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"nproc={os.cpu_count()} RAM={ram} CPU={cpu} load1m={load:.1f}"
 
 
 def record(benchmark: str, figures: str) -> str:
@@ -179,9 +188,17 @@ def migrated_db(name: str) -> str:
     return name
 
 
+def template_name(leads: int, interactions: int, seed: int = SEED) -> str:
+    return f"lf_bench_tpl_{leads}_{interactions}_{seed}_{AS_OF.replace('-', '')}_{schema_fingerprint()}"
+
+
+def scored_template_name(leads: int, interactions: int, seed: int = SEED) -> str:
+    return template_name(leads, interactions, seed).replace("lf_bench_tpl_", "lf_bench_tps_", 1)
+
+
 def seeded_template(leads: int, interactions: int, seed: int = SEED) -> str:
     """A migrated database holding ``seed_bench`` data, built once and reused as a template."""
-    name = f"lf_bench_tpl_{leads}_{interactions}_{seed}_{AS_OF.replace('-', '')}_{schema_fingerprint()}"
+    name = template_name(leads, interactions, seed)
     if db_exists(name):
         return name
     for stale in list_dbs(f"lf_bench_tpl_{leads}_{interactions}_{seed}_"):
@@ -212,9 +229,35 @@ def seeded_template(leads: int, interactions: int, seed: int = SEED) -> str:
     return name
 
 
-def seeded_db(name: str, leads: int, interactions: int, seed: int = SEED) -> str:
-    """A fresh copy of the seeded template under ``name`` (a benchmark may change it freely)."""
-    template = seeded_template(leads, interactions, seed)
+def scored_template(leads: int, interactions: int, seed: int = SEED) -> str:
+    """The seeded template after the scoring engine's full recompute (contributions, totals, real scores)."""
+    name = scored_template_name(leads, interactions, seed)
+    if db_exists(name):
+        return name
+    plain = seeded_template(leads, interactions, seed)
+    for stale in list_dbs(f"lf_bench_tps_{leads}_{interactions}_{seed}_"):
+        drop_db(stale)
+    print(f"bench: building {name} (recompute_scores on a copy, once)", flush=True)
+    started = time.monotonic()
+    building = name + "_building"
+    create_db(building, template=plain)
+    manage(building, "recompute_scores")
+    conn = _admin()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
+    finally:
+        conn.close()
+    print(f"bench: {name} ready in {time.monotonic() - started:.0f}s", flush=True)
+    return name
+
+
+def seeded_db(name: str, leads: int, interactions: int, seed: int = SEED, scored: bool = False) -> str:
+    """A fresh copy of the seeded template under ``name`` (a benchmark may change it freely).
+
+    ``scored``: copy the template on which the full recompute already ran (real scores and breakdowns).
+    """
+    template = scored_template(leads, interactions, seed) if scored else seeded_template(leads, interactions, seed)
     create_db(name, template=template)
     return name
 

@@ -24,6 +24,7 @@ import json
 import math
 import random
 import time
+import unicodedata
 from datetime import UTC, date, datetime, timedelta
 
 from django.contrib.auth import get_user_model
@@ -353,6 +354,10 @@ FEATURES = ("dashboard", "rules", "sequences", "import", "api", "reports")
 SITE = "https://www.leadfunnel.example"
 
 
+def _ascii(text: str) -> str:
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower() or "x"
+
+
 def _weighted(pairs):
     values = [p[0] for p in pairs]
     cum = []
@@ -625,7 +630,8 @@ class Command(BaseCommand):
             lead_id = i + 1
             first = rng.choice(UNICODE_FIRST_NAMES) if rng.random() < 0.04 else rng.choice(FIRST_NAMES)
             last = rng.choice(LAST_NAMES)
-            local = f"{rng.choice(FIRST_NAMES).lower()}.{last.lower()}.{lead_id}"
+            # Addresses stay ASCII (what email validators accept); names keep their letters.
+            local = f"{rng.choice(FIRST_NAMES).lower()}.{_ascii(last)}.{lead_id}"
             company = None
             if rng.random() < 0.72:
                 company = companies[int(rng.paretovariate(1.2) * 7) % len(companies)]
