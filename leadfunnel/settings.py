@@ -81,6 +81,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # 413 for oversized API bodies before any parser; 503 + Retry-After when the database is down.
+    "leadfunnel.middleware.RequestSizeLimitMiddleware",
+    "leadfunnel.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -229,6 +232,16 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Lockout after repeated failed sign-ins (per username and IP, and per IP), see leadfunnel/security.py.
+AUTHENTICATION_BACKENDS = [
+    "leadfunnel.security.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
+LOGIN_MAX_FAILURES_PER_IP = env_int("LOGIN_MAX_FAILURES_PER_IP", 20)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900)
+# POST /api/v1/auth/token/ per client IP (DRF rate syntax; "off" disables).
+TOKEN_RATE_LIMIT = os.environ.get("TOKEN_RATE_LIMIT", "10/min")
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"

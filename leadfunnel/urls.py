@@ -5,16 +5,18 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import views
 from .api_views import MeView
+from .security import LockoutLoginView, TokenObtainView
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/login/", LockoutLoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/me/", MeView.as_view(), name="api-me"),
+    path("api/v1/auth/token/", TokenObtainView.as_view(), name="api-token"),
     path("api/v1/", include("leads.api_urls")),
     path("api/v1/", include("scoring.api_urls")),
     path("api/v1/", include("scoring.predictive_urls")),
