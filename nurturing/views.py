@@ -194,7 +194,7 @@ def _initial(sequence: Sequence) -> dict:
         "enroll_form": enroll_on.get("form", "") if kind == "form_submitted" else "",
         "enroll_stage": enroll_on.get("stage", "") if kind == "stage_entered" else "",
         "enroll_segment": json.dumps(enroll_on) if kind == "segment" else "",
-        "goals": json.dumps(sequence.goals, indent=1) if sequence.goals else "",
+        "goals": json.dumps(sequence.goals) if sequence.goals else "",
         "max_messages_per_day": sequence.max_messages_per_day,
     }
 
