@@ -186,7 +186,7 @@ def _group_row(group: dict, group_by: str, period) -> dict:
     }
 
 
-def _trend_chart(trend: dict, width: int = 640, height: int = 180, pad: int = 28) -> dict:
+def _trend_chart(trend: dict, width: int = 1000, height: int = 200, pad: int = 28) -> dict:
     """Polylines for a small server-rendered SVG line chart (no chart library needed)."""
     weeks = trend["weeks"]
     top = max([max(values) for values in trend["series"].values()] + [1])
@@ -379,6 +379,7 @@ def _lead_detail_context(request: HttpRequest, lead) -> dict:
         "rejection_reasons": RejectionReason.choices,
         "loss_reasons": LossReason.choices,
         "qualify_form": QualifyForm(),
+        "sequences": _sequence_choices() if is_marketer(request.user) else [],
     }
 
 

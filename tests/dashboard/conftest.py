@@ -13,7 +13,7 @@ from tests.factories import LeadFactory, StageTransitionFactory
 def browser_for():
     def make(user) -> Client:
         client = Client()
-        client.force_login(user)
+        client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
         return client
 
     return make

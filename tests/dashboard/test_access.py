@@ -56,7 +56,7 @@ def test_forms_posted_without_a_csrf_token_are_refused(marketer):
     from django.test import Client
 
     client = Client(enforce_csrf_checks=True)
-    client.force_login(marketer)
+    client.force_login(marketer, backend="django.contrib.auth.backends.ModelBackend")
     response = client.post(
         "/forms/new/", {"name": "Contact", "slug": "contact", "kind": "contact", "channel": "inbound"}
     )
