@@ -3,11 +3,15 @@
 Thin views: validate input with a plain serializer, call a selector or service, shape output.
 """
 
+import hashlib
 import json
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -29,7 +33,10 @@ from .webhooks import EVENTS, webhook_create, webhook_delete, webhook_redeliver,
 
 
 class FunnelView(APIView):
-    """Funnel numbers computed from the stage history (period or cohort view)."""
+    """Funnel numbers computed from the stage history (period or cohort view).
+
+    Answers are cached for ``FUNNEL_CACHE_SECONDS`` per query string (analytics may be
+    that stale; ``computed_at`` says when they were computed)."""
 
     permission_classes = [IsMarketer]
 
@@ -43,6 +50,17 @@ class FunnelView(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request):
+        ttl = settings.FUNNEL_CACHE_SECONDS
+        raw = {k: request.query_params.get(k, "") for k in ("since", "until", "group_by", "view")}
+        key = "funnel:v1:" + hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
+        body = cache.get(key) if ttl > 0 else None
+        if body is None:
+            body = self._compute(request)
+            if ttl > 0:
+                cache.set(key, body, ttl)
+        return Response(body)
+
+    def _compute(self, request) -> dict:
         since, until = analytics.parse_period(request.query_params.get("since"), request.query_params.get("until"))
         group_by = analytics.parse_group_by(request.query_params.get("group_by"))
         view = request.query_params.get("view") or "period"
@@ -61,7 +79,8 @@ class FunnelView(APIView):
             report = analytics.sla_report(since=since, until=until)
             body["sla"] = {k: v for k, v in report.items() if k not in ("since", "until")}
         body["view"] = view
-        return Response(body)
+        body["computed_at"] = timezone.now()
+        return body
 
 
 # --- reps ----------------------------------------------------------------------------------

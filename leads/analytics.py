@@ -156,16 +156,19 @@ def percentile_cont(values: list[float], fraction: float) -> float | None:
     return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
 
 
-def _durations(inner, group_cols: list[str], spans: dict[str, tuple[str, str]], unit: float) -> dict:
+def _durations(
+    inner, group_cols: list[str], spans: dict[str, tuple[str, str]], unit: float, *, raw: tuple | None = None
+) -> dict:
     """Count, median and p90 of ``end - start`` per group, for each named span.
 
     ``inner`` is a ``.values()`` queryset selecting the group columns and the start/end
-    datetime columns. Returns ``{group tuple: {"rows": n, span: {"count", "median", "p90"}}}``
-    with durations in ``unit`` seconds. One query.
+    datetime columns; on PostgreSQL ``raw`` (``(sql, params)`` selecting the same columns)
+    replaces it when given. Returns ``{group tuple: {"rows": n, span: {"count", "median",
+    "p90"}}}`` with durations in ``unit`` seconds. One query.
     """
     result: dict = {}
     if connection.vendor == "postgresql":
-        sql, params = inner.query.sql_with_params()
+        sql, params = raw if raw is not None else inner.query.sql_with_params()
         measures = []
         for start, end in spans.values():
             delta = f'EXTRACT(EPOCH FROM (t."{end}" - t."{start}")) / {float(unit)}'
@@ -217,6 +220,92 @@ def _durations(inner, group_cols: list[str], spans: dict[str, tuple[str, str]], 
             }
         result[key] = entry
     return result
+
+
+# --- PostgreSQL fast paths ---------------------------------------------------------------
+# One pass over the transitions since the period start (window function or GROUP BY per
+# lead and cycle) instead of a correlated subquery per transition. Everything that follows
+# an entry in the period happened after ``since``, so nothing older needs reading.
+
+_PG_GROUP = {
+    "source": "l.source",
+    "channel": "l.channel",
+    "form": "f.slug",
+    "utm_campaign": "l.utm_campaign",
+}
+_PG_JOINS = "JOIN leads_lead l ON l.id = {alias}.lead_id LEFT JOIN leads_form f ON f.id = l.first_form_id"
+
+
+def _pg_group_expr(group_by: str | None, *, owner: str, cycle: str) -> tuple[str, str]:
+    """(SQL expression for the group, joins it needs) — names are ours, never user input."""
+    if group_by is None:
+        return "NULL::text", ""
+    if group_by == "owner":
+        return owner, ""
+    if group_by == "cycle":
+        return cycle, ""
+    return _PG_GROUP[group_by], _PG_JOINS
+
+
+def _pg_cycles_sql(since: datetime) -> tuple[str, list]:
+    """Per lead and cycle, the first entry into each stage since ``since``. Within a cycle a lead
+    enters MQL/PQL (and SQL) at most once — so MIN(owner) is that entry's owner — and SAL, SQL,
+    customer, lost only after it."""
+    sql = """
+        SELECT st.lead_id, st.cycle,
+            MIN(st.at) FILTER (WHERE st.to_stage IN ('mql', 'pql')) AS entry_at,
+            MIN(st.owner_id) FILTER (WHERE st.to_stage IN ('mql', 'pql')) AS entry_owner,
+            MIN(st.at) FILTER (WHERE st.to_stage = 'sal') AS sal_at,
+            MIN(st.at) FILTER (WHERE st.to_stage = 'sql') AS sql_at,
+            MIN(st.owner_id) FILTER (WHERE st.to_stage = 'sql') AS sql_owner,
+            MIN(st.at) FILTER (WHERE st.to_stage = 'customer') AS customer_at,
+            MIN(st.at) FILTER (WHERE st.to_stage = 'lost') AS lost_at,
+            MIN(st.at) FILTER (WHERE st.to_stage = 'recycled' AND st.from_stage IN ('mql', 'pql')) AS rejected_at
+        FROM leads_stagetransition st
+        WHERE st.at >= %s
+        GROUP BY st.lead_id, st.cycle
+    """
+    return sql, [since]
+
+
+def _pg_cohort_raw(since: datetime, until: datetime, group_by: str | None) -> tuple[str, list]:
+    cycles, params = _pg_cycles_sql(since)
+    grp, joins = _pg_group_expr(group_by, owner="c.entry_owner", cycle="c.cycle")
+    sql = f"""
+        SELECT {grp} AS grp, c.entry_at AS at, c.sal_at, c.sql_at, c.customer_at, c.rejected_at
+        FROM ({cycles}) c {joins.format(alias="c")}
+        WHERE c.entry_at >= %s AND c.entry_at < %s
+    """  # noqa: S608 - only our own column names are interpolated
+    return sql, [*params, since, until]
+
+
+def _pg_quality_raw(since: datetime, until: datetime, group_by: str) -> tuple[str, list]:
+    cycles, params = _pg_cycles_sql(since)
+    grp, joins = _pg_group_expr(group_by, owner="c.sql_owner", cycle="c.cycle")
+    sql = f"""
+        SELECT {grp} AS grp, c.sql_at, c.customer_at, c.lost_at
+        FROM ({cycles}) c {joins.format(alias="c")}
+        WHERE c.sql_at >= %s AND c.sql_at < %s
+    """  # noqa: S608 - only our own column names are interpolated
+    return sql, [*params, since, until]
+
+
+def _pg_durations_raw(since: datetime, until: datetime, group_by: str | None) -> tuple[str, list]:
+    grp, joins = _pg_group_expr(group_by, owner="st.owner_id", cycle="st.cycle")
+    sql = f"""
+        SELECT t.grp, t.stage, t.at, t.left_at FROM (
+            SELECT {grp} AS grp, st.to_stage AS stage, st.at,
+                LEAD(st.at) OVER (PARTITION BY st.lead_id ORDER BY st.at, st.id) AS left_at
+            FROM leads_stagetransition st {joins.format(alias="st")}
+            WHERE st.at >= %s
+        ) t
+        WHERE t.at < %s
+    """  # noqa: S608 - only our own column names are interpolated
+    return sql, [since, until]
+
+
+def _is_postgres() -> bool:
+    return connection.vendor == "postgresql"
 
 
 # --- period view --------------------------------------------------------------------
@@ -363,7 +452,8 @@ def funnel_cohort(*, since: datetime, until: datetime, group_by: str | None = No
     )
     spans = {step: ("at", f"{step}_at") for step in COHORT_STEPS}
     group_cols = ["grp"] if group_by else []
-    data = _durations(inner, group_cols, spans, unit=86400)
+    raw = _pg_cohort_raw(since, until, group_by) if _is_postgres() else None
+    data = _durations(inner, group_cols, spans, unit=86400, raw=raw)
     if not group_by:
         return {
             "since": since,
@@ -430,7 +520,8 @@ def stage_durations(*, since: datetime, until: datetime, group_by: str | None = 
         .values("grp", "stage", "at", "left_at")
         .order_by()
     )
-    data = _durations(inner, ["grp", "stage"], {"stay": ("at", "left_at")}, unit=3600)
+    raw = _pg_durations_raw(since, until, group_by) if _is_postgres() else None
+    data = _durations(inner, ["grp", "stage"], {"stay": ("at", "left_at")}, unit=3600, raw=raw)
     by_group: dict = defaultdict(dict)
     for (grp, stage), entry in data.items():
         stay = entry["stay"]
@@ -470,17 +561,25 @@ def channel_quality(*, since: datetime, until: datetime, group_by: str = "channe
             )
         )
 
-    rows = (
-        StageTransition.objects.filter(to_stage="sql", at__gte=since, at__lt=until)
-        .annotate(grp=_transition_grp(group_by), is_won=outcome("customer"), is_lost=outcome("lost"))
-        .values("grp")
-        .annotate(
-            sqls=Count("id"),
-            won=Count("id", filter=Q(is_won=True)),
-            lost=Count("id", filter=Q(is_lost=True, is_won=False)),
+    if _is_postgres():
+        spans = {"won": ("sql_at", "customer_at"), "lost": ("sql_at", "lost_at")}
+        data = _durations(None, ["grp"], spans, unit=86400, raw=_pg_quality_raw(since, until, group_by))
+        rows = [
+            {"grp": key[0], "sqls": entry["rows"], "won": entry["won"]["count"], "lost": entry["lost"]["count"]}
+            for key, entry in data.items()
+        ]
+    else:
+        rows = (
+            StageTransition.objects.filter(to_stage="sql", at__gte=since, at__lt=until)
+            .annotate(grp=_transition_grp(group_by), is_won=outcome("customer"), is_lost=outcome("lost"))
+            .values("grp")
+            .annotate(
+                sqls=Count("id"),
+                won=Count("id", filter=Q(is_won=True)),
+                lost=Count("id", filter=Q(is_lost=True, is_won=False)),
+            )
+            .order_by()
         )
-        .order_by()
-    )
     result = [
         {
             "key": row["grp"],

@@ -306,7 +306,8 @@ def test_funnel_api_is_for_marketers_and_admins(sales_client, anon_client, admin
 
 
 @pytest.mark.django_db
-def test_funnel_api_query_count_does_not_grow_with_history(history, marketer_client):
+def test_funnel_api_query_count_does_not_grow_with_history(history, marketer_client, settings):
+    settings.FUNNEL_CACHE_SECONDS = 0
     params = {"since": "2026-03-01", "until": "2026-03-31", "group_by": "owner"}
     marketer_client.get("/api/v1/funnel/", params)  # warm the token/role lookups
     with CaptureQueriesContext(connection) as small:
@@ -322,3 +323,16 @@ def test_funnel_api_query_count_does_not_grow_with_history(history, marketer_cli
     # token, roles, 3 period queries, owner names ×3 (summary, durations, sla), durations,
     # channel quality, sla: counts, response times, reassignments
     assert len(small) <= 14
+
+
+@pytest.mark.django_db
+def test_funnel_api_answers_are_cached_per_query_string(history, marketer_client, settings):
+    settings.FUNNEL_CACHE_SECONDS = 60
+    params = {"since": "2026-03-01", "until": "2026-03-31"}
+    first = marketer_client.get("/api/v1/funnel/", params).json()
+    with CaptureQueriesContext(connection) as cached:
+        second = marketer_client.get("/api/v1/funnel/", params).json()
+    assert second == first
+    assert not any("leads_stagetransition" in q["sql"] for q in cached.captured_queries)
+    other = marketer_client.get("/api/v1/funnel/", {**params, "group_by": "source"}).json()
+    assert other["group_by"] == "source"
