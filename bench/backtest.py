@@ -18,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import AS_OF, drop_db, flush_redis, record, seeded_db, setup_django
 
+# force_login would pick the first backend (the lockout guard, which loads no user).
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 DB = "lf_bench_backtest"
 
 
@@ -52,7 +54,7 @@ def main() -> int:
     }
     try:
         client = Client()
-        client.force_login(get_user_model().objects.get(username="bench-marketer"))
+        client.force_login(get_user_model().objects.get(username="bench-marketer"), backend=MODEL_BACKEND)
         started = time.monotonic()
         response = client.post("/api/v1/scoring/backtest/", body, content_type="application/json")
         elapsed = time.monotonic() - started

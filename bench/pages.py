@@ -18,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import AS_OF, drop_db, flush_redis, percentile, record, seeded_db, setup_django
 
+# force_login would pick the first backend (the lockout guard, which loads no user).
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 DB = "lf_bench_pages"
 
 
@@ -100,7 +102,7 @@ def main() -> int:
         clients = {}
         for who, user in (("marketer", marketer), ("rep", rep)):
             client = Client()
-            client.force_login(user)
+            client.force_login(user, backend=MODEL_BACKEND)
             token, _ = Token.objects.get_or_create(user=user)
             client.defaults["HTTP_AUTHORIZATION"] = f"Token {token.key}"
             clients[who] = client

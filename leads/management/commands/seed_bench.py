@@ -298,16 +298,18 @@ FORMS = (
     ("expo-badge-scan", "Expo badge scan", "event", "event", 6),
 )
 # (stage, weight)
+# Open MQLs/PQLs are few: reps answer them within the SLA, so only the last day or two's wait
+# in a queue (about 70 per rep at 100k leads); everything older moved on.
 STAGES = (
-    ("visitor", 58),
-    ("mql", 8),
-    ("pql", 2),
-    ("sal", 5),
-    ("sql", 4),
-    ("customer", 3),
-    ("lost", 4),
-    ("recycled", 10),
-    ("disqualified", 6),
+    ("visitor", 62),
+    ("mql", 0.5),
+    ("pql", 0.2),
+    ("sal", 6),
+    ("sql", 4.5),
+    ("customer", 4),
+    ("lost", 5),
+    ("recycled", 11),
+    ("disqualified", 6.8),
 )
 REJECTIONS = ("wrong_person", "no_budget_yet", "not_ready", "bad_data", "student", "no_response")
 LOSSES = ("price", "competitor", "no_decision", "timing", "features")
