@@ -219,3 +219,8 @@ class RecomputeJob(models.Model):
 
     def __str__(self) -> str:
         return f"Recompute {self.pk} ({self.status} {self.done}/{self.total})"
+
+
+# Predictive scoring and back-testing records live in their own module; importing them here
+# makes them part of the scoring app (and its migrations).
+from .models_predictive import BacktestJob, PredictiveModel  # noqa: E402, F401
