@@ -213,43 +213,31 @@ def lead_filters_from_params(params) -> LeadFilters:
 
 
 def leads_filtered(*, filters: LeadFilters, user) -> QuerySet[Lead]:
-    qs = Lead.objects.all()
-    if filters.q:
-        q = filters.q
-        qs = qs.filter(
-            Q(email__icontains=q)
-            | Q(first_name__icontains=q)
-            | Q(last_name__icontains=q)
-            | Q(company_name__icontains=q)
-            | Q(company__name__icontains=q)
-        )
-        if " " in q:
-            first, _, last = q.partition(" ")
-            qs = qs | Lead.objects.filter(first_name__iexact=first, last_name__icontains=last.strip())
-    if filters.stage:
-        qs = qs.filter(stage__in=filters.stage)
-    if filters.owner == "me":
-        qs = qs.filter(owner=user)
-    elif filters.owner == "none":
-        qs = qs.filter(owner__isnull=True)
-    elif filters.owner:
-        qs = qs.filter(owner_id=int(filters.owner))
-    if filters.score_min is not None:
-        qs = qs.filter(score__gte=filters.score_min)
-    if filters.score_max is not None:
-        qs = qs.filter(score__lte=filters.score_max)
-    if filters.source:
-        qs = qs.filter(source=filters.source)
-    if filters.channel:
-        qs = qs.filter(channel=filters.channel)
-    if filters.form:
-        qs = qs.filter(first_form__slug=filters.form)
+    """The API's own filters (``leads.selectors.LeadFilter``) plus the dashboard's drill-downs
+    (entered a stage in a period, UTM campaign)."""
+    from django.http import QueryDict
+
+    from .selectors import LeadFilter
+
+    data = QueryDict(mutable=True)
+    simple = {
+        "search": filters.q,
+        "owner": str(user.pk) if filters.owner == "me" else filters.owner,
+        "min_score": "" if filters.score_min is None else str(filters.score_min),
+        "max_score": "" if filters.score_max is None else str(filters.score_max),
+        "source": filters.source,
+        "channel": filters.channel,
+        "form": filters.form,
+        "stage": ",".join(filters.stage),
+        "created_after": _day_start(filters.created_from).isoformat() if filters.created_from else "",
+        "created_before": _day_start(filters.created_to + timedelta(days=1)).isoformat() if filters.created_to else "",
+    }
+    for key, value in simple.items():
+        if value:
+            data[key] = value
+    qs = LeadFilter(data, queryset=Lead.objects.all()).qs
     if filters.campaign:
         qs = qs.filter(utm_campaign=filters.campaign)
-    if filters.created_from:
-        qs = qs.filter(created_at__gte=_day_start(filters.created_from))
-    if filters.created_to:
-        qs = qs.filter(created_at__lt=_day_start(filters.created_to + timedelta(days=1)))
     if filters.entered:
         since = _day_start(filters.since) if filters.since else None
         until = _day_start(filters.until + timedelta(days=1)) if filters.until else None
@@ -569,3 +557,18 @@ def sequence_list_stats(*, sequence_ids: list[int]) -> dict[int, dict]:
 
 def lead_id_by_email(*, email: str) -> int | None:
     return Lead.objects.filter(email=email.strip().lower()).values_list("pk", flat=True).first()
+
+
+def sequence_choices() -> list[tuple[int, str]]:
+    """Active sequences for the enrol pickers (id, name), one query without the steps."""
+    from nurturing.models import Sequence
+
+    return list(Sequence.objects.filter(active=True).order_by("name").values_list("id", "name")[:200])
+
+
+def enrollments_for_lead(*, lead_id: int, limit: int = 20) -> list:
+    from nurturing.models import Enrollment
+
+    return list(
+        Enrollment.objects.filter(lead_id=lead_id).select_related("sequence").order_by("-enrolled_at", "-pk")[:limit]
+    )

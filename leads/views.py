@@ -11,6 +11,7 @@ from collections.abc import Callable
 from urllib.parse import urlencode
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.views import redirect_to_login
@@ -67,17 +68,6 @@ def _leads_services():
     from . import services
 
     return services
-
-
-def _optional(module_name: str, attr: str):
-    """A function another app provides, or None while it has not shipped it."""
-    import importlib
-
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return None
-    return getattr(module, attr, None)
 
 
 # --- funnel overview (home) ---------------------------------------------------------------
@@ -240,9 +230,6 @@ def leads_list(request: HttpRequest) -> HttpResponse:
 
 
 def _leads_queryset(filters, user):
-    selector = _optional("leads.selectors", "leads_dashboard_filter")
-    if selector is not None:
-        return selector(filters=filters, user=user)
     return dashboard.leads_filtered(filters=filters, user=user)
 
 
@@ -269,10 +256,7 @@ def _export_url(filters, user) -> str:
 
 
 def _sequence_choices() -> list:
-    selector = _optional("nurturing.selectors", "sequence_list")
-    if selector is not None:
-        return [(s.id, s.name) for s in selector() if getattr(s, "active", True)]
-    return []
+    return dashboard.sequence_choices()
 
 
 class BulkForm(forms.Form):
@@ -344,9 +328,9 @@ def _enroll(*, lead_id: int, sequence_id: int, actor) -> None:
 
 
 def _enroll_service():
-    return _optional("nurturing.services", "enrollment_create") or _optional(
-        "nurturing.services.enrollment", "enrollment_create"
-    )
+    from nurturing.services import enrollment_create
+
+    return enrollment_create
 
 
 # --- lead detail ------------------------------------------------------------------------------
@@ -385,10 +369,9 @@ def _lead_detail_context(request: HttpRequest, lead) -> dict:
 
 def _score_breakdown(lead) -> dict:
     """The scoring app's explanation: points per rule (with caps and decay) and the ledger."""
-    selector = _optional("scoring.selectors", "lead_score_get")
-    if selector is None:
-        return {"available": False, "rules": [], "rows": []}
-    data = selector(lead=lead)
+    from scoring.selectors import lead_score_get
+
+    data = lead_score_get(lead=lead)
     rules = sorted(data.get("rules", []), key=lambda r: -abs(r.get("current_points") or 0))
     return {
         "available": True,
@@ -416,8 +399,7 @@ def _contribution_row(contribution) -> dict:
 
 
 def _enrollments_for(lead) -> list:
-    selector = _optional("nurturing.selectors", "enrollments_for_lead")
-    return list(selector(lead=lead)) if selector is not None else []
+    return dashboard.enrollments_for_lead(lead_id=lead.pk)
 
 
 def _allowed_actions(user, lead) -> set[str]:
@@ -620,8 +602,7 @@ def _queue_context(leads: list) -> dict:
 
 def _breakdowns_for(leads: list) -> dict[int, list[dict]]:
     """The rules that gave each lead most points, for all cards in one query."""
-    selector = _optional("scoring.selectors", "lead_rule_totals_many")
-    found = selector(lead_ids=[lead.pk for lead in leads]) if selector else dashboard.rule_totals_for(leads=leads)
+    found = dashboard.rule_totals_for(leads=leads)
     return {lead_id: [_contribution_row(c) for c in items][:5] for lead_id, items in found.items()}
 
 
@@ -675,32 +656,30 @@ class WebFormForm(forms.ModelForm):
 @require_GET
 @role_required(marketer=True)
 def forms_list(request: HttpRequest) -> HttpResponse:
-    selector = _optional("leads.selectors", "form_list_with_counts")
-    items = list(selector()) if selector is not None else dashboard.forms_with_counts()
-    return render(request, "forms/list.html", {"nav": "forms", "forms": items})
+    return render(request, "forms/list.html", {"nav": "forms", "forms": dashboard.forms_with_counts()})
 
 
 @require_http_methods(["GET", "POST"])
 @role_required(marketer=True)
 def form_create(request: HttpRequest) -> HttpResponse:
+    """Create a form through the API's serializer (same validation and audit as POST /api/v1/forms/)."""
+    from leadfunnel.audit import audit_record
+
+    from .serializers import FormSerializer
+
     form = WebFormForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        data = {**form.cleaned_data}
-        origins = data.pop("allowed_origins_text")
-        service = _optional("leads.services", "form_create")
-        try:
-            if service is not None:
-                created = service(actor=request.user, allowed_origins=origins, **data)
-            else:
-                created = form.save(commit=False)
-                created.allowed_origins = origins
-                created.created_by = request.user
-                created.save()
-        except DomainError as exc:
-            form.add_error(None, exc.message)
-        else:
+        data = {**form.cleaned_data, "allowed_origins": form.cleaned_data["allowed_origins_text"]}
+        data.pop("allowed_origins_text")
+        serializer = FormSerializer(data=data)
+        if serializer.is_valid():
+            created = serializer.save(created_by=request.user)
+            audit_record(actor=request.user, action="form.created", obj=created, changes=FormSerializer(created).data)
             messages.success(request, f"Form “{created.name}” created. Paste the snippet below on your site.")
             return redirect("dashboard:form", slug=created.slug)
+        for name, errors in serializer.errors.items():
+            target = "allowed_origins_text" if name == "allowed_origins" else name
+            form.add_error(target if target in form.fields else None, " ".join(str(e) for e in errors))
     return render(request, "forms/create.html", {"nav": "forms", "form": form})
 
 
@@ -710,7 +689,7 @@ def form_detail(request: HttpRequest, slug: str) -> HttpResponse:
     item = dashboard.form_with_counts(slug=slug)
     if item is None:
         raise Http404("No such form.")
-    endpoint = request.build_absolute_uri(f"/api/v1/forms/{item.slug}/submit/")
+    endpoint = f"{settings.SITE_URL}/api/v1/forms/{item.slug}/submit/"
     return render(
         request,
         "forms/detail.html",

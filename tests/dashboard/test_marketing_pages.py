@@ -187,7 +187,7 @@ def test_creating_a_form_shows_its_snippet_posting_to_the_public_endpoint(market
     form = Form.objects.get(slug="contact-us")
     assert form.allowed_origins == ["https://www.example.com"] and form.created_by == marketer
     page = marketer_web.get("/forms/contact-us/").content.decode()
-    assert "http://testserver/api/v1/forms/contact-us/submit/" in page and "fetch(" in page
+    assert "/api/v1/forms/contact-us/submit/" in page and "fetch(" in page
 
 
 @pytest.mark.django_db
@@ -202,6 +202,9 @@ def test_a_form_with_a_bad_origin_is_not_created(marketer_web):
     }
     response = marketer_web.post("/forms/new/", data)
     assert "Origins start with http:// or https://" in response.content.decode()
+    taken = {**data, "slug": "contact", "allowed_origins_text": ""}
+    FormFactory(slug="contact")
+    assert "already exists" in marketer_web.post("/forms/new/", taken).content.decode()
     assert not Form.objects.filter(slug="x").exists()
 
 
