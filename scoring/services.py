@@ -613,7 +613,9 @@ def recompute_request(*, actor=None, reason: str = "") -> RecomputeJob:
     return job
 
 
-def scoring_recompute_all(*, job: RecomputeJob | None = None, batch_size: int = RECOMPUTE_BATCH) -> RecomputeJob:
+def scoring_recompute_all(
+    *, job: RecomputeJob | None = None, batch_size: int = RECOMPUTE_BATCH, promote: bool = True
+) -> RecomputeJob:
     """Recompute every lead's score from its interactions, in batches of leads.
 
     Each batch is one transaction: delete the batch's contributions and totals,
@@ -621,6 +623,8 @@ def scoring_recompute_all(*, job: RecomputeJob | None = None, batch_size: int = 
     through the same engine as the incremental path, write contributions with
     COPY (PostgreSQL) or bulk inserts, and update the leads in one statement.
     The job row records the last lead done, so a restarted run continues there.
+    When all leads are done, visitors that now qualify are promoted
+    (:func:`scores_promote_qualified`) unless ``promote`` is False.
     """
     if job is None:
         settings_row = scoring_settings_get()
@@ -642,6 +646,9 @@ def scoring_recompute_all(*, job: RecomputeJob | None = None, batch_size: int = 
         )
         raise
     job.refresh_from_db()
+    if promote and job.status == RecomputeJob.Status.DONE:
+        scores_promote_qualified(job=job)
+        job.refresh_from_db()
     return job
 
 
@@ -677,14 +684,7 @@ def _recompute_batch(*, job_id: int, batch_size: int) -> bool:
         scorer.apply_profile(lead_profile(row, ruleset.lists))
         scorers[row["id"]] = scorer
 
-    pql_rule = ruleset.pql_rule
-    product_types = set()
-    if pql_rule.get("enabled"):
-        product_types = {pql_rule.get("trial_type") or "trial_started", pql_rule.get("usage_type") or "product_usage"}
-    wanted_types = set(ruleset.by_type) | product_types
-    trials: dict[int, list[datetime]] = defaultdict(list)
-    usage: dict[int, list[datetime]] = defaultdict(list)
-    promotable_ids = {row["id"] for row in rows if row["stage"] in PROMOTABLE}
+    wanted_types = set(ruleset.by_type)
     stream = (
         Interaction.objects.filter(lead_id__gte=low, lead_id__lte=high, type__in=sorted(wanted_types))
         .order_by("lead_id", "id")
@@ -701,67 +701,76 @@ def _recompute_batch(*, job_id: int, batch_size: int) -> bool:
             occurred_at=occurred_at,
             received_at=received_at,
         )
-        if itype in product_types and lead_id in promotable_ids:
-            (trials if itype == (pql_rule.get("trial_type") or "trial_started") else usage)[lead_id].append(occurred_at)
 
     _copy_out(scorers, now=now)
     results = {lead_id: scorer.result() for lead_id, scorer in scorers.items()}
     _write_lead_scores(list(results.items()), now=now)
 
-    # Promotion with the same rules as the incremental path (PQL from the streamed events).
-    leads_by_id = {row["id"]: row for row in rows}
-    pql_ids = {
-        lead_id
-        for lead_id in trials
-        if leads_by_id[lead_id]["stage"] in PROMOTABLE
-        and pql_reached(pql_rule, trial_times=trials[lead_id], usage_times=usage.get(lead_id, []))
-    }
-    promoted = _promote_recomputed(ruleset, leads_by_id, scorers, results, pql_ids)
-
     job.last_lead_id = high
     job.done = min(job.total, job.done + len(rows)) if job.total else job.done + len(rows)
-    job.promoted += promoted
     job.heartbeat_at = timezone.now()
-    job.save(update_fields=["last_lead_id", "done", "promoted", "heartbeat_at"])
+    job.save(update_fields=["last_lead_id", "done", "heartbeat_at"])
     return True
 
 
-def _promote_recomputed(ruleset, leads_by_id, scorers, results, pql_ids) -> int:
-    from leads.services import lead_change_stage
+def scores_promote_qualified(*, job: RecomputeJob | None = None, batch_size: int = 200) -> int:
+    """After a full recompute: promote the visitors that now qualify for MQL.
 
+    Kept out of the recompute batches because each promotion assigns a rep
+    (round-robin, capacity) through ``lead_change_stage``; a rule change that
+    qualifies thousands of leads should not hold the rescore. Candidates are
+    selected set-based (score, not blocked, required profile columns filled),
+    then each is checked again under its row lock by the stage service and the
+    engine's own profile check. Recycled leads are left alone (they come back by
+    crossing the threshold on new activity).
+    """
+    from django.db.models import Q
+
+    from leads.services import IllegalTransition, lead_change_stage
+
+    settings_row = scoring_settings_get()
+    ruleset = ruleset_get(settings_row)
+    lead_columns = {f.name for f in Lead._meta.concrete_fields}
+    query = Q(stage=Stage.VISITOR, score__gte=ruleset.mql_threshold, mql_blocked=False)
+    for name in ruleset.required_profile_fields:
+        if name in lead_columns:
+            query &= ~Q(**{name: ""})
     promoted = 0
-    for lead_id, row in leads_by_id.items():
-        if row["stage"] not in PROMOTABLE:
-            continue
-        result = results[lead_id]
-        if lead_id in pql_ids and not result.blocked:
-            target, reason = Stage.PQL, "PQL rule met (full recompute)."
-        else:
-            eligible, _ = _eligible_for_mql(ruleset, row, result)
-            crossed = row["stage"] == Stage.VISITOR or (row["score"] or 0) < ruleset.mql_threshold
-            if not (eligible and crossed):
+    last_id = 0
+    while True:
+        rows = list(Lead.objects.filter(query, pk__gt=last_id).order_by("pk").values(*_LEAD_COLUMNS)[:batch_size])
+        if not rows:
+            break
+        last_id = rows[-1]["id"]
+        for row in rows:
+            missing = profile_complete(lead_profile(row, ruleset.lists), ruleset.required_profile_fields)
+            if missing:
                 continue
-            target = Stage.MQL
-            reason = (
-                f"Score {result.score} reached the MQL threshold {ruleset.mql_threshold} after the scoring "
-                f"rules changed (fit {result.fit_score}, engagement {result.engagement_score})."
-            )
-        lead_change_stage(
-            lead=lead_id,
-            to_stage=target,
-            cause="rule",
-            cause_ref="recompute",
-            reason=reason,
-            details={
-                "score": result.score,
-                "fit_score": result.fit_score,
-                "engagement_score": result.engagement_score,
-                "threshold": ruleset.mql_threshold,
-                "rules": scorers[lead_id].top_rules(),
-                "scoring_version": ruleset.version,
-            },
-        )
-        promoted += 1
+            try:
+                with transaction.atomic():
+                    lead_change_stage(
+                        lead=row["id"],
+                        to_stage=Stage.MQL,
+                        cause="rule",
+                        cause_ref=f"recompute:{job.pk}" if job else "recompute",
+                        reason=(
+                            f"Score {row['score']} reached the MQL threshold {ruleset.mql_threshold} after the "
+                            f"scoring rules changed (fit {row['fit_score']}, engagement {row['engagement_score']})."
+                        ),
+                        details={
+                            "score": row["score"],
+                            "fit_score": row["fit_score"],
+                            "engagement_score": row["engagement_score"],
+                            "threshold": ruleset.mql_threshold,
+                            "scoring_version": ruleset.version,
+                        },
+                        expected_from=(Stage.VISITOR,),
+                    )
+            except IllegalTransition:
+                continue  # moved meanwhile
+            promoted += 1
+        if job is not None:
+            RecomputeJob.objects.filter(pk=job.pk).update(promoted=promoted)
     return promoted
 
 

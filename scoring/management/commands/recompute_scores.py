@@ -13,6 +13,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--batch-size", type=int, default=services.RECOMPUTE_BATCH)
+        parser.add_argument(
+            "--no-promote", action="store_true", help="Only rescore; do not promote visitors that now qualify."
+        )
         parser.add_argument("--resume", type=int, metavar="JOB_ID", help="Continue an unfinished job.")
 
     def handle(self, *args, **options):
@@ -22,9 +25,10 @@ class Command(BaseCommand):
             job = RecomputeJob.objects.get(pk=options["resume"])
             if job.status == RecomputeJob.Status.RUNNING:
                 RecomputeJob.objects.filter(pk=job.pk).update(status=RecomputeJob.Status.PENDING)
-        job = services.scoring_recompute_all(job=job, batch_size=options["batch_size"])
+        job = services.scoring_recompute_all(job=job, batch_size=options["batch_size"], promote=False)
         elapsed = time.perf_counter() - started
-        self.stdout.write(
-            f"recompute job {job.pk}: {job.status}, {job.done}/{job.total} leads, "
-            f"{job.promoted} promoted, {elapsed:.1f} s"
-        )
+        self.stdout.write(f"recompute job {job.pk}: {job.status}, {job.done}/{job.total} leads in {elapsed:.1f} s")
+        if not options["no_promote"] and job.status == RecomputeJob.Status.DONE:
+            started = time.perf_counter()
+            promoted = services.scores_promote_qualified(job=job)
+            self.stdout.write(f"promoted {promoted} visitors to MQL in {time.perf_counter() - started:.1f} s")
