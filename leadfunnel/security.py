@@ -117,8 +117,7 @@ class LockoutBackend:
             raise PermissionDenied("Too many failed sign-ins.")
         return None
 
-    def get_user(self, user_id):
-        return None
+    # No get_user(): sessions and test clients must name the backend that really logs users in.
 
 
 @receiver(user_login_failed, dispatch_uid="leadfunnel.security.count_failure")
