@@ -11,7 +11,6 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -64,23 +63,7 @@ class FunnelView(APIView):
         since, until = analytics.parse_period(request.query_params.get("since"), request.query_params.get("until"))
         group_by = analytics.parse_group_by(request.query_params.get("group_by"))
         view = request.query_params.get("view") or "period"
-        if view not in ("period", "cohort"):
-            raise ValidationFailed("view must be period or cohort.", fields={"view": ["Unknown view."]})
-        if view == "cohort":
-            body = analytics.funnel_cohort(since=since, until=until, group_by=group_by)
-        else:
-            body = analytics.funnel_summary(since=since, until=until, group_by=group_by)
-            body["stage_durations"] = analytics.stage_durations(since=since, until=until, group_by=group_by)["groups"]
-            quality_by = group_by if group_by in ("source", "channel", "form", "utm_campaign") else "channel"
-            body["channel_quality"] = {
-                "group_by": quality_by,
-                "groups": analytics.channel_quality(since=since, until=until, group_by=quality_by),
-            }
-            report = analytics.sla_report(since=since, until=until)
-            body["sla"] = {k: v for k, v in report.items() if k not in ("since", "until")}
-        body["view"] = view
-        body["computed_at"] = timezone.now()
-        return body
+        return analytics.funnel_report(since=since, until=until, group_by=group_by, view=view)
 
 
 # --- reps ----------------------------------------------------------------------------------

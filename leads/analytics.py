@@ -12,6 +12,7 @@ Every function takes a half-open period ``[since, until)`` (aware datetimes) and
 - :func:`stage_durations` — median and p90 hours spent in each stage entered in the period.
 - :func:`channel_quality` — of the SQLs of the period, how many were won, lost, still open.
 - :func:`sla_report` — reps' response time (``first_response_at − assigned_at``) against the SLA.
+- :func:`funnel_report` — all of the above as the funnel API answers it (uncached; the API caches).
 
 Groups are ``{"key": <raw value or null>, "label": <text>, ...}``; ``key`` is ``null`` for
 the ungrouped total and for leads without a value. Percentiles use PostgreSQL's
@@ -682,3 +683,31 @@ def sla_report(*, since: datetime, until: datetime, sla_hours: float | None = No
         "p90_response_hours": None,
     }
     return {"since": since, "until": until, "sla_hours": sla_hours, "reps": reps, "totals": totals}
+
+
+# --- everything the funnel page shows ------------------------------------------------------
+
+
+def funnel_report(*, since: datetime, until: datetime, group_by: str | None = None, view: str = "period") -> dict:
+    """The funnel API's answer (uncached): ``view="cohort"`` → :func:`funnel_cohort`;
+    ``view="period"`` → :func:`funnel_summary` plus ``stage_durations`` (its groups),
+    ``channel_quality`` (``{"group_by", "groups"}``, by ``group_by`` when it is a lead
+    attribute, else by channel) and ``sla`` (:func:`sla_report` without the period).
+    Adds ``view`` and ``computed_at``."""
+    if view not in ("period", "cohort"):
+        raise ValidationFailed("view must be period or cohort.", fields={"view": ["Unknown view."]})
+    if view == "cohort":
+        body = funnel_cohort(since=since, until=until, group_by=group_by)
+    else:
+        body = funnel_summary(since=since, until=until, group_by=group_by)
+        body["stage_durations"] = stage_durations(since=since, until=until, group_by=group_by)["groups"]
+        quality_by = group_by if group_by in ("source", "channel", "form", "utm_campaign") else "channel"
+        body["channel_quality"] = {
+            "group_by": quality_by,
+            "groups": channel_quality(since=since, until=until, group_by=quality_by),
+        }
+        report = sla_report(since=since, until=until)
+        body["sla"] = {k: v for k, v in report.items() if k not in ("since", "until")}
+    body["view"] = view
+    body["computed_at"] = timezone.now()
+    return body
