@@ -43,7 +43,7 @@ def main() -> int:
     parser.add_argument("--interactions", type=int, default=1_000_000)
     parser.add_argument("--enrollments", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=500)
-    parser.add_argument("--max-seconds", type=int, default=600)
+    parser.add_argument("--max-seconds", type=int, default=300)
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
     name = f"nurture {args.enrollments // 1000}k enrolments"

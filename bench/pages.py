@@ -1,9 +1,9 @@
 """Dashboard pages and list APIs: p95 latency at 100k leads / 1M interactions.
 
-    .venv/bin/python bench/pages.py [--leads 100000] [--interactions 1000000] [--repeat 30]
+    .venv/bin/python bench/pages.py [--leads 100000] [--interactions 1000000] [--repeat 20]
 
 Django's test client, in this process, against a fresh copy of the seeded and
-scored database (DEBUG off): each page or API is requested --repeat times after
+scored database (DEBUG off): each page or API is requested --repeat (20) times after
 two warm-up requests (lead pages walk over different leads), and its p50/p95/max
 and query count are reported. Target: p95 < 200 ms for each.
 """
@@ -66,7 +66,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--leads", type=int, default=100_000)
     parser.add_argument("--interactions", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--only", default="", help="Measure only targets whose label contains this text.")
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
