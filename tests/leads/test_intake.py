@@ -268,6 +268,7 @@ def test_the_intake_query_count_does_not_grow_with_the_leads_history(anon_client
         assert submit(anon_client, "contact", {"email": busy.email, "title": "CEO"}).status_code == 201
 
 
+@pytest.mark.postgres  # pins PostgreSQL's statements (upsert, unnest); SQLite takes a few more
 def test_the_intake_itself_makes_a_pinned_number_of_queries(anon_client, form, django_assert_num_queries, monkeypatch):
     """Scoring's own queries are its business (tested there); these are the intake's."""
     from scoring import services as scoring_services

@@ -134,6 +134,7 @@ def test_recording_one_event_makes_the_same_queries_whatever_the_history(markete
         )
 
 
+@pytest.mark.postgres  # pins PostgreSQL's statements (upsert, unnest); SQLite takes a few more
 def test_recording_one_event_itself_makes_a_pinned_number_of_queries(
     marketer_client, django_assert_num_queries, monkeypatch
 ):
@@ -211,6 +212,7 @@ def test_bulk_drops_events_already_recorded_by_external_id(marketer_client):
     assert Interaction.objects.count() == 3
 
 
+@pytest.mark.postgres  # pins PostgreSQL's statements (upsert, unnest); SQLite takes a few more
 def test_bulk_is_set_based_a_thousand_events_take_a_handful_of_queries(django_assert_max_num_queries, monkeypatch):
     from scoring import services as scoring_services
 
