@@ -289,14 +289,22 @@ def celery_app_on(redis_server, settings):
     """Point this process's Celery app at the private Redis and stop running tasks eagerly."""
     from leadfunnel.celery import app
 
-    old = (app.conf.broker_url, app.conf.task_always_eager)
-    app.conf.broker_url = redis_server.url
+    old = (app.conf.broker_url, app.conf.task_always_eager, app.conf.broker_transport_options)
+    _point_celery_at(app, redis_server.url, {"socket_connect_timeout": 1, "max_retries": 1})
     app.conf.task_always_eager = False
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    app.pool.force_close_all()
     yield app
-    app.conf.broker_url, app.conf.task_always_eager = old
+    app.conf.task_always_eager = old[1]
+    _point_celery_at(app, old[0], old[2])
+
+
+def _point_celery_at(app, url: str, transport_options: dict) -> None:
+    """Switch the broker of an already-used Celery app: drop every cached connection and producer."""
+    app.conf.broker_url = url
+    app.conf.broker_transport_options = transport_options
     app.pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 def wait_until(predicate, timeout: float = 20, interval: float = 0.1, message: str = "condition not met"):
