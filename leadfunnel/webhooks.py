@@ -156,7 +156,8 @@ def webhook_update(*, subscription_id: int, actor=None, **changes) -> WebhookSub
             raise NotFound("No such webhook subscription.")
         if "events" in changes:
             changes["events"] = list(dict.fromkeys(changes["events"]))
-        _validate(url=changes.get("url", subscription.url), events=changes.get("events", subscription.events))
+        if "url" in changes or "events" in changes:
+            _validate(url=changes.get("url", subscription.url), events=changes.get("events", subscription.events))
         for field, value in changes.items():
             setattr(subscription, field, value)
         fields = list(changes)

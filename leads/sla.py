@@ -68,16 +68,21 @@ def sla_breach_mark(*, now: datetime | None = None) -> int:
             if not leads:
                 return marked
             Lead.objects.filter(pk__in=[lead.pk for lead in leads]).update(sla_breached_at=now, updated_at=now)
+            managers = {
+                profile.user_id: profile.manager
+                for profile in SalesRepProfile.objects.filter(
+                    user_id__in={lead.owner_id for lead in leads if lead.owner_id}
+                ).select_related("manager")
+            }
             for lead in leads:
-                _notify_breach(lead, now=now)
+                _notify_breach(lead, now=now, manager=managers.get(lead.owner_id))
             marked += len(leads)
         if len(leads) < BATCH:
             return marked
 
 
-def _notify_breach(lead: Lead, *, now: datetime) -> None:
+def _notify_breach(lead: Lead, *, now: datetime, manager=None) -> None:
     rep = lead.owner
-    manager = _manager_of(rep)
     overdue = now - lead.sla_due_at
     reassign_at = now + timedelta(hours=settings.SLA_REASSIGN_AFTER_HOURS)
     body = (

@@ -340,3 +340,15 @@ def test_delivery_log_and_manual_redelivery(
     failed = admin_client_api.get(f"/api/v1/webhooks/{subscription.pk}/deliveries/", {"status": "failed"}).json()
     assert failed["count"] == 1
     assert admin_client_api.post("/api/v1/webhooks/deliveries/999999/redeliver/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_re_enabling_a_disabled_subscription_resets_its_failure_count(admin_client_api, subscription):
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(
+        active=False, consecutive_failures=15, disabled_at=timezone.now(), disabled_reason="Disabled automatically"
+    )
+    response = admin_client_api.patch(f"/api/v1/webhooks/{subscription.pk}/", {"active": True}, format="json")
+    assert response.status_code == 200, response.content
+    subscription.refresh_from_db()
+    assert (subscription.active, subscription.consecutive_failures, subscription.disabled_at) == (True, 0, None)
+    assert subscription.disabled_reason == ""
