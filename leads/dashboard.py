@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Window
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Window
 from django.db.models.functions import RowNumber, TruncWeek
 from django.utils import timezone
 from django.utils.dateparse import parse_date
@@ -344,13 +344,18 @@ def timeline_merge(*, interactions: list, transitions: list, limit: int = 60) ->
 # --- sales queue and pipeline --------------------------------------------------------------
 
 
-def queue_leads(*, user) -> list[Lead]:
-    """A rep's leads awaiting an answer (MQL/PQL), oldest SLA first (index lead_queue_idx)."""
-    return list(
-        Lead.objects.filter(owner=user, stage__in=list(AWAITING_SALES))
-        .select_related("company", "first_form")
-        .order_by("sla_due_at", "id")
+QUEUE_LIMIT = 50
+
+
+def queue_leads(*, user, limit: int = QUEUE_LIMIT) -> tuple[list[Lead], dict]:
+    """A rep's leads awaiting an answer (MQL/PQL), oldest SLA first (index lead_queue_idx),
+    at most ``limit`` of them, with the totals (waiting, past SLA) in one aggregate."""
+    waiting = Lead.objects.filter(owner=user, stage__in=list(AWAITING_SALES))
+    totals = waiting.aggregate(total=Count("id"), breached=Count("id", filter=Q(sla_due_at__lt=timezone.now())))
+    leads = list(
+        waiting.select_related("company", "first_form").order_by(F("sla_due_at").asc(nulls_last=True), "id")[:limit]
     )
+    return leads, totals
 
 
 def key_actions(*, lead_ids: list[int], per_lead: int = 4) -> dict[int, list[Interaction]]:
@@ -383,23 +388,27 @@ def qualifying_transitions(*, lead_ids: list[int]) -> dict[int, StageTransition]
     return {t.lead_id: t for t in ranked}
 
 
-def pipeline_leads(*, user) -> dict[str, list[Lead]]:
-    leads = list(
-        Lead.objects.filter(owner=user, stage__in=[Stage.SAL, Stage.SQL])
-        .select_related("company")
-        .prefetch_related(
-            Prefetch(
-                "opportunities",
-                queryset=Opportunity.objects.filter(status=Opportunity.Status.OPEN).order_by("-created_at"),
-                to_attr="open_opportunities",
-            )
-        )
-        .order_by("stage_changed_at", "id")
+def pipeline_leads(*, user, limit: int = QUEUE_LIMIT) -> dict:
+    """A rep's SALs and SQLs, longest in stage first, at most ``limit`` of each, with totals."""
+    mine = Lead.objects.filter(owner=user)
+    totals = mine.filter(stage__in=[Stage.SAL, Stage.SQL]).aggregate(
+        sal=Count("id", filter=Q(stage=Stage.SAL)), sql=Count("id", filter=Q(stage=Stage.SQL))
     )
-    return {
-        "sal": [lead for lead in leads if lead.stage == Stage.SAL],
-        "sql": [lead for lead in leads if lead.stage == Stage.SQL],
-    }
+    open_opportunities = Prefetch(
+        "opportunities",
+        queryset=Opportunity.objects.filter(status=Opportunity.Status.OPEN).order_by("-created_at"),
+        to_attr="open_opportunities",
+    )
+
+    def column(stage: str) -> list[Lead]:
+        return list(mine.filter(stage=stage).select_related("company").order_by("stage_changed_at", "id")[:limit])
+
+    sals = column(Stage.SAL)
+    sqls = column(Stage.SQL)
+    from django.db.models import prefetch_related_objects
+
+    prefetch_related_objects(sqls, open_opportunities)
+    return {"sal": sals, "sql": sqls, "totals": totals}
 
 
 # --- forms ----------------------------------------------------------------------------------

@@ -577,8 +577,13 @@ def _card_response(request: HttpRequest, *, lead_id: int, action: str, error: st
 @require_GET
 @role_required(sales=True)
 def queue(request: HttpRequest) -> HttpResponse:
-    leads = dashboard.queue_leads(user=request.user)
-    context = {"nav": "queue", **_queue_context(leads), "rejection_reasons": RejectionReason.choices}
+    leads, totals = dashboard.queue_leads(user=request.user)
+    context = {
+        "nav": "queue",
+        **_queue_context(leads),
+        "totals": totals,
+        "rejection_reasons": RejectionReason.choices,
+    }
     return render(request, "sales/queue.html", context)
 
 
@@ -596,20 +601,13 @@ def _queue_context(leads: list) -> dict:
         }
         for lead in leads
     ]
-    breached = sum(1 for lead in leads if lead.sla_due_at and lead.sla_due_at < _now())
-    return {"cards": cards, "breached_count": breached}
+    return {"cards": cards}
 
 
 def _breakdowns_for(leads: list) -> dict[int, list[dict]]:
     """The rules that gave each lead most points, for all cards in one query."""
     found = dashboard.rule_totals_for(leads=leads)
     return {lead_id: [_contribution_row(c) for c in items][:5] for lead_id, items in found.items()}
-
-
-def _now():
-    from django.utils import timezone
-
-    return timezone.now()
 
 
 @require_GET
@@ -623,6 +621,7 @@ def pipeline(request: HttpRequest) -> HttpResponse:
             "nav": "pipeline",
             "sals": groups["sal"],
             "sqls": groups["sql"],
+            "totals": groups["totals"],
             "qualify_form": QualifyForm(),
             "loss_reasons": LossReason.choices,
             "rejection_reasons": RejectionReason.choices,

@@ -170,3 +170,15 @@ def test_closing_won_from_the_pipeline_makes_a_customer(rep_web, sales_rep):
     assert "Closed" in response.content.decode()
     lead.refresh_from_db()
     assert lead.stage == "customer"
+
+
+@pytest.mark.django_db
+def test_a_long_queue_shows_the_oldest_50_and_says_how_many_wait(rep_web, sales_rep, monkeypatch):
+    from leads import dashboard
+
+    monkeypatch.setattr(dashboard, "QUEUE_LIMIT", 3)
+    monkeypatch.setattr(dashboard.queue_leads, "__kwdefaults__", {"limit": 3})
+    leads = [queued(sales_rep, due_in_hours=h) for h in (5, -1, 3, 8)]
+    body = rep_web.get("/queue/").content.decode()
+    assert card_ids(body) == [leads[1].pk, leads[2].pk, leads[0].pk]
+    assert "4 leads waiting" in body and "1 past SLA" in body and "showing the first 3" in body
