@@ -72,12 +72,15 @@ def rep_pick_next(*, exclude_user_ids: tuple[int, ...] = ()) -> "object | None":
         user_model.objects.filter(is_active=True, groups__name="sales")
         .exclude(pk__in=exclude_user_ids)
         .exclude(rep_profile__is_away=True)
-        .annotate(open_count=Count("owned_leads", filter=Q(owned_leads__stage__in=list(AWAITING_SALES))))
+        .annotate(
+            open_count=Count("owned_leads", filter=Q(owned_leads__stage__in=list(AWAITING_SALES))),
+            capacity=F("rep_profile__capacity"),
+        )
         .order_by(F("rep_profile__last_assigned_at").asc(nulls_first=True), "pk")
     )
+    # One query for all reps (capacity comes with them), not one more per rep.
     for rep in reps:
-        capacity = SalesRepProfile.objects.filter(user=rep).values_list("capacity", flat=True).first()
-        if capacity is None or rep.open_count < capacity:
+        if rep.capacity is None or rep.open_count < rep.capacity:
             return rep
     return None
 

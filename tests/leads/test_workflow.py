@@ -220,3 +220,10 @@ def test_new_mqls_go_round_robin_skipping_away_reps(marketer_client, sales_rep, 
 
 def test_an_unknown_lead_is_a_404(sales_client):
     assert act(sales_client, LeadFactory.build(pk=999999), "accept").status_code == 404
+
+
+def test_a_rep_at_capacity_gets_no_new_mqls(marketer_client, sales_rep, other_rep):
+    SalesRepProfile.objects.create(user=sales_rep, capacity=1)
+    mql_owned_by(sales_rep)
+    fresh = LeadFactory()
+    assert act(marketer_client, fresh, "mark-mql", {"reason": "x"}).json()["owner"] == other_rep.pk
