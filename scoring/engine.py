@@ -12,13 +12,12 @@ from typing import Any
 
 from .rules import (
     RuleSpec,
+    _dig,
     clamp_to_cap,
     combined_score,
     decay_factor,
     describe,
     dimension_score,
-    interaction_matches,
-    profile_matches,
     profile_value,
 )
 from .selectors import Ruleset
@@ -122,6 +121,17 @@ class LeadScorer:
         total.value_at = self.now
         return awarded
 
+    def _plain_reason(self, rule: RuleSpec) -> str:
+        cache = self.ruleset.matchers  # per-ruleset cache (rule texts do not change within a version)
+        key = ("reason", rule.id)
+        text = cache.get(key)
+        if text is None:
+            text = describe(rule)
+            if rule.half_life_days:
+                text += f"; halves every {rule.half_life_days:g} days"
+            cache[key] = text
+        return text
+
     def apply_interaction(
         self,
         *,
@@ -136,9 +146,10 @@ class LeadScorer:
         if not rules:
             return
         at = effective_at(occurred_at, received_at)
-        event = {"type": type, "properties": properties or {}}
+        properties = properties or {}
         for rule in rules:
-            if not interaction_matches(rule, event):
+            # Same test as rules.interaction_matches, with the rule's matcher prepared once.
+            if rule.property and not self.ruleset.matcher(rule)(_dig(properties, rule.property)):
                 continue
             raw = rule.points
             note = ""
@@ -154,11 +165,14 @@ class LeadScorer:
             awarded = self._award(rule, total, raw, at)
             if not awarded:
                 continue
-            reason = describe(rule) + note
-            if awarded != raw:
-                reason += f"; capped at {rule.max_points:g} (would have been {raw:+g})"
-            if rule.half_life_days:
-                reason += f"; halves every {rule.half_life_days:g} days"
+            if awarded == raw and not note:
+                reason = self._plain_reason(rule)
+            else:
+                reason = describe(rule) + note
+                if awarded != raw:
+                    reason += f"; capped at {rule.max_points:g} (would have been {raw:+g})"
+                if rule.half_life_days:
+                    reason += f"; halves every {rule.half_life_days:g} days"
             self.contributions.append(
                 Contribution(rule.id, rule.dimension, "interaction", awarded, reason, at, interaction_id, rule.property)
             )
@@ -166,7 +180,7 @@ class LeadScorer:
     def apply_profile(self, profile: dict) -> None:
         """Re-evaluate every profile rule: add the newly matching, drop the ones that stopped matching."""
         for rule in self.ruleset.profile:
-            matched = profile_matches(rule, profile)
+            matched = self.ruleset.matcher(rule)(profile_value(profile, rule.field))
             total = self.totals.get(rule.id)
             awarded = clamp_to_cap(rule.points, rule.max_points)
             if matched and total is not None and total.matches and total.points == awarded:

@@ -189,6 +189,47 @@ def value_matches(actual: Any, operator: str, expected: Any) -> bool:
     raise ValueError(f"unknown operator {operator!r}")
 
 
+def compile_matcher(operator: str, expected: Any):
+    """A function ``actual -> bool`` equivalent to ``value_matches(actual, operator, expected)``,
+    with the expected value prepared once (lower-cased needles, compiled regex, parsed bound).
+    The engine uses it on hot paths; unit tests check it agrees with :func:`value_matches`."""
+    operator = operator or "present"
+    if operator == "contains":
+        needles = _as_list(expected)
+        if needles and all(isinstance(n, str) for n in needles):
+            lowered = [n.lower() for n in needles]
+
+            def contains(actual: Any) -> bool:
+                if actual is None:
+                    return False
+                if isinstance(actual, str):
+                    haystack = actual.lower()
+                    return any(n in haystack for n in lowered)
+                return value_matches(actual, "contains", expected)
+
+            return contains
+    elif operator == "regex" and isinstance(expected, str):
+        pattern = _compiled(expected)
+        return lambda actual: actual is not None and pattern.search(str(actual)[:REGEX_MAX_INPUT]) is not None
+    elif operator in ("gte", "lte"):
+        bound = _to_number(expected)
+        if bound is None:
+            return lambda actual: False
+        if operator == "gte":
+            return lambda actual: actual is not None and (n := _to_number(actual)) is not None and n >= bound
+        return lambda actual: actual is not None and (n := _to_number(actual)) is not None and n <= bound
+    elif operator == "equals" and isinstance(expected, str):
+        lowered_expected = expected.strip().lower()
+
+        def equals(actual: Any) -> bool:
+            if isinstance(actual, str):
+                return actual.strip().lower() == lowered_expected
+            return _equals(actual, expected)
+
+        return equals
+    return lambda actual: value_matches(actual, operator, expected)
+
+
 # --- regex cost check ----------------------------------------------------------
 
 
@@ -370,10 +411,12 @@ def profile_value(profile: Mapping[str, Any], field_name: str) -> Any:
 
 def _dig(data: Any, path: str) -> Any:
     """Dotted lookup in nested properties: "utm.source" → data["utm"]["source"]."""
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):
         return None
     if path in data:
         return data[path]
+    if "." not in path:
+        return None
     current: Any = data
     for part in path.split("."):
         if not isinstance(current, Mapping) or part not in current:

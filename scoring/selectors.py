@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .models import LeadRuleTotal, RecomputeJob, ScoreContribution, ScoringRule, ScoringSettings
-from .rules import DomainLists, RuleSpec, combined_score, decay_factor, dimension_score
+from .rules import DomainLists, RuleSpec, combined_score, compile_matcher, decay_factor, dimension_score
 
 
 def scoring_settings_get() -> ScoringSettings:
@@ -47,6 +47,14 @@ class Ruleset:
     pql_rule: dict
     version: int
     blocking_ids: frozenset[int] = field(default_factory=frozenset)
+    # rule id → prepared matcher (scoring.rules.compile_matcher), filled once per ruleset.
+    matchers: dict = field(default_factory=dict)
+
+    def matcher(self, rule: RuleSpec):
+        found = self.matchers.get(rule.id)
+        if found is None:
+            found = self.matchers[rule.id] = compile_matcher(rule.operator or "present", rule.value)
+        return found
 
     @property
     def uses_channel_weight(self) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
@@ -584,7 +585,7 @@ def scoring_install_defaults(*, settings_row: ScoringSettings | None = None) -> 
 
 # --- full recompute -------------------------------------------------------------------
 
-RECOMPUTE_BATCH = 2000
+RECOMPUTE_BATCH = 5000
 _ACTIVE = (RecomputeJob.Status.PENDING, RecomputeJob.Status.RUNNING)
 
 
@@ -685,12 +686,9 @@ def _recompute_batch(*, job_id: int, batch_size: int) -> bool:
         scorers[row["id"]] = scorer
 
     wanted_types = set(ruleset.by_type)
-    stream = (
-        Interaction.objects.filter(lead_id__gte=low, lead_id__lte=high, type__in=sorted(wanted_types))
-        .order_by("lead_id", "id")
-        .values_list("id", "lead_id", "type", "properties", "occurred_at", "received_at")
-    )
-    for interaction_id, lead_id, itype, properties, occurred_at, received_at in stream.iterator(chunk_size=10000):
+    for interaction_id, lead_id, itype, properties, occurred_at, received_at in _stream_interactions(
+        ruleset, low, high, wanted_types
+    ):
         scorer = scorers.get(lead_id)
         if scorer is None:
             continue
@@ -711,6 +709,47 @@ def _recompute_batch(*, job_id: int, batch_size: int) -> bool:
     job.heartbeat_at = timezone.now()
     job.save(update_fields=["last_lead_id", "done", "heartbeat_at"])
     return True
+
+
+def _stream_interactions(ruleset: Ruleset, low: int, high: int, types: set[str]):
+    """A batch's interactions in (lead, id) order, streamed through a server-side cursor.
+
+    On PostgreSQL the rows are read raw (no ORM converters) and the properties
+    JSON is only fetched for the types whose rules look at properties.
+    """
+    if not types:
+        return
+    if connection.vendor != "postgresql":
+        yield from (
+            Interaction.objects.filter(lead_id__gte=low, lead_id__lte=high, type__in=sorted(types))
+            .order_by("lead_id", "id")
+            .values_list("id", "lead_id", "type", "properties", "occurred_at", "received_at")
+            .iterator(chunk_size=10000)
+        )
+        return
+    with_props = sorted(
+        t for t, rules in ruleset.by_type.items() if any(r.property or r.use_channel_weight for r in rules)
+    )
+    props_sql = (
+        "CASE WHEN type IN (" + ", ".join(["%s"] * len(with_props)) + ") THEN properties END" if with_props else "NULL"
+    )
+    sql = (
+        f"SELECT id, lead_id, type, {props_sql}, occurred_at, received_at "  # noqa: S608 - placeholders only
+        f"FROM {Interaction._meta.db_table} WHERE lead_id >= %s AND lead_id <= %s "
+        "AND type IN (" + ", ".join(["%s"] * len(types)) + ") ORDER BY lead_id, id"
+    )
+    params = [*with_props, low, high, *sorted(types)]
+    loads = json.loads
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        while True:
+            chunk = cursor.fetchmany(10000)
+            if not chunk:
+                return
+            for interaction_id, lead_id, itype, properties, occurred_at, received_at in chunk:
+                if isinstance(properties, str):
+                    properties = loads(properties)
+                yield interaction_id, lead_id, itype, properties, occurred_at, received_at
 
 
 def scores_promote_qualified(*, job: RecomputeJob | None = None, batch_size: int = 200) -> int:
@@ -789,6 +828,7 @@ def _copy_out(scorers: dict[int, LeadScorer], *, now: datetime) -> None:
     totals = io.StringIO()
     totals_writer = csv.writer(totals)
     total_count = 0
+    now_text = now.isoformat()
     for lead_id, scorer in scorers.items():
         for t in scorer.totals.values():
             totals_writer.writerow(
@@ -800,7 +840,7 @@ def _copy_out(scorers: dict[int, LeadScorer], *, now: datetime) -> None:
                     repr(t.raw_points),
                     repr(t.points),
                     repr(t.value),
-                    (t.value_at or now).isoformat(),
+                    now_text if t.value_at is None or t.value_at is now else t.value_at.isoformat(),
                     t.last_at.isoformat() if t.last_at else "",
                 ]
             )

@@ -220,3 +220,29 @@ def test_the_pql_rule_counts_usage_within_the_window_after_a_trial():
     )
     assert not pql_reached({**rule, "enabled": False}, trial_times=[start], usage_times=within)
     assert not pql_reached(rule, trial_times=[], usage_times=within)
+
+
+@pytest.mark.parametrize(
+    ("operator", "expected"),
+    [
+        ("contains", "/pricing"),
+        ("contains", ["vip", "Gold"]),
+        ("regex", r"\bvp\b"),
+        ("gte", 30),
+        ("lte", "10"),
+        ("equals", "Head of Sales"),
+        ("equals", "30"),
+        ("equals", True),
+        ("in", ["de", "at"]),
+        ("endswith", ".example"),
+        ("present", True),
+        ("present", False),
+    ],
+)
+@pytest.mark.parametrize(
+    "actual", [None, "", "VP Sales", "https://x.example/pricing", 30, 29.5, "10", True, ["vip"], {"vip": 1}, "DE"]
+)
+def test_prepared_matchers_agree_with_the_plain_evaluator(operator, expected, actual):
+    from scoring.rules import compile_matcher
+
+    assert compile_matcher(operator, expected)(actual) is value_matches(actual, operator, expected)
