@@ -372,10 +372,25 @@ class LeadExportView(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter(name, str) for name in ("email", "stage", "owner", "min_score", "source", "search")
+            OpenApiParameter(name, str)
+            for name in (
+                "email",
+                "stage",
+                "owner",
+                "min_score",
+                "max_score",
+                "source",
+                "channel",
+                "company",
+                "form",
+                "search",
+                "created_after",
+                "created_before",
+                "ordering",
+            )
         ],
         responses={(200, "text/csv"): OpenApiTypes.STR},
     )
     def get(self, request):
-        qs = exports.leads_export_queryset(request.query_params)
+        qs = exports.leads_export_queryset(request.query_params, request=request)
         return _csv_response(exports.leads_export_rows(qs), "leads.csv")

@@ -1,7 +1,7 @@
 """CSV export of a filtered lead list, streamed row by row (constant memory).
 
-Filters are those of the leads list (``email``, ``stage``, ``owner``, ``min_score``,
-``source``, ``search``), applied by :func:`leads_export_queryset`; the rows come from a
+Filters are those of the leads list (``leads.selectors.LeadFilter``), applied by
+:func:`leads_export_queryset`; the rows come from a
 server-side cursor (``iterator(chunk_size=…)``) through a ``csv.writer`` into a
 ``StreamingHttpResponse``, so no whole file is ever held in memory.
 """
@@ -9,11 +9,11 @@ server-side cursor (``iterator(chunk_size=…)``) through a ``csv.writer`` into 
 import csv
 from collections.abc import Iterator
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from leadfunnel.errors import ValidationFailed
 
-from .models import Lead, Stage
+from .models import Lead
 
 EXPORT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("id", "id"),
@@ -47,45 +47,18 @@ CHUNK = 2000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def leads_export_queryset(params) -> QuerySet:
-    """The leads list's filters on a QueryDict/dict. 400 on malformed values."""
-    qs = Lead.objects.all()
-    email = (params.get("email") or "").strip().lower()
-    if email:
-        qs = qs.filter(email=email)
-    stage = params.get("stage") or ""
-    if stage:
-        stages = [s.strip() for s in stage.split(",") if s.strip()]
-        bad = [s for s in stages if s not in Stage.values]
-        if bad:
-            raise ValidationFailed(f"Unknown stage {bad[0]!r}; use one of {', '.join(Stage.values)}.")
-        qs = qs.filter(stage__in=stages)
-    owner = params.get("owner") or ""
-    if owner:
-        if owner == "none":
-            qs = qs.filter(owner__isnull=True)
-        elif owner.isdigit():
-            qs = qs.filter(owner_id=int(owner))
-        else:
-            qs = qs.filter(owner__username=owner)
-    min_score = params.get("min_score") or ""
-    if min_score:
-        try:
-            qs = qs.filter(score__gte=int(min_score))
-        except ValueError:
-            raise ValidationFailed(f"min_score must be a whole number, got {min_score!r}.") from None
-    source = params.get("source") or ""
-    if source:
-        qs = qs.filter(source=source)
-    search = (params.get("search") or "").strip()
-    if search:
-        qs = qs.filter(
-            Q(email__icontains=search)
-            | Q(first_name__icontains=search)
-            | Q(last_name__icontains=search)
-            | Q(company_name__icontains=search)
-        )
-    return qs.order_by("-created_at", "-id")
+def leads_export_queryset(params, *, request=None) -> QuerySet:
+    """The leads list's own filters (``leads.selectors.LeadFilter``: email, stage, owner,
+    min_score, max_score, source, channel, company, form, search, created_after/before,
+    ordering) on a QueryDict/dict. 400 on malformed values."""
+    from .selectors import LeadFilter
+
+    filterset = LeadFilter(data=params, queryset=Lead.objects.all(), request=request)
+    if not filterset.is_valid():
+        errors = {name: [str(e) for e in messages] for name, messages in filterset.errors.items()}
+        name, messages = next(iter(errors.items()))
+        raise ValidationFailed(f"{name}: {messages[0]}", fields=errors)
+    return filterset.qs
 
 
 def _safe(value) -> str:
