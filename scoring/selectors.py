@@ -180,11 +180,13 @@ def lead_score_get(*, lead, now: datetime | None = None) -> dict:
                 "active": spec is not None,
             }
         )
+    score = combined_score(
+        fit_score, engagement_score, fit_weight=ruleset.fit_weight, engagement_weight=ruleset.engagement_weight
+    )
     return {
         "lead": lead.pk,
-        "score": combined_score(
-            fit_score, engagement_score, fit_weight=ruleset.fit_weight, engagement_weight=ruleset.engagement_weight
-        ),
+        "score": score,
+        "sales_ready": ruleset.sales_ready_threshold is not None and score >= ruleset.sales_ready_threshold,
         "fit_score": fit_score,
         "engagement_score": engagement_score,
         "fit_points": round(fit, 2),

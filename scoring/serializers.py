@@ -203,6 +203,7 @@ class LeadScoreSerializer(serializers.Serializer):
     engagement_points = serializers.FloatField()
     mql_blocked = serializers.BooleanField()
     mql_threshold = serializers.IntegerField()
+    sales_ready = serializers.BooleanField(help_text="The score reached the sales-ready threshold (if one is set).")
     predicted_probability = serializers.FloatField(allow_null=True)
     rules = RuleTotalSerializer(many=True)
     contributions = ContributionSerializer(many=True)
