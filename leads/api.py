@@ -10,6 +10,7 @@ import json
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import QueryDict
+from django.utils.cache import patch_vary_headers
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -153,7 +154,7 @@ class FormSubmitView(APIView):
                 response["Access-Control-Allow-Methods"] = "POST, OPTIONS"
                 response["Access-Control-Allow-Headers"] = "Content-Type, Idempotency-Key"
                 response["Access-Control-Max-Age"] = "600"
-        response["Vary"] = "Origin"
+        patch_vary_headers(response, ("Origin",))
         return response
 
     @extend_schema(exclude=True)

@@ -250,8 +250,9 @@ def parse_submission(data: dict[str, Any], *, honeypot_field: str = "") -> Parse
     """
     errors: dict[str, list[str]] = {}
     email = ""
+    email_key = "email" if "email" in data else next((k for k in data if str(k).strip().lower() == "email"), "email")
     try:
-        email = normalise_email(data.get("email"))
+        email = normalise_email(data.get(email_key))
     except ValidationFailed as exc:
         errors.update(exc.fields)
 
@@ -259,7 +260,7 @@ def parse_submission(data: dict[str, Any], *, honeypot_field: str = "") -> Parse
     custom: dict[str, Any] = {}
     for raw_key, value in data.items():
         key = str(raw_key).strip()
-        if key == "email" or key in IGNORED_FIELDS or (honeypot_field and key == honeypot_field):
+        if raw_key == email_key or key in IGNORED_FIELDS or (honeypot_field and key == honeypot_field):
             continue
         name = ALIASES.get(key.lower(), key.lower())
         if name in PROTECTED_FIELDS:

@@ -286,3 +286,15 @@ def test_the_intake_itself_makes_a_pinned_number_of_queries(anon_client, form, d
     # A brand-new lead: nothing to fill in; its first history line rides on statement 5.
     with django_assert_num_queries(6):
         assert submit(anon_client, "contact", {"email": "new@acme.example", "title": "CEO"}).status_code == 201
+
+
+def test_a_capitalised_email_field_name_is_understood(anon_client, form):
+    response = anon_client.post(
+        "/api/v1/forms/contact/submit/",
+        data="Email=Kai%40Acme.example&First_Name=Kai",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 201
+    lead = Lead.objects.get()
+    assert (lead.email, lead.first_name, lead.custom_fields) == ("kai@acme.example", "Kai", {})
+    assert "Origin" in response["Vary"]
