@@ -141,9 +141,11 @@ class LeadRuleTotal(models.Model):
     points decayed to ``value_at`` (equal to ``points`` for rules without decay).
     """
 
-    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="+")
+    # No single-column indexes: the unique (lead, rule) and the (rule, lead) indexes cover both
+    # look-ups, and every index costs on the recompute's bulk writes.
+    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="+", db_index=False)
     # DO_NOTHING: deleting a rule removes its rows with one set-based DELETE (services.rule_delete).
-    rule = models.ForeignKey(ScoringRule, on_delete=models.DO_NOTHING, related_name="+")
+    rule = models.ForeignKey(ScoringRule, on_delete=models.DO_NOTHING, related_name="+", db_index=False)
     dimension = models.CharField(max_length=20, choices=Dimension.choices)
     matches = models.PositiveIntegerField(default=0)
     raw_points = models.FloatField(default=0)
@@ -167,15 +169,19 @@ class ScoreContribution(models.Model):
     """The explainable ledger: one row per (rule, interaction) that gave points,
     and one row per matching profile rule (replaced when the profile changes)."""
 
-    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="score_contributions")
-    rule = models.ForeignKey(ScoringRule, on_delete=models.DO_NOTHING, related_name="+")
+    # The ledger is the largest table the recompute writes (about one row per scored interaction),
+    # so it carries only the index the score API reads: (lead, -at), which also serves lead_id.
+    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="score_contributions", db_index=False)
+    # Rule deletion (rare) removes rows by rule_id with one DELETE (a scan, no index to maintain).
+    rule = models.ForeignKey(ScoringRule, on_delete=models.DO_NOTHING, related_name="+", db_index=False)
     dimension = models.CharField(max_length=20, choices=Dimension.choices)
     source = models.CharField(max_length=20, choices=RuleSource.choices)
     points = models.FloatField()
     reason = models.CharField(max_length=500)
     at = models.DateTimeField(default=timezone.now)
+    # Interactions are append-only and leave only with their lead, whose deletion cascades here.
     interaction = models.ForeignKey(
-        "leads.Interaction", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        "leads.Interaction", null=True, blank=True, on_delete=models.DO_NOTHING, related_name="+", db_index=False
     )
     field = models.CharField(max_length=100, blank=True, default="")
 

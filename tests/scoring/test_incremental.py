@@ -330,3 +330,13 @@ def test_the_bulk_path_takes_the_same_queries_for_one_or_many_leads(make_rule, d
     with django_assert_num_queries(6):
         services.score_interactions_bulk(interactions=batch)
     assert set(Lead.objects.values_list("engagement_points", flat=True)) == {6}
+
+
+def test_deleting_a_lead_removes_its_ledger(make_rule, record):
+    make_rule(name="Click", interaction_type="email_click", points=2)
+    lead, other = LeadFactory.create_batch(2)
+    record(lead, "email_click")
+    record(other, "email_click")
+    lead.delete()
+    assert list(ScoreContribution.objects.values_list("lead_id", flat=True)) == [other.pk]
+    assert list(LeadRuleTotal.objects.values_list("lead_id", flat=True)) == [other.pk]
