@@ -30,7 +30,7 @@ from django.utils import timezone
 from leadfunnel.errors import NotFound, ValidationFailed
 from leadfunnel.outbox import outbox_publish_many
 
-from .models import Channel, ImportJob, Lead
+from .models import Channel, ImportJob, Lead, Stage, StageTransition, TransitionCause
 
 logger = logging.getLogger(__name__)
 
@@ -385,6 +385,22 @@ def _import_batch(job_id: int, batch: list[tuple[int, ParsedRow | None, dict | N
     Lead.objects.bulk_create(to_create, ignore_conflicts=True)
     created = list(
         Lead.objects.filter(email__in=[lead.email for lead in to_create], created_at=now, source=IMPORT_SOURCE)
+    )
+    # Every lead's history starts with entering the funnel (as the intake records it).
+    StageTransition.objects.bulk_create(
+        [
+            StageTransition(
+                lead_id=lead.pk,
+                from_stage="",
+                to_stage=Stage.VISITOR,
+                at=now,
+                cause=TransitionCause.SYSTEM,
+                cause_ref=f"import:{job_id}",
+                reason="Imported from a CSV file",
+                cycle=lead.cycle,
+            )
+            for lead in created
+        ]
     )
     if changed:
         Lead.objects.bulk_update(changed, sorted(changed_fields | {"updated_at"}))

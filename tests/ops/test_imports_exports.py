@@ -85,6 +85,14 @@ def test_import_creates_updates_fills_blanks_and_reports_bad_rows(
     assert existing.first_name == "Evelyn"  # known values are never overwritten
     assert (existing.title, existing.company_name, existing.source) == ("Director", "NewCo", "website")
     assert Lead.objects.count() == 3
+    entry = ann.transitions.get()
+    assert (entry.from_stage, entry.to_stage, entry.cause, entry.cause_ref) == (
+        "",
+        "visitor",
+        "system",
+        f"import:{job.pk}",
+    )
+    assert ben.transitions.count() == 1 and not existing.transitions.exists()
 
     created = OutboxMessage.objects.filter(topic="lead.created").order_by("id")
     assert [m.payload for m in created] == [
