@@ -130,8 +130,9 @@ class Enrollment(models.Model):
             models.Index(fields=["next_due_at"], name="enrollment_due_idx", condition=Q(status="active")),
             # Enrolment lists and stats of one sequence.
             models.Index(fields=["sequence", "status"], name="enrollment_seq_status_idx"),
-            # Exits and goals for one lead (handlers), re-enrolment policy checks.
-            models.Index(fields=["lead", "status"], name="enrollment_lead_status_idx"),
+            # Exits and goals for one lead (handlers); "is this lead in this sequence" (re-enrolment
+            # policy, bulk enrolment) without touching the sequence's other enrolments.
+            models.Index(fields=["lead", "sequence", "status"], name="enrollment_lead_seq_idx"),
         ]
 
     def __str__(self) -> str:

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.mail import get_connection
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, Min
 from django.utils import timezone
 
@@ -82,9 +82,9 @@ def process_due_steps(*, batch_size: int | None = None, now: datetime | None = N
     Returns how many steps were executed (StepExecution rows written). Safe to
     call from any number of processes at once. Benchmark entry point.
     """
-    executed, execution_ids = _plan_batch(batch_size=batch_size or nurture_setting("BATCH_SIZE"), now=now)
-    if execution_ids:
-        deliver_executions(execution_ids=execution_ids)
+    executed, planned = _plan_batch(batch_size=batch_size or nurture_setting("BATCH_SIZE"), now=now)
+    if planned:
+        deliver_executions(planned=planned)
     return executed
 
 
@@ -96,7 +96,7 @@ def due_count(*, now: datetime | None = None, limit: int = 100_000) -> int:
 # --- phase 1: claim and plan --------------------------------------------------------------
 
 
-def _plan_batch(*, batch_size: int, now: datetime | None) -> tuple[int, list[int]]:
+def _plan_batch(*, batch_size: int, now: datetime | None) -> tuple[int, list[Message]]:
     with transaction.atomic():
         now = now or timezone.now()
         enrollments = list(
@@ -133,22 +133,41 @@ def _plan_batch(*, batch_size: int, now: datetime | None) -> tuple[int, list[int
 
         StepExecution.objects.bulk_create(batch.executions)
         for execution, message in batch.messages:
-            message.execution_id = execution.pk
-        Message.objects.bulk_create([m for _, m in batch.messages])
-        Enrollment.objects.bulk_update(
-            enrollments,
-            [
-                "status",
-                "current_step",
-                "run",
-                "next_due_at",
-                "exited_at",
-                "exit_reason",
-                "claimed_at",
-                "claim_token",
-            ],
-        )
-        return len(batch.executions), [execution.pk for execution, _ in batch.messages]
+            message.execution = execution
+        planned = Message.objects.bulk_create([m for _, m in batch.messages])
+        _enrollments_save(enrollments)
+        return len(batch.executions), planned
+
+
+_ENROLLMENT_FIELDS = ("status", "current_step", "run", "next_due_at", "exited_at", "exit_reason", "claimed_at")
+
+
+def _enrollments_save(enrollments: list[Enrollment]) -> None:
+    """Write the batch's new positions in one statement.
+
+    On PostgreSQL an ``UPDATE … FROM (VALUES …)`` with bound parameters; Django's
+    bulk_update builds a CASE per field and row, which costs more CPU than the rest
+    of the batch together. SQLite (the embedded default) uses bulk_update.
+    """
+    if connection.vendor != "postgresql":
+        Enrollment.objects.bulk_update(enrollments, [*_ENROLLMENT_FIELDS, "claim_token"])
+        return
+    table = connection.ops.quote_name(Enrollment._meta.db_table)
+    row = "(%s, %s, %s::smallint, %s::integer, %s::timestamptz, %s::timestamptz, %s, %s::timestamptz)"
+    params: list = []
+    for e in enrollments:
+        params += [e.pk, e.status, e.current_step, e.run, e.next_due_at, e.exited_at, e.exit_reason, e.claimed_at]
+    token = enrollments[0].claim_token
+    # Identifiers come from the model's metadata; every value is a bound parameter.
+    sql = (
+        f"UPDATE {table} AS e SET status = v.status, current_step = v.current_step, run = v.run, "  # noqa: S608
+        "next_due_at = v.next_due_at, exited_at = v.exited_at, exit_reason = v.exit_reason, "
+        "claimed_at = v.claimed_at, claim_token = %s "
+        f"FROM (VALUES {', '.join([row] * len(enrollments))}) "
+        "AS v(id, status, current_step, run, next_due_at, exited_at, exit_reason, claimed_at) WHERE e.id = v.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [token, *params])
 
 
 def _exit_reason(lead: Lead, sequence: Sequence) -> str | None:
@@ -289,7 +308,7 @@ def _message_build(step: Step, lead: Lead, sequence: Sequence, batch: _Batch) ->
     token = secrets.token_urlsafe(12)
     context = _context(lead, batch)
     common = {
-        "lead_id": lead.pk,
+        "lead": lead,
         "sequence_id": sequence.pk,
         "position": step.position,
         "token": token,
@@ -363,7 +382,7 @@ def _action_notify_owner(config, enrollment, lead, sequence, step, batch):
         config.get("body") or f"{{{{ lead.full_name }}}} reached step {step.position} of “{sequence.name}”."
     ).render(context, escape=False)
     message = Message(
-        lead_id=lead.pk,
+        lead=lead,
         sequence_id=sequence.pk,
         position=step.position,
         purpose=Message.Purpose.NOTIFICATION,
@@ -448,19 +467,30 @@ def _claim_sends(*, execution_ids: list[int] | None, limit: int, now: datetime) 
         return ids
 
 
-def deliver_executions(*, execution_ids: list[int] | None = None, limit: int = 500) -> int:
-    """Send the messages of pending executions (these ids, or any whose lease/backoff is over).
+def deliver_executions(
+    *, execution_ids: list[int] | None = None, planned: list[Message] | None = None, limit: int = 500
+) -> int:
+    """Send the messages of pending executions: the ones just ``planned`` (in memory, with their
+    lead and execution), these ids, or any whose lease/backoff is over.
 
     Returns how many were sent. Exactly one caller flips an execution to
     "sending", so only that caller hands it to the provider.
     """
     now = timezone.now()
+    if planned is not None:
+        execution_ids = [m.execution_id for m in planned]
     ids = _claim_sends(execution_ids=execution_ids, limit=limit, now=now)
     if not ids:
         return 0
-    messages = list(
-        Message.objects.filter(execution_id__in=ids).select_related("lead", "execution").order_by("execution_id")
-    )
+    if planned is not None:
+        claimed = set(ids)
+        messages = [m for m in planned if m.execution_id in claimed]
+        for message in messages:
+            message.execution.attempts += 1  # as the claim did in the database
+    else:
+        messages = list(
+            Message.objects.filter(execution_id__in=ids).select_related("lead", "execution").order_by("execution_id")
+        )
     sent: list[Message] = []
     skipped: list[Message] = []
     failed: list[tuple[Message, Exception]] = []
@@ -504,21 +534,20 @@ def _deliveries_record(
             state=ExecutionState.SENT, finished_at=now, next_attempt_at=None, error=""
         )
         Message.objects.filter(pk__in=[m.pk for m in sent]).update(sent_at=now)
+        at = now.isoformat()
         interactions_record_many(
-            interactions=[
-                Interaction(
-                    lead_id=m.lead_id,
-                    type=f"{m.channel}_sent",
-                    occurred_at=now,
-                    received_at=now,
-                    source="nurturing",
-                    properties={
+            events=[
+                {
+                    "lead": m.lead_id,
+                    "type": f"{m.channel}_sent",
+                    "occurred_at": at,
+                    "properties": {
                         "sequence_id": m.sequence_id,
                         "step": m.position,
                         "message_id": m.pk,
                         "subject": m.subject,
                     },
-                )
+                }
                 for m in sent
                 if m.purpose == Message.Purpose.NURTURE
             ]
@@ -556,11 +585,9 @@ def _bounces_record(*, lead_ids: set[int], now: datetime) -> None:
     from .enrollment import enrollments_exit
 
     Lead.objects.filter(pk__in=lead_ids, email_bounced_at__isnull=True).update(email_bounced_at=now)
+    at = now.isoformat()
     interactions_record_many(
-        interactions=[
-            Interaction(lead_id=lead_id, type="email_bounce", occurred_at=now, source="nurturing", properties={})
-            for lead_id in lead_ids
-        ]
+        events=[{"lead": lead_id, "type": "email_bounce", "occurred_at": at, "properties": {}} for lead_id in lead_ids]
     )
     enrollments_exit(lead_ids=lead_ids, reason=ExitReason.BOUNCED, now=now)
 

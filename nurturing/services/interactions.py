@@ -24,25 +24,14 @@ def interaction_record_one(*, lead: Lead, type: str, properties: dict, occurred_
     return interaction
 
 
-def interactions_record_many(*, interactions: list[Interaction]) -> int:
-    """Many unsaved Interaction rows (several leads) in one set-based call. Returns how many were stored."""
-    if not interactions:
+def interactions_record_many(*, events: list[dict]) -> int:
+    """Many events (several leads; ``{"lead", "type", "occurred_at", "properties"}``) in one
+    set-based call of the leads app. Returns how many were stored."""
+    if not events:
         return 0
     from leads.services import interactions_record_bulk
 
-    result = interactions_record_bulk(
-        events=[
-            {
-                "lead": row.lead_id,
-                "type": row.type,
-                "occurred_at": row.occurred_at.isoformat(),
-                "properties": row.properties,
-                "source": SOURCE,
-            }
-            for row in interactions
-        ],
-        source=SOURCE,
-    )
+    result = interactions_record_bulk(events=[{**event, "source": SOURCE} for event in events], source=SOURCE)
     if result.errors:
         logger.error("nurturing interactions rejected: %s", result.errors[:5])
     return result.accepted
