@@ -52,6 +52,10 @@ def test_the_list_filters_by_email_stage_owner_score_source_and_search(marketer_
     assert emails(marketer_client.get("/api/v1/leads/?source=import")) == ["bob@builder.example"]
     assert emails(marketer_client.get("/api/v1/leads/?search=lovelace")) == [ada.email]
     assert emails(marketer_client.get("/api/v1/leads/?search=builders")) == ["bob@builder.example"]
+    carl.company = CompanyFactory(name="Carlsberg Group")
+    carl.save(update_fields=["company"])
+    assert emails(marketer_client.get("/api/v1/leads/?search=carlsberg")) == [carl.email]
+    assert emails(marketer_client.get("/api/v1/leads/?search=ada+analytical")) == [ada.email]
     assert emails(marketer_client.get("/api/v1/leads/?ordering=score")) == [
         "bob@builder.example",
         carl.email,
