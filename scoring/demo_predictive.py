@@ -19,12 +19,14 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from leads.models import Form, Interaction, Lead, StageTransition
+from leads.models import Form, Interaction, Lead, Opportunity, StageTransition
 
 from .predictive import predictive_model_active, predictive_model_train_now
 
 DOMAIN_SUFFIX = "history.example"
 DAYS = 420
+# Demo history is denser in customers than a real funnel, so a few hundred leads hold enough outcomes.
+BASE_PROPENSITY = 0.3
 
 FIRST = ("Alex", "Sam", "Kim", "Jo", "Noa", "Lee", "Ari", "Mika", "Rene", "Toni", "Eli", "Robin")
 LAST = ("Berg", "Costa", "Dietz", "Evans", "Fox", "Garcia", "Hale", "Ito", "Jansen", "Kovacs", "Lind", "Moreau")
@@ -44,18 +46,18 @@ SIZES = (("1-10", -0.8), ("11-50", -0.2), ("51-200", 0.3), ("201-1000", 0.7), ("
 INDUSTRIES = ("software", "manufacturing", "retail", "finance", "healthcare")
 # channel, source, form slug, effect on conversion
 CHANNELS = (
-    ("inbound", "website", "demo-request", 0.8),
-    ("inbound", "google-ads", "pricing-landing", 0.1),
-    ("inbound", "website", "whitepaper", -0.3),
-    ("event", "webinar", "webinar-signup", 0.3),
+    ("inbound", "website", "history-demo-request", 0.8),
+    ("inbound", "google-ads", "history-pricing-landing", 0.1),
+    ("inbound", "website", "history-whitepaper", -0.3),
+    ("event", "webinar", "history-webinar-signup", 0.3),
     ("event", "trade-show", "", -0.2),
     ("interaction", "newsletter", "", -0.7),
 )
 FORMS = {
-    "demo-request": ("Demo request", "demo_request", 20),
-    "pricing-landing": ("Pricing landing page", "paid_landing", 10),
-    "whitepaper": ("Whitepaper download", "content_download", 5),
-    "webinar-signup": ("Webinar sign-up", "webinar", 10),
+    "history-demo-request": ("Demo request (last year)", "demo_request", 20),
+    "history-pricing-landing": ("Pricing landing page (last year)", "paid_landing", 10),
+    "history-whitepaper": ("Whitepaper download (last year)", "content_download", 5),
+    "history-webinar-signup": ("Webinar sign-up (last year)", "webinar", 10),
 }
 REJECTIONS = ("no_budget_yet", "not_ready", "wrong_person", "no_response")
 LOSSES = ("price", "competitor", "no_decision", "timing")
@@ -72,6 +74,7 @@ class _History:
         self.reps = reps
         self.interactions: list[Interaction] = []
         self.transitions: list[StageTransition] = []
+        self.opportunities: list[Opportunity] = []
 
     def touch(self, lead: Lead, itype: str, at: datetime, **properties) -> None:
         if at < self.now:
@@ -98,6 +101,25 @@ class _History:
         )
         lead.stage, lead.stage_changed_at, lead.cycle = to_stage, at, cycle
         lead.owner = owner if to_stage in ("mql", "sal", "sql", "customer") else None
+        if to_stage == "sql":  # qualifying records the facts and opens the opportunity
+            self.opportunities.append(
+                Opportunity(
+                    lead=lead,
+                    cycle=cycle,
+                    buying_cycle="Evaluating tools this quarter",
+                    influencer="Head of the buying team",
+                    timeframe=self.rng.choice(("this quarter", "next quarter", "6 months")),
+                    opportunity_size=self.rng.choice((6000, 12000, 24000, 48000)),
+                    next_step="Proposal call",
+                    created_at=at,
+                    created_by=owner,
+                )
+            )
+        elif to_stage in ("customer", "lost"):
+            opportunity = self.opportunities[-1]
+            opportunity.status = "won" if to_stage == "customer" else "lost"
+            opportunity.closed_at = at
+            opportunity.close_reason_code = reason
         return True
 
 
@@ -125,7 +147,7 @@ def _plan_lead(h: _History, i: int, forms: dict[str, Form]) -> tuple[Lead, float
         stage_changed_at=created,
         last_activity_at=created,
     )
-    propensity = -2.2 + title_w + size_w + channel_w - (0.9 if free_mail else 0.0) + rng.gauss(0, 0.4)
+    propensity = BASE_PROPENSITY + title_w + size_w + channel_w - (0.9 if free_mail else 0.0) + rng.gauss(0, 0.4)
     return lead, propensity
 
 
@@ -202,14 +224,15 @@ def _create_history(*, leads: int, seed: int, now: datetime) -> int:
         row.lead_id = row.lead.pk
     for row in h.transitions:
         row.lead_id = row.lead.pk
+    for row in h.opportunities:
+        row.lead_id = row.lead.pk
     Interaction.objects.bulk_create(h.interactions, batch_size=2000)
     StageTransition.objects.bulk_create(h.transitions, batch_size=2000)
+    Opportunity.objects.bulk_create(h.opportunities, batch_size=2000)
     return len(planned)
 
 
-def seed_predictive_history(
-    *, leads: int = 1500, seed: int = 2026, now: datetime | None = None, train: bool = True
-) -> str:
+def seed_predictive_history(*, leads: int = 200, seed: int = 7, now: datetime | None = None, train: bool = True) -> str:
     """Add the historical leads (once) and train the predictive model (unless one is active)."""
     now = now or timezone.now()
     created = 0
