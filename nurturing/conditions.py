@@ -11,12 +11,32 @@ Shapes (the scoring-rule condition shape, plus a stage shortcut):
 - stage: ``{"stage": "mql"}`` — for a goal, "became MQL"; for a branch, "is in stage".
 
 An optional ``"source": "profile" | "interaction" | "stage"`` is accepted and checked.
+
+Operators shared with scoring rules (equals, in, contains, endswith, gte, lte, present,
+regex) are evaluated by scoring's own matcher (``scoring.rules.value_matches``), so a goal
+matches exactly like the rule a marketer wrote next to it; nurturing adds not_equals,
+startswith and absent, and the score/stage fields branches need.
 """
 
 from collections.abc import Mapping
 from typing import Any
 
-OPERATORS = ("equals", "not_equals", "in", "contains", "endswith", "startswith", "gte", "lte", "present", "absent")
+from scoring.rules import regex_problem, value_matches
+
+SHARED_OPERATORS = frozenset({"equals", "in", "contains", "endswith", "gte", "lte", "present", "regex"})
+OPERATORS = (
+    "equals",
+    "not_equals",
+    "in",
+    "contains",
+    "endswith",
+    "startswith",
+    "gte",
+    "lte",
+    "present",
+    "absent",
+    "regex",
+)
 LEAD_FIELDS = frozenset(
     {
         "score",
@@ -124,10 +144,16 @@ def condition_validate(condition: object) -> dict:
             float(condition["value"])
         except (TypeError, ValueError):
             raise ConditionError(f"The operator {operator!r} needs a number as 'value'.") from None
+    if operator == "regex":
+        problem = regex_problem(condition["value"])
+        if problem:
+            raise ConditionError(f"value: {problem}")
     return condition
 
 
 def _compare(actual: Any, operator: str, expected: Any) -> bool:
+    if operator in SHARED_OPERATORS and not (operator == "present" and expected is not None):
+        return value_matches(actual, operator, expected)
     if operator == "present":
         return actual not in (None, "", [], {})
     if operator == "absent":
