@@ -44,6 +44,10 @@ class Command(BaseCommand):
                 summary = module.seed_demo()
                 if summary:
                     self.stdout.write(f"{app_label}: {summary}")
+            # Predictive scoring and back-tests need outcomes: a year of past leads, then the first model.
+            from scoring.demo_predictive import seed_predictive_history
+
+            self.stdout.write(f"predictive: {seed_predictive_history()}")
         if created:
             self.stdout.write(self.style.SUCCESS("Demo logins (shown once, keep them):"))
             for username, password in created:
