@@ -197,47 +197,71 @@ def _write(scorers: dict[int, LeadScorer], *, now: datetime, incremental: bool) 
                 ScoreContribution.objects.filter(lead_id=lead_id, rule_id=rule_id, source="profile").delete()
                 LeadRuleTotal.objects.filter(lead_id=lead_id, rule_id=rule_id).delete()
 
-    contributions = [
-        ScoreContribution(
-            lead_id=lead_id,
-            rule_id=c.rule_id,
-            dimension=c.dimension,
-            source=c.source,
-            points=c.points,
-            reason=c.reason[:500],
-            at=c.at,
-            interaction_id=c.interaction_id,
-            field=c.field,
-        )
+    contribution_rows = [
+        (lead_id, c.rule_id, c.dimension, c.source, c.points, c.reason[:500], c.at, c.interaction_id, c.field)
         for lead_id, scorer in scorers.items()
         for c in scorer.contributions
     ]
-    if contributions:
-        ScoreContribution.objects.bulk_create(contributions, batch_size=5000)
-    dirty = [
-        LeadRuleTotal(
-            lead_id=lead_id,
-            rule_id=t.rule_id,
-            dimension=t.dimension,
-            matches=t.matches,
-            raw_points=t.raw_points,
-            points=t.points,
-            value=t.value,
-            value_at=t.value_at or now,
-            last_at=t.last_at,
-        )
+    total_rows = [
+        (lead_id, t.rule_id, t.dimension, t.matches, t.raw_points, t.points, t.value, t.value_at or now, t.last_at)
         for lead_id, scorer in scorers.items()
         for t in scorer.totals.values()
         if t.dirty
     ]
-    if dirty:
+    if connection.vendor == "postgresql":
+        # Plain multi-row INSERTs: the hot path skips building model instances.
+        _insert_rows(ScoreContribution._meta.db_table, CONTRIBUTION_COLUMNS, contribution_rows)
+        _insert_rows(
+            LeadRuleTotal._meta.db_table,
+            TOTAL_COLUMNS,
+            total_rows,
+            on_conflict="(lead_id, rule_id) DO UPDATE SET "
+            + ", ".join(f"{c} = EXCLUDED.{c}" for c in TOTAL_COLUMNS[2:]),
+        )
+        return
+    if contribution_rows:
+        ScoreContribution.objects.bulk_create(
+            [ScoreContribution(**dict(zip(CONTRIBUTION_COLUMNS, row, strict=True))) for row in contribution_rows],
+            batch_size=5000,
+        )
+    if total_rows:
         LeadRuleTotal.objects.bulk_create(
-            dirty,
+            [LeadRuleTotal(**dict(zip(TOTAL_COLUMNS, row, strict=True))) for row in total_rows],
             batch_size=5000,
             update_conflicts=True,
             unique_fields=["lead", "rule"],
             update_fields=["dimension", "matches", "raw_points", "points", "value", "value_at", "last_at"],
         )
+
+
+CONTRIBUTION_COLUMNS = (
+    "lead_id",
+    "rule_id",
+    "dimension",
+    "source",
+    "points",
+    "reason",
+    "at",
+    "interaction_id",
+    "field",
+)
+TOTAL_COLUMNS = ("lead_id", "rule_id", "dimension", "matches", "raw_points", "points", "value", "value_at", "last_at")
+_INSERT_CHUNK = 5000
+
+
+def _insert_rows(table: str, columns: tuple[str, ...], rows: list[tuple], on_conflict: str = "") -> None:
+    if not rows:
+        return
+    placeholder = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), _INSERT_CHUNK):
+            chunk = rows[start : start + _INSERT_CHUNK]
+            sql = (
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES "  # noqa: S608 - fixed names, values as params
+                + ", ".join([placeholder] * len(chunk))
+                + (f" ON CONFLICT {on_conflict}" if on_conflict else "")
+            )
+            cursor.execute(sql, [value for row in chunk for value in row])
 
 
 def _write_lead_scores(rows: list[tuple[int, object]], *, now: datetime) -> None:
@@ -356,6 +380,9 @@ def _promote(
     promoted = 0
     for lead_id, row in promotable.items():
         result = results[lead_id]
+        is_pql = lead_id in pql_ids and not result.blocked
+        if not is_pql and (result.blocked or result.score < ruleset.mql_threshold):
+            continue  # the common case: decided without building the profile
         scorer = scorers[lead_id]
         details = {
             "score": result.score,
@@ -366,7 +393,7 @@ def _promote(
             "scoring_version": ruleset.version,
         }
         target = cause_ref = reason = None
-        if lead_id in pql_ids and not result.blocked:
+        if is_pql:
             target = Stage.PQL
             cause_ref = "pql_rule"
             reason = (
@@ -380,7 +407,7 @@ def _promote(
             crossed = row["stage"] == Stage.VISITOR or (row["score"] or 0) < ruleset.mql_threshold
             if eligible and crossed:
                 target = Stage.MQL
-                top = scorer.top_rules(1)
+                top = details["rules"][:1]
                 cause_ref = f"rule:{top[0]['rule']}" if top else "score"
                 reason = (
                     f"Score {result.score} reached the MQL threshold {ruleset.mql_threshold} "
