@@ -8,7 +8,7 @@ handlers racing enrol a lead once. Re-enrolment follows the sequence's policy.
 from collections import defaultdict
 from collections.abc import Iterable
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -131,7 +131,10 @@ def leads_matching(spec: dict) -> QuerySet:
         if name.startswith("custom_fields."):
             leads = leads.filter(**{f"custom_fields__{name.split('.', 1)[1]}": value})
         elif name == "tags":
-            leads = leads.filter(tags__contains=[value])
+            if connection.vendor == "postgresql":
+                leads = leads.filter(tags__contains=[value])
+            else:  # SQLite has no JSON containment; match the stored JSON text
+                leads = leads.filter(tags__icontains=f'"{value}"')
         elif name in LEAD_FIELDS:
             leads = leads.filter(**{f"{name}__iexact" if isinstance(value, str) else name: value})
         else:
@@ -180,10 +183,12 @@ def enrollments_exit(
     if sequence_id is not None:
         active = active.filter(sequence_id=sequence_id)
     if handoff_stage is not None:
-        # jsonb containment is true/false (never NULL), so sequences without a trigger stay in.
-        active = active.filter(sequence__stop_on_handoff=True).exclude(
-            sequence__enroll_on__contains={"kind": "stage_entered", "stage": handoff_stage}
-        )
+        # A positive filter on the JSON keys (an exclude would drop sequences without those keys:
+        # NULL comparisons), and no jsonb containment so the embedded SQLite default works too.
+        entered_here = Sequence.objects.filter(
+            enroll_on__kind="stage_entered", enroll_on__stage=handoff_stage
+        ).values_list("pk", flat=True)
+        active = active.filter(sequence__stop_on_handoff=True).exclude(sequence_id__in=list(entered_here))
     return active.update(
         status=EnrollmentStatus.EXITED, exit_reason=reason, exited_at=now, next_due_at=None, claim_token=""
     )
