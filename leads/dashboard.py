@@ -274,16 +274,19 @@ def _decode_cursor(cursor: str) -> list | None:
 class LeadPage:
     leads: list[Lead]
     next_cursor: str | None
-    total: int
+    total: int | None  # None: not counted (a text search would scan every lead to count)
     total_capped: bool
     sort: str
 
 
-def leads_page(*, qs: QuerySet[Lead], sort: str, cursor: str = "", page_size: int = PAGE_SIZE) -> LeadPage:
+def leads_page(
+    *, qs: QuerySet[Lead], sort: str, cursor: str = "", page_size: int = PAGE_SIZE, count: bool = True
+) -> LeadPage:
     """One page by keyset (sort value, id): constant cost at any depth, no OFFSET.
 
-    The total is counted up to ``COUNT_CAP`` rows only (shown as "10,000+"), so a
-    broad filter over 100k leads does not pay for a full count on every page.
+    The total is counted up to ``COUNT_CAP`` rows only (shown as "more than 10,000"), so a
+    broad filter over 100k leads does not pay for a full count on every page; with
+    ``count=False`` (text searches, which no index serves) it is not counted at all.
     """
     sort = sort if sort in SORTS else DEFAULT_SORT
     field_name = SORTS[sort][0].lstrip("-")
@@ -303,6 +306,8 @@ def leads_page(*, qs: QuerySet[Lead], sort: str, cursor: str = "", page_size: in
         rows = rows[:page_size]
         last = rows[-1]
         next_cursor = _encode_cursor([getattr(last, field_name), last.id])
+    if not count:
+        return LeadPage(rows, next_cursor, None, False, sort)
     total = qs.order_by()[: COUNT_CAP + 1].count()
     return LeadPage(rows, next_cursor, min(total, COUNT_CAP), total > COUNT_CAP, sort)
 
@@ -344,7 +349,7 @@ def timeline_merge(*, interactions: list, transitions: list, limit: int = 60) ->
 # --- sales queue and pipeline --------------------------------------------------------------
 
 
-QUEUE_LIMIT = 50
+QUEUE_LIMIT = 25
 
 
 def queue_leads(*, user, limit: int = QUEUE_LIMIT) -> tuple[list[Lead], dict]:
@@ -425,8 +430,15 @@ def _forms_annotated() -> QuerySet[Form]:
     )
 
 
+FORMS_CACHE_KEY = "dashboard:forms-with-counts"
+
+
 def forms_with_counts() -> list[Form]:
-    return list(_forms_annotated().order_by("-active", "name"))
+    """Forms with submission counts (an aggregate over every submission): cached for a minute,
+    dropped when a form is created."""
+    from django.core.cache import cache
+
+    return cache.get_or_set(FORMS_CACHE_KEY, lambda: list(_forms_annotated().order_by("-active", "name")), 60)
 
 
 def form_with_counts(*, slug: str) -> Form | None:

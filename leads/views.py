@@ -15,10 +15,12 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.views import redirect_to_login
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -84,13 +86,25 @@ def home(request: HttpRequest) -> HttpResponse:
     return funnel_overview(request)
 
 
+FUNNEL_CACHE_SECONDS = 60
+
+
 def funnel_overview(request: HttpRequest) -> HttpResponse:
     from . import analytics
 
     period = dashboard.period_from_params(request.GET)
     group_by = request.GET.get("group_by") if request.GET.get("group_by") in dashboard.GROUPINGS else "source"
-    summary = analytics.funnel_summary(since=period.since, until=period.until, group_by=dashboard.GROUPINGS[group_by])
-    durations = analytics.stage_durations(since=period.since, until=period.until)
+    # Aggregates over the whole stage history: computed at most once a minute per period and grouping.
+    key = f"dashboard:funnel:{period.since.isoformat()}:{period.until.isoformat()}:{group_by}"
+    summary, durations, computed_at = cache.get_or_set(
+        key,
+        lambda: (
+            analytics.funnel_summary(since=period.since, until=period.until, group_by=dashboard.GROUPINGS[group_by]),
+            analytics.stage_durations(since=period.since, until=period.until),
+            timezone.now(),
+        ),
+        FUNNEL_CACHE_SECONDS,
+    )
     stays = durations["groups"][0]["stages"] if durations["groups"] else {}
     medians = {
         stage: (round(stay["median_hours"] / 24, 1) if stay.get("median_hours") is not None else None)
@@ -119,8 +133,9 @@ def funnel_overview(request: HttpRequest) -> HttpResponse:
         "groups": [_group_row(g, group_by, period) for g in summary["groups"]],
         "sla_count": sla_count,
         "sla_leads": sla_leads,
-        "trend": _trend_chart(dashboard.weekly_trend()),
+        "trend": _trend_chart(cache.get_or_set("dashboard:weekly-trend", dashboard.weekly_trend, FUNNEL_CACHE_SECONDS)),
         "rejection_labels": dict(RejectionReason.choices),
+        "computed_at": computed_at,
     }
     return render(request, "dashboard/funnel.html", context)
 
@@ -204,7 +219,9 @@ def _trend_chart(trend: dict, width: int = 1000, height: int = 200, pad: int = 2
 def leads_list(request: HttpRequest) -> HttpResponse:
     filters = dashboard.lead_filters_from_params(request.GET)
     qs = _leads_queryset(filters, request.user)
-    page = dashboard.leads_page(qs=qs, sort=request.GET.get("sort", ""), cursor=request.GET.get("cursor", ""))
+    page = dashboard.leads_page(
+        qs=qs, sort=request.GET.get("sort", ""), cursor=request.GET.get("cursor", ""), count=not filters.q
+    )
     params = request.GET.copy()
     params.pop("cursor", None)
     next_params = params.copy()
@@ -673,6 +690,7 @@ def form_create(request: HttpRequest) -> HttpResponse:
         serializer = FormSerializer(data=data)
         if serializer.is_valid():
             created = serializer.save(created_by=request.user)
+            cache.delete(dashboard.FORMS_CACHE_KEY)
             audit_record(actor=request.user, action="form.created", obj=created, changes=FormSerializer(created).data)
             messages.success(request, f"Form “{created.name}” created. Paste the snippet below on your site.")
             return redirect("dashboard:form", slug=created.slug)
