@@ -704,7 +704,8 @@ def write_probabilities(values: dict[int, float | None]) -> int:
                 f"FROM v WHERE {table}.id = CAST(v.id AS BIGINT)",
                 params,
             )
-            written += cursor.rowcount
+            # SQLite reports -1 for an UPDATE … FROM; every id in the batch exists there anyway.
+            written += cursor.rowcount if cursor.rowcount >= 0 else len(batch)
     return written
 
 
