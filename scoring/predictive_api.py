@@ -18,7 +18,7 @@ from leadfunnel.roles import IsMarketer, IsMarketerOrSales
 from leads.models import Lead
 
 from . import backtest, channel_quality, predictive
-from .models_predictive import BacktestJob
+from .models_predictive import BacktestJob, PredictiveModel
 
 DEFAULT_PERIOD = timedelta(days=90)
 
@@ -121,8 +121,10 @@ class PredictiveTrainView(APIView):
         payload = TrainIn(data=request.data or {})
         payload.is_valid(raise_exception=True)
         with transaction.atomic():
-            row, created = predictive.predictive_model_request(user=request.user, params=payload.validated_data)
-            if created:
+            row, _created = predictive.predictive_model_request(user=request.user, params=payload.validated_data)
+            if row.status == PredictiveModel.Status.QUEUED:
+                # Also re-sent for a run still queued (its first message may have been lost):
+                # the task claims the row, so it never trains twice.
                 from .predictive_tasks import train_predictive_model
 
                 transaction.on_commit(lambda: train_predictive_model.delay(row.pk))

@@ -16,9 +16,9 @@ from .predictive import predictive_model_request, predictive_model_train
 def train_predictive_model(model_id: int | None = None) -> str:
     """Train the queued model ``model_id``; without one (beat), queue a new run and train it."""
     if model_id is None:
-        row, created = predictive_model_request()
-        if not created:
-            return f"model v{row.version} already {row.status}"
+        # A run left queued (its message lost while the broker was down) is trained now;
+        # one already training elsewhere is left alone by the claim.
+        row, _created = predictive_model_request()
         model_id = row.pk
     row = predictive_model_train(model_id=model_id)
     return "already claimed" if row is None else f"model v{row.version}: {row.status}"

@@ -251,3 +251,19 @@ def test_a_back_test_is_not_applied_after_the_rules_changed(marketer_client):
 
     assert response.status_code == 409
     assert "changed since this back-test" in response.json()["message"]
+
+
+@pytest.mark.django_db
+def test_the_weekly_task_trains_a_run_left_queued_and_never_trains_one_twice():
+    from scoring.predictive import predictive_model_request, predictive_model_train
+    from scoring.predictive_tasks import train_predictive_model
+
+    LeadFactory.create_batch(2)
+    stuck, _ = predictive_model_request()  # its message never reached a worker
+
+    train_predictive_model.delay()
+
+    stuck.refresh_from_db()
+    assert stuck.status == "insufficient_data"
+    assert PredictiveModel.objects.count() == 1
+    assert predictive_model_train(model_id=stuck.pk) is None  # already claimed: nothing happens
