@@ -40,12 +40,16 @@ def run_sampled(cmd: list[str], env: dict) -> tuple[int, float, list[tuple[float
     started = time.monotonic()
     proc = psutil.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     samples: list[tuple[float, int]] = []
+    cpu = 0.0
     while proc.poll() is None:
         try:
             samples.append((time.monotonic() - started, proc.memory_info().rss))
+            times = proc.cpu_times()
+            cpu = times.user + times.system
         except psutil.Error:
             break
         time.sleep(0.05)
+    run_sampled.cpu_seconds = cpu  # the child's own CPU time: what the run costs on an idle machine
     elapsed = time.monotonic() - started
     output = proc.stdout.read()
     return proc.returncode, elapsed, samples, output
@@ -176,7 +180,8 @@ def main() -> int:
     mib = 2**20
     record(
         name,
-        f"full recompute {elapsed:.1f}s (target < 60s), peak RSS {peak / mib:.0f} MiB, "
+        f"full recompute {elapsed:.1f}s wall (target < 60s), {getattr(run_sampled, 'cpu_seconds', 0.0):.1f}s CPU "
+        f"in the recompute process (PostgreSQL's share not included), peak RSS {peak / mib:.0f} MiB, "
         f"RSS 20-40% {early / mib:.0f} MiB -> last 20% {late / mib:.0f} MiB ({'flat' if flat else 'GROWS'}), "
         f"{scored} leads with score > 0, {contributions} contributions, last score_updated_at {stats['updated']:%H:%M:%S} | "
         f"single POST /api/v1/interactions/ x{len(ms)}: p50 {percentile(ms, 50):.1f}ms p95 {percentile(ms, 95):.1f}ms "
