@@ -84,3 +84,49 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
 
 def json_error_response(status_code: int, code: str, message: str) -> JsonResponse:
     return JsonResponse(error_body(status_code, code, message), status=status_code)
+
+
+# --- OpenAPI: the error answers every operation can give --------------------------------------
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": "The one error shape of the API.",
+    "properties": {
+        "status": {"type": "integer"},
+        "code": {"type": "string"},
+        "message": {"type": "string"},
+        "errors": {"type": "object", "additionalProperties": True},
+    },
+    "required": ["status", "code", "message"],
+}
+COMMON_ERRORS = {
+    "400": "Invalid input: a sentence in `message`, per-field messages in `errors`.",
+    "401": "Not authenticated.",
+    "403": "Not allowed for this role or object.",
+    "404": "Not found (or a page past the end).",
+    "429": "Too many requests; see Retry-After.",
+    "503": "The database is unavailable; retry after Retry-After seconds.",
+}
+BODY_ERRORS = {"413": "The request body is too large.", "415": "Unsupported content type."}
+
+
+def add_error_responses(result: dict, generator, request, public) -> dict:
+    """drf-spectacular post-processing hook: document the JSON error answers on every operation.
+
+    The exception handler and the middleware can give these on any endpoint; without them
+    clients (and schema-driven tests) see undocumented status codes.
+    """
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for operations in result.get("paths", {}).values():
+        for method, operation in operations.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            responses = operation.setdefault("responses", {})
+            extra = dict(COMMON_ERRORS)
+            if method in ("post", "put", "patch"):
+                extra.update(BODY_ERRORS)
+            for code, description in extra.items():
+                if code not in responses:
+                    responses[code] = {"description": description, "content": content}
+    return result

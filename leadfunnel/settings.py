@@ -209,6 +209,7 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE: dict = {
     # Predictive scoring: retrain weekly on the recorded history (scoring/predictive_tasks.py).
     "predictive-weekly-training": {"task": "scoring.tasks.train_predictive_model", "schedule": 7 * 24 * 3600.0},
+    "backtest-resume": {"task": "scoring.tasks.recompute_backtest_resume", "schedule": 300.0},
 }
 
 # --- Predictive scoring and back-testing ------------------------------------------
@@ -275,6 +276,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Lead intake, scoring, funnel and nurturing for LeadFunnel.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Every operation documents the JSON error answers it can give (400/401/403/404/429/503, 413/415).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "leadfunnel.api.add_error_responses",
+    ],
     # Swagger UI served from our own static files (drf-spectacular-sidecar), no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
