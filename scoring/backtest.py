@@ -26,12 +26,12 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from leadfunnel.audit import audit_record
@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 CHUNK = 5000
 PROGRESS_EVERY = 2000
 FLIPS_SHOWN = 100
+STALE_RUNNING = timedelta(minutes=30)
+STALE_PENDING = timedelta(minutes=5)
 SETTING_FIELDS = {
     "mql_threshold": int,
     "required_profile_fields": list,
@@ -609,8 +611,13 @@ def backtest_create(
 
 def backtest_run(*, job_id: int) -> BacktestJob | None:
     """Run a pending job. Claim-then-act: a second delivery of the same job does nothing."""
-    claimed = BacktestJob.objects.filter(pk=job_id, status=BacktestJob.Status.PENDING).update(
-        status=BacktestJob.Status.RUNNING, started_at=timezone.now()
+    # A job "running" for far longer than any replay takes lost its worker: it may be claimed again
+    # (the replay only reads, so running it again is harmless).
+    stale = Q(status=BacktestJob.Status.RUNNING, started_at__lt=timezone.now() - STALE_RUNNING)
+    claimed = (
+        BacktestJob.objects.filter(pk=job_id)
+        .filter(Q(status=BacktestJob.Status.PENDING) | stale)
+        .update(status=BacktestJob.Status.RUNNING, started_at=timezone.now())
     )
     if not claimed:
         return None
@@ -682,3 +689,14 @@ def backtest_apply(*, job_id: int, actor) -> BacktestJob:
     job.save(update_fields=["applied_at", "applied_by"])
     audit_record(actor=actor, action="scoring.backtest_applied", obj=job, changes={"params": params})
     return job
+
+
+def backtest_jobs_to_resume() -> list[int]:
+    """Jobs whose message was lost (pending for a while) or whose worker died (running far too long)."""
+    now = timezone.now()
+    return list(
+        BacktestJob.objects.filter(
+            Q(status=BacktestJob.Status.PENDING, created_at__lt=now - STALE_PENDING)
+            | Q(status=BacktestJob.Status.RUNNING, started_at__lt=now - STALE_RUNNING)
+        ).values_list("pk", flat=True)
+    )

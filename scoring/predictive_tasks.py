@@ -8,7 +8,7 @@ training is in ``CELERY_BEAT_SCHEDULE`` (leadfunnel/settings.py).
 
 from celery import shared_task
 
-from .backtest import backtest_run
+from .backtest import backtest_jobs_to_resume, backtest_run
 from .predictive import predictive_model_request, predictive_model_train
 
 
@@ -28,3 +28,12 @@ def train_predictive_model(model_id: int | None = None) -> str:
 def recompute_backtest(job_id: int) -> str:
     job = backtest_run(job_id=job_id)
     return "already claimed" if job is None else f"back-test {job.pk}: {job.status}"
+
+
+@shared_task(name="scoring.tasks.recompute_backtest_resume", acks_late=True)
+def recompute_backtest_resume() -> list[int]:
+    """Queue again back-tests whose message was lost or whose worker died."""
+    job_ids = backtest_jobs_to_resume()
+    for job_id in job_ids:
+        recompute_backtest.delay(job_id)
+    return job_ids

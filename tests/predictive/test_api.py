@@ -267,3 +267,23 @@ def test_the_weekly_task_trains_a_run_left_queued_and_never_trains_one_twice():
     assert stuck.status == "insufficient_data"
     assert PredictiveModel.objects.count() == 1
     assert predictive_model_train(model_id=stuck.pk) is None  # already claimed: nothing happens
+
+
+@pytest.mark.django_db
+def test_back_tests_whose_message_was_lost_or_whose_worker_died_are_run_again():
+    from scoring.backtest import backtest_create
+    from scoring.predictive_tasks import recompute_backtest_resume
+
+    now = timezone.now()
+    install_current_rules()
+    build_history(now, n=5)
+    lost = backtest_create(user=None, settings={"mql_threshold": 40}, since=now - timedelta(days=90), until=now)
+    died = backtest_create(user=None, settings={"mql_threshold": 40}, since=now - timedelta(days=90), until=now)
+    fresh = backtest_create(user=None, settings={"mql_threshold": 40}, since=now - timedelta(days=90), until=now)
+    BacktestJob.objects.filter(pk=lost.pk).update(created_at=now - timedelta(minutes=6))
+    BacktestJob.objects.filter(pk=died.pk).update(status="running", started_at=now - timedelta(hours=1))
+
+    assert sorted(recompute_backtest_resume.delay().get()) == sorted([lost.pk, died.pk])
+
+    statuses = dict(BacktestJob.objects.values_list("pk", "status"))
+    assert statuses == {lost.pk: "done", died.pk: "done", fresh.pk: "pending"}
