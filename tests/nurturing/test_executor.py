@@ -337,3 +337,35 @@ def test_the_executor_query_count_does_not_grow_with_the_batch(django_assert_max
     # executions sent, messages sent, then the leads app's bulk interaction service (lock leads,
     # insert, scoring's few set-based queries, one outbox row). Savepoints included.
     assert len(large.captured_queries) == len(small.captured_queries)
+
+
+def test_sms_steps_use_the_pluggable_backend_and_skip_leads_without_a_phone(settings):
+    from nurturing.channels import InMemorySMSBackend
+
+    settings.NURTURE_SMS_BACKEND = "nurturing.channels.InMemorySMSBackend"
+    InMemorySMSBackend.outbox = []
+    sequence = make_sequence(steps=[{"kind": "sms", "body": "Hi {{ lead.first_name }}, see you at the booth!"}])
+    with_phone, without = LeadFactory(first_name="Ole", phone="+4917012345"), LeadFactory(phone="")
+    services.enrollments_create(sequence=sequence, lead_ids=[with_phone.pk, without.pk])
+
+    assert _run() == 2
+
+    assert [(s.to, s.body) for s in InMemorySMSBackend.outbox] == [("+4917012345", "Hi Ole, see you at the booth!")]
+    assert Interaction.objects.filter(lead=with_phone, type="sms_sent").count() == 1
+    states = dict(StepExecution.objects.values_list("enrollment__lead_id", "state"))
+    assert states == {with_phone.pk: "sent", without.pk: "skipped"}
+
+
+def test_notify_owner_emails_the_rep_without_counting_against_the_lead(sales_rep):
+    sequence = make_sequence(
+        steps=[{"kind": "action", "action": "notify_owner", "subject": "{{ lead.full_name }} is hot"}]
+    )
+    lead = LeadFactory(first_name="Kim", last_name="Lee", owner=sales_rep)
+    services.enrollments_create(sequence=sequence, lead_ids=[lead.pk])
+
+    _run()
+
+    [email] = mail.outbox
+    assert email.to == [sales_rep.email] and email.subject == "Kim Lee is hot"
+    assert "List-Unsubscribe" not in email.extra_headers
+    assert not Interaction.objects.filter(lead=lead, type="email_sent").exists()
