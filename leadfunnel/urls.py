@@ -25,6 +25,7 @@ urlpatterns = [
     path("t/", include("nurturing.tracking_urls")),
     path("", include("nurturing.urls")),
     path("", include("scoring.urls")),
+    path("", include("scoring.predictive_page_urls")),
     path("", include("leads.urls")),
 ]
 
