@@ -71,6 +71,8 @@ class _Batch:
     sequences: dict[int, Sequence]
     steps: dict[int, dict[int, Step]]
     sent_today: dict[int, tuple[int, datetime]]
+    lease: timedelta = timedelta(seconds=120)
+    default_cap: int = 0
     executions: list[StepExecution] = field(default_factory=list)
     messages: list[tuple[StepExecution, Message]] = field(default_factory=list)
     contexts: dict[int, dict[str, str]] = field(default_factory=dict)
@@ -127,6 +129,8 @@ def _plan_batch(*, batch_size: int, now: datetime | None) -> tuple[int, list[Mes
             sequences={s.pk: s for s in Sequence.objects.filter(pk__in=sequence_ids)},
             steps=steps,
             sent_today=sent_today,
+            lease=timedelta(seconds=nurture_setting("SEND_LEASE_SECONDS")),
+            default_cap=nurture_setting("MAX_MESSAGES_PER_DAY"),
         )
         for enrollment in enrollments:
             _advance(enrollment, batch)
@@ -205,9 +209,7 @@ def _record(
         state=state,
         created_at=batch.now,
         finished_at=None if state == ExecutionState.PENDING else batch.now,
-        next_attempt_at=batch.now + timedelta(seconds=nurture_setting("SEND_LEASE_SECONDS"))
-        if state == ExecutionState.PENDING
-        else None,
+        next_attempt_at=batch.now + batch.lease if state == ExecutionState.PENDING else None,
         detail=detail or {},
         error=error,
     )
@@ -253,7 +255,7 @@ def _advance(enrollment: Enrollment, batch: _Batch) -> None:
                 return
             cap = sequence.max_messages_per_day
             if cap is None:
-                cap = nurture_setting("MAX_MESSAGES_PER_DAY")
+                cap = batch.default_cap
             count, first_at = batch.sent_today.get(lead.pk, (0, now))
             if cap and count >= cap:
                 enrollment.next_due_at = first_at + DAY + timedelta(seconds=1)
