@@ -114,7 +114,7 @@ def sequence_stats(*, sequence: Sequence) -> dict:
         **totals,
         "exited_by_reason": dict(exited_by_reason),
         "became": became,
-        "sent": sum(s["sent"] for s in steps),
+        "sent": sum(s["sent"] for s in steps if s["kind"] in (StepKind.EMAIL, StepKind.SMS)),
         "opened": sum(s["opened"] for s in steps),
         "clicked": sum(s["clicked"] for s in steps),
         "steps": steps,
