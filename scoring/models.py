@@ -143,9 +143,15 @@ class LeadRuleTotal(models.Model):
 
     # No single-column indexes: the unique (lead, rule) and the (rule, lead) indexes cover both
     # look-ups, and every index costs on the recompute's bulk writes.
-    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="+", db_index=False)
+    # Derived data, rebuilt by any recompute: no database FK constraints (their per-row checks
+    # dominate the bulk writes); deletes cascade in Django (lead) or in services.rule_delete (rule).
+    lead = models.ForeignKey(
+        "leads.Lead", on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     # DO_NOTHING: deleting a rule removes its rows with one set-based DELETE (services.rule_delete).
-    rule = models.ForeignKey(ScoringRule, on_delete=models.DO_NOTHING, related_name="+", db_index=False)
+    rule = models.ForeignKey(
+        ScoringRule, on_delete=models.DO_NOTHING, related_name="+", db_index=False, db_constraint=False
+    )
     dimension = models.CharField(max_length=20, choices=Dimension.choices)
     matches = models.PositiveIntegerField(default=0)
     raw_points = models.FloatField(default=0)
@@ -171,9 +177,13 @@ class ScoreContribution(models.Model):
 
     # The ledger is the largest table the recompute writes (about one row per scored interaction),
     # so it carries only the index the score API reads: (lead, -at), which also serves lead_id.
-    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="score_contributions", db_index=False)
+    lead = models.ForeignKey(
+        "leads.Lead", on_delete=models.CASCADE, related_name="score_contributions", db_index=False, db_constraint=False
+    )
     # Rule deletion (rare) removes rows by rule_id with one DELETE (a scan, no index to maintain).
-    rule = models.ForeignKey(ScoringRule, on_delete=models.DO_NOTHING, related_name="+", db_index=False)
+    rule = models.ForeignKey(
+        ScoringRule, on_delete=models.DO_NOTHING, related_name="+", db_index=False, db_constraint=False
+    )
     dimension = models.CharField(max_length=20, choices=Dimension.choices)
     source = models.CharField(max_length=20, choices=RuleSource.choices)
     points = models.FloatField()
@@ -181,7 +191,13 @@ class ScoreContribution(models.Model):
     at = models.DateTimeField(default=timezone.now)
     # Interactions are append-only and leave only with their lead, whose deletion cascades here.
     interaction = models.ForeignKey(
-        "leads.Interaction", null=True, blank=True, on_delete=models.DO_NOTHING, related_name="+", db_index=False
+        "leads.Interaction",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     field = models.CharField(max_length=100, blank=True, default="")
 
