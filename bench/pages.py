@@ -91,7 +91,7 @@ def main() -> int:
         marketer = users.get(username="bench-marketer")
         # The rep holding the most open MQLs: the fullest queue.
         busiest = (
-            Lead.objects.filter(stage="mql")
+            Lead.objects.filter(stage="mql", owner__isnull=False)
             .values("owner_id")
             .order_by()
             .annotate(n=__import__("django.db.models", fromlist=["Count"]).Count("id"))
