@@ -116,6 +116,10 @@ def test_a_lead_from_a_form_is_nurtured_clicks_becomes_mql_and_lands_in_a_reps_q
     queued = queue_leads(user=sales_rep)
     queued = queued[0] if isinstance(queued, tuple) else queued  # (leads, totals) in newer versions
     assert lead.pk in [row.pk for row in queued]
+    rep = Client()
+    rep.force_login(sales_rep)
+    page = rep.get("/queue/")
+    assert page.status_code == 200 and b"dana@initech.example" in page.content
     listed = client_for(sales_rep).get(f"/api/v1/leads/?owner={sales_rep.pk}&stage=mql").json()
     assert [row["email"] for row in listed["results"]] == ["dana@initech.example"]
     assert _mails(worker).count("dana@initech.example") == 2
