@@ -75,3 +75,13 @@ def test_a_student_does_not_become_an_mql(sales_rep):
     assert lead.stage == "visitor"
     assert not StageTransition.objects.filter(lead=lead).exists()
     assert Lead.objects.get(pk=lead.pk).fit_score == 0
+
+
+def test_seed_demo_installs_the_default_model_and_is_idempotent():
+    from scoring.demo import seed_demo
+
+    assert "scoring rules" in seed_demo()
+    count = ScoringRule.objects.count()
+    assert count > 20
+    assert "(0 added now)" in seed_demo()
+    assert ScoringRule.objects.count() == count
