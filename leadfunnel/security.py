@@ -19,6 +19,7 @@ Token endpoint
     throttled per IP (``TOKEN_RATE_LIMIT``) and subject to the lockout.
 """
 
+import hashlib
 import logging
 
 from django.conf import settings
@@ -61,8 +62,10 @@ def request_ip(request: HttpRequest | None) -> str:
 
 
 def _keys(username: str, ip: str) -> tuple[str, str]:
-    name = (username or "").strip().lower()[:150]
-    return f"lockout:user:{name}:{ip}", f"lockout:ip:{ip}"
+    # Hashed: any text may be typed as a username, and cache keys must stay short and plain.
+    name = hashlib.sha256((username or "").strip().lower()[:150].encode("utf-8", "replace")).hexdigest()[:32]
+    address = hashlib.sha256(ip.encode()).hexdigest()[:32]
+    return f"lockout:user:{name}:{address}", f"lockout:ip:{address}"
 
 
 def login_is_locked(*, username: str, ip: str) -> bool:
