@@ -1,7 +1,7 @@
 """Sequences API (marketers and admins): thin views over nurturing.services / selectors."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,6 +22,19 @@ from .serializers import (
 )
 
 
+def _page_of(name: str, serializer_class) -> serializers.Serializer:
+    """The schema of a DRF page-number page of ``serializer_class`` rows."""
+    return inline_serializer(
+        name,
+        {
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": serializer_class(many=True),
+        },
+    )
+
+
 class _MarketerView(APIView):
     permission_classes = [IsMarketer]
 
@@ -33,7 +46,11 @@ def _paginate(request, view, queryset, serializer_class):
 
 
 class SequenceListCreateApi(_MarketerView):
-    @extend_schema(responses=SequenceOutputSerializer(many=True), tags=["sequences"])
+    @extend_schema(
+        operation_id="sequences_list",
+        responses=_page_of("PaginatedSequenceList", SequenceOutputSerializer),
+        tags=["sequences"],
+    )
     def get(self, request):
         return _paginate(request, self, selectors.sequence_list(), SequenceOutputSerializer)
 
@@ -78,7 +95,8 @@ class SequenceDetailApi(_MarketerView):
 class SequenceEnrollmentsApi(_MarketerView):
     @extend_schema(
         parameters=[OpenApiParameter("status", str, description="active, completed, exited, goal_reached")],
-        responses=EnrollmentOutputSerializer(many=True),
+        operation_id="sequence_enrollments_list",
+        responses=_page_of("PaginatedEnrollmentList", EnrollmentOutputSerializer),
         tags=["sequences"],
     )
     def get(self, request, sequence_id: int):
