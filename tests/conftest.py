@@ -302,7 +302,10 @@ def _point_celery_at(app, url: str, transport_options: dict) -> None:
     """Switch the broker of an already-used Celery app: drop every cached connection and producer."""
     app.conf.broker_url = url
     app.conf.broker_transport_options = transport_options
+    from kombu import pools
+
     app.pool.force_close_all()
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
 

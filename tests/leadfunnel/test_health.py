@@ -1,5 +1,7 @@
 import pytest
 
+from tests.conftest import _point_celery_at
+
 
 def test_healthz_answers_without_touching_the_database(client):
     # No django_db mark: any database access here would raise.
@@ -20,14 +22,12 @@ def test_readyz_is_ok_when_database_and_broker_answer(client, monkeypatch):
 def test_readyz_names_the_broker_when_it_is_down(client):
     from leadfunnel.celery import app
 
-    old = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-    app.pool.force_close_all()
+    old = (app.conf.broker_url, app.conf.broker_transport_options)
+    _point_celery_at(app, "redis://127.0.0.1:1/0", {"socket_connect_timeout": 1, "max_retries": 1})  # nothing on port 1
     try:
         response = client.get("/readyz")
     finally:
-        app.conf.broker_url = old
-        app.pool.force_close_all()
+        _point_celery_at(app, *old)
     assert response.status_code == 503
     body = response.json()
     assert body["checks"] == {"database": "ok", "broker": "failed"}
@@ -50,12 +50,10 @@ def test_readyz_names_the_database_when_it_is_down(client, monkeypatch):
 def test_readyz_is_ok_against_a_real_redis(client, redis_server):
     from leadfunnel.celery import app
 
-    old = app.conf.broker_url
-    app.conf.broker_url = redis_server.url
-    app.pool.force_close_all()
+    old = (app.conf.broker_url, app.conf.broker_transport_options)
+    _point_celery_at(app, redis_server.url, {"socket_connect_timeout": 1, "max_retries": 1})
     try:
         response = client.get("/readyz")
     finally:
-        app.conf.broker_url = old
-        app.pool.force_close_all()
+        _point_celery_at(app, *old)
     assert response.status_code == 200, response.json()
