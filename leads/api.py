@@ -268,7 +268,7 @@ class LeadListCreateView(BodyLimitedGenericAPIView):
     def get_queryset(self):
         return selectors.lead_list()
 
-    @extend_schema(operation_id="leads_list")
+    @extend_schema(operation_id="leads_list", responses=LeadOutputSerializer(many=True))
     def get(self, request):
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
