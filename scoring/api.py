@@ -6,8 +6,8 @@ check the shape, services check the meaning and write.
 """
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -99,12 +99,31 @@ class SettingsApi(APIView):
         return Response(SettingsOutputSerializer(row).data)
 
 
+# The latest job, or {"id": null, "status": "idle", "done": 0, "total": 0, "promoted": 0} when none ran.
+RECOMPUTE_STATUS = inline_serializer(
+    "RecomputeStatus",
+    {
+        "id": serializers.IntegerField(allow_null=True),
+        "status": serializers.CharField(help_text="pending, running, done, failed — or idle when no job ran."),
+        "done": serializers.IntegerField(),
+        "total": serializers.IntegerField(),
+        "promoted": serializers.IntegerField(),
+        "reason": serializers.CharField(required=False),
+        "settings_version": serializers.IntegerField(required=False),
+        "created_at": serializers.DateTimeField(required=False, allow_null=True),
+        "started_at": serializers.DateTimeField(required=False, allow_null=True),
+        "finished_at": serializers.DateTimeField(required=False, allow_null=True),
+        "error": serializers.CharField(required=False),
+    },
+)
+
+
 class RecomputeApi(APIView):
     """Progress of the latest full recompute (GET), or start one (POST, 202)."""
 
     permission_classes = [IsMarketer]
 
-    @extend_schema(responses=RecomputeJobSerializer)
+    @extend_schema(responses=RECOMPUTE_STATUS)
     def get(self, request):
         job = selectors.recompute_job_latest()
         if job is None:
