@@ -10,8 +10,8 @@ from .models import Channel, Form, Interaction, Lead, LossReason, Opportunity, R
 # --- output -------------------------------------------------------------------------------
 class LeadOutputSerializer(serializers.ModelSerializer):
     company = serializers.SerializerMethodField(help_text="The company's name (linked company, else as typed).")
-    company_domain = serializers.CharField(source="company.domain", default=None, read_only=True)
-    owner_username = serializers.CharField(source="owner.username", default=None, read_only=True)
+    company_domain = serializers.CharField(source="company.domain", default=None, read_only=True, allow_null=True)
+    owner_username = serializers.CharField(source="owner.username", default=None, read_only=True, allow_null=True)
     full_name = serializers.CharField(read_only=True)
 
     class Meta:
