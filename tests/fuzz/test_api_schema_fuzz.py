@@ -16,11 +16,10 @@ EXAMPLES = 6
 # No 5xx; documented status codes only; bodies that match the documented schema. (Positive-data
 # acceptance is left out: schema-valid is not business-valid, e.g. wrong credentials or an illegal move.)
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
-# Found by this test; the response is right, its documentation is not (tolerated only as a
-# schema mismatch on these operations, never as a 5xx or an undocumented status):
-KNOWN_SCHEMA_MISMATCHES = {
-    "GET /api/v1/scoring/recompute/",  # RecomputeJob marks created_at and others required; absent when no job ran
-}
+# Found by this test and fixed: 41 operations answering undocumented status codes, the leads,
+# webhooks, imports and sequences lists documented as bare arrays, the idle recompute status.
+# No exceptions remain; add one here only with the owner's fix on its way.
+KNOWN_SCHEMA_MISMATCHES: set[str] = set()
 
 
 @pytest.fixture
