@@ -36,7 +36,9 @@ print("PROBE" + json.dumps(out))
 
 
 def production_env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    # A production process has none of the test run's relaxations (e.g. the browser tests'
+    # DJANGO_ALLOW_ASYNC_UNSAFE), so they are not inherited here.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST") and k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env.update(
         DEBUG="false",
         SECRET_KEY="prod-like-" + "k8Zq" * 15,
