@@ -18,7 +18,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from leadfunnel.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -73,7 +74,18 @@ def rep_pick_next(*, exclude_user_ids: tuple[int, ...] = ()) -> "object | None":
         .exclude(pk__in=exclude_user_ids)
         .exclude(rep_profile__is_away=True)
         .annotate(
-            open_count=Count("owned_leads", filter=Q(owned_leads__stage__in=list(AWAITING_SALES))),
+            # A correlated count over the queue index (owner, stage, sla_due_at) touches only
+            # the rep's waiting leads, not every lead the rep ever owned.
+            open_count=Coalesce(
+                Subquery(
+                    Lead.objects.filter(owner=OuterRef("pk"), stage__in=list(AWAITING_SALES))
+                    .order_by()
+                    .values("owner")
+                    .annotate(n=Count("pk"))
+                    .values("n")[:1]
+                ),
+                0,
+            ),
             capacity=F("rep_profile__capacity"),
         )
         .order_by(F("rep_profile__last_assigned_at").asc(nulls_first=True), "pk")
@@ -566,10 +578,7 @@ def _submit(
     messages.append(("interactions.recorded", {"lead_ids": [lead.pk], "types": [InteractionType.FORM_SUBMIT.value]}))
     outbox_publish_many(messages=messages)
 
-    scoring = _scoring()
-    if profile_changed:
-        scoring.score_profile_change(lead=lead)
-    scoring.score_interactions(lead=lead, interactions=[interaction])
+    _scoring().score_interactions(lead=lead, interactions=[interaction], profile_changed=profile_changed)
     return SubmitResult(submission_id=submission_id, lead=lead, created=created)
 
 

@@ -59,11 +59,20 @@ _LEAD_COLUMNS = ("id", "stage", "owner_id", *PROFILE_COLUMNS, *SCORE_COLUMNS)
 # --- the incremental path ---------------------------------------------------------
 
 
-def score_interactions(*, lead: Lead, interactions: list[Interaction]) -> None:
-    """Apply the scoring rules to newly stored interactions of one lead (incremental)."""
-    if not interactions:
+def score_interactions(*, lead: Lead, interactions: list[Interaction], profile_changed: bool = False) -> None:
+    """Apply the scoring rules to newly stored interactions of one lead (incremental).
+
+    ``profile_changed`` re-evaluates the profile (fit) rules in the same pass, so a form
+    submission that changes the profile and adds an interaction is scored once.
+    """
+    if not interactions and not profile_changed:
         return
-    _score(lead_ids=[lead.pk], interactions=interactions, profile_lead_ids=set(), caller_leads={lead.pk: lead})
+    _score(
+        lead_ids=[lead.pk],
+        interactions=interactions,
+        profile_lead_ids={lead.pk} if profile_changed else set(),
+        caller_leads={lead.pk: lead},
+    )
 
 
 def score_interactions_bulk(*, interactions: list[Interaction]) -> None:
