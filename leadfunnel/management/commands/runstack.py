@@ -30,10 +30,12 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         marker = settings.VAR_DIR / ".demo-seeded"
         db_marker = f"{settings.DATABASES['default']['NAME']}"
-        if not options["no_seed"] and (not marker.exists() or marker.read_text() != db_marker):
-            self.stdout.write("Loading demo data (first run)…")
-            call_command("seed_demo")
-            marker.write_text(db_marker)
+        needs_seed = not options["no_seed"] and (not marker.exists() or marker.read_text() != db_marker)
+        if needs_seed:
+            # Users first (seconds), so the login page works at once and the logins are printed;
+            # the rest of the demo (leads, histories, sequences, a trained model) loads below
+            # while the web server already answers.
+            call_command("seed_demo", "--users-only")
 
         python = sys.executable
         env = dict(os.environ)
@@ -83,6 +85,10 @@ class Command(BaseCommand):
             ],
         }
         procs = {name: subprocess.Popen(cmd, env=env, start_new_session=True) for name, cmd in commands.items()}
+        seeding = None
+        if needs_seed:
+            self.stdout.write("Loading the demo data set in the background (about a minute on first run)…")
+            seeding = subprocess.Popen([python, "manage.py", "seed_demo"], env=env, start_new_session=True)
         broker = celery_app.conf.broker_url.split("@")[-1]
         self.stdout.write(
             self.style.SUCCESS(
@@ -103,6 +109,13 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         try:
             while not stopping:
+                if seeding is not None and seeding.poll() is not None:
+                    if seeding.returncode == 0:
+                        marker.write_text(db_marker)
+                        self.stdout.write(self.style.SUCCESS("Demo data loaded."))
+                    else:
+                        self.stderr.write("Loading the demo data failed; run `manage.py seed_demo` to see why.")
+                    seeding = None
                 for name, proc in procs.items():
                     if proc.poll() is not None:
                         self.stderr.write(f"{name} exited with code {proc.returncode}; stopping the others.")
@@ -110,6 +123,8 @@ class Command(BaseCommand):
                         break
                 time.sleep(0.5)
         finally:
+            if seeding is not None and seeding.poll() is None:
+                procs["seed"] = seeding
             for proc in procs.values():
                 if proc.poll() is None:
                     os.killpg(proc.pid, signal.SIGTERM)
