@@ -10,26 +10,31 @@ from leads.models import Channel, InteractionType, Stage
 
 register = template.Library()
 
+# Choices' `.values`/`.label` are rebuilt on every access; pages render these per row.
+STAGE_LABELS = dict(Stage.choices)
+CHANNEL_LABELS = dict(Channel.choices)
+INTERACTION_TYPES = frozenset(InteractionType.values)
+
 
 @register.filter
 def stage_badge(stage: str):
-    label = Stage(stage).label if stage in Stage.values else stage
+    label = STAGE_LABELS.get(stage, stage)
     return format_html('<span class="stage stage-{}">{}</span>', stage, label)
 
 
 @register.filter
 def stage_label(stage: str) -> str:
-    return Stage(stage).label if stage in Stage.values else stage
+    return STAGE_LABELS.get(stage, stage)
 
 
 @register.filter
 def channel_label(channel: str) -> str:
-    return Channel(channel).label if channel in Channel.values else (channel or "—")
+    return CHANNEL_LABELS.get(channel, channel or "—")
 
 
 @register.filter
 def interaction_label(kind: str) -> str:
-    if kind in InteractionType.values:
+    if kind in INTERACTION_TYPES:
         return kind.replace("_", " ").capitalize()
     return kind
 
