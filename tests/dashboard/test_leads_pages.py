@@ -18,8 +18,9 @@ def ids_on(body: str) -> list[int]:
 @pytest.mark.django_db
 def test_searching_finds_leads_by_name_email_or_company(marketer_web):
     ana = LeadFactory(first_name="Ana", last_name="Lopez", email="ana@globex.example")
-    bo = LeadFactory(first_name="Bo", company=CompanyFactory(name="Initech"))
-    LeadFactory(first_name="Cy", email="cy@other.example")
+    # Names are fixed: the factory's random last names could otherwise match "lopez".
+    bo = LeadFactory(first_name="Bo", last_name="Berg", company=CompanyFactory(name="Initech"))
+    LeadFactory(first_name="Cy", last_name="Chen", email="cy@other.example")
     body = marketer_web.get("/leads/?q=lopez").content.decode()
     assert ids_on(body) == [ana.pk]
     # A text search is not counted over every lead; the page says what it found.
