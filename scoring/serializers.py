@@ -9,6 +9,7 @@ from leads.models import InteractionType
 
 from .models import Dimension, RecomputeJob, RuleSource, ScoringRule, ScoringSettings
 from .rules import OPERATORS, field_type
+from .services import RULE_FIELDS
 
 
 class RuleInputSerializer(serializers.Serializer):
@@ -37,27 +38,7 @@ class RuleInputSerializer(serializers.Serializer):
 class RuleOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = ScoringRule
-        fields = [
-            "id",
-            "name",
-            "description",
-            "dimension",
-            "source",
-            "field",
-            "operator",
-            "value",
-            "interaction_type",
-            "property",
-            "points",
-            "use_channel_weight",
-            "max_points",
-            "half_life_days",
-            "blocks_mql",
-            "active",
-            "builtin_key",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *RULE_FIELDS, "builtin_key", "created_at", "updated_at"]
         read_only_fields = fields
 
 

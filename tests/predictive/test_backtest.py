@@ -11,7 +11,7 @@ from leads.models import Interaction, Lead, StageTransition
 from scoring.backtest import backtest_compare, candidate_ruleset, current_ruleset
 from scoring.engine import LeadScorer, effective_at, profile_complete
 from scoring.models import ScoringRule, ScoringSettings
-from scoring.rules import lead_profile
+from scoring.rules import PROFILE_COLUMNS, lead_profile
 from scoring.selectors import ruleset_forget, scoring_settings_get
 from tests.factories import LeadFactory
 
@@ -147,35 +147,7 @@ def brute_force(ruleset, *, since, until):
     """Score every lead from scratch at every moment it could have changed; first qualifying moment wins."""
     qualified = {}
     for lead in Lead.objects.order_by("pk"):
-        columns = {
-            name: getattr(lead, name)
-            for name in (
-                "email",
-                "first_name",
-                "last_name",
-                "title",
-                "phone",
-                "company_name",
-                "company_size",
-                "industry",
-                "country",
-                "city",
-                "time_zone",
-                "linkedin",
-                "twitter",
-                "source",
-                "channel",
-                "utm_source",
-                "utm_medium",
-                "utm_campaign",
-                "first_page_url",
-                "tags",
-                "consent",
-                "custom_fields",
-                "unsubscribed_at",
-                "email_bounced_at",
-            )
-        }
+        columns = {name: getattr(lead, name) for name in PROFILE_COLUMNS}
         profile = lead_profile(columns, ruleset.lists)
         if profile_complete(profile, ruleset.required_profile_fields):
             continue
