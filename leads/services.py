@@ -469,6 +469,41 @@ def _store_spam(*, form: Form, payload: dict, ip: str | None, user_agent: str, k
     return SubmitResult(submission_id=submission.pk, spam=True)
 
 
+def _new_visitor(
+    parsed: intake.ParsedSubmission,
+    *,
+    now,
+    company_id: int | None,
+    source: str,
+    channel: str,
+    consent_source: str,
+    first_form_id: int | None = None,
+    last_activity_at=None,
+) -> Lead:
+    """An unsaved visitor built from a parsed submission: profile, consent and first touch."""
+    return Lead(
+        email=parsed.email,
+        company_id=company_id,
+        custom_fields=_merge_custom({}, parsed.custom, overwrite=False),
+        consent=bool(parsed.consent),
+        consent_at=now if parsed.consent else None,
+        consent_source=consent_source if parsed.consent else "",
+        source=source,
+        channel=channel,
+        first_form_id=first_form_id,
+        utm_source=parsed.first_touch.get("utm_source", ""),
+        utm_medium=parsed.first_touch.get("utm_medium", ""),
+        utm_campaign=parsed.first_touch.get("utm_campaign", ""),
+        first_page_url=parsed.page_url,
+        stage=Stage.VISITOR,
+        stage_changed_at=now,
+        created_at=now,
+        updated_at=now,
+        last_activity_at=last_activity_at,
+        **parsed.profile,
+    )
+
+
 def _submit(
     *, form: Form, parsed: intake.ParsedSubmission, payload: dict, ip: str | None, user_agent: str, key: str | None
 ) -> SubmitResult:
@@ -483,26 +518,15 @@ def _submit(
     if business and not _is_postgres():
         company_id = _company_for_domain(domain, profile=profile, now=now)
 
-    candidate = Lead(
-        email=parsed.email,
+    candidate = _new_visitor(
+        parsed,
+        now=now,
         company_id=company_id,
-        custom_fields=_merge_custom({}, parsed.custom, overwrite=False),
-        consent=bool(parsed.consent),
-        consent_at=now if parsed.consent else None,
-        consent_source=f"form:{form.slug}" if parsed.consent else "",
         source=parsed.first_touch.get("utm_source") or "website",
         channel=form.channel,
+        consent_source=f"form:{form.slug}",
         first_form_id=form.pk,
-        utm_source=parsed.first_touch.get("utm_source", ""),
-        utm_medium=parsed.first_touch.get("utm_medium", ""),
-        utm_campaign=parsed.first_touch.get("utm_campaign", ""),
-        first_page_url=parsed.page_url,
-        stage=Stage.VISITOR,
-        stage_changed_at=now,
-        created_at=now,
-        updated_at=now,
         last_activity_at=now,
-        **profile,
     )
     lead, created, domain_company_id = _lead_upsert(candidate, company_domain=domain if business else None)
 
@@ -677,24 +701,13 @@ def lead_create(
     company_id = (
         _company_for_domain(domain, profile=parsed.profile, now=now) if intake.is_business_domain(domain) else None
     )
-    lead = Lead(
-        email=parsed.email,
+    lead = _new_visitor(
+        parsed,
+        now=now,
         company_id=company_id,
-        custom_fields=_merge_custom({}, parsed.custom, overwrite=False),
-        consent=bool(parsed.consent),
-        consent_at=now if parsed.consent else None,
-        consent_source=(consent_source or f"{channel}:{source}")[:200] if parsed.consent else "",
         source=(source or channel)[:100],
         channel=channel,
-        utm_source=parsed.first_touch.get("utm_source", ""),
-        utm_medium=parsed.first_touch.get("utm_medium", ""),
-        utm_campaign=parsed.first_touch.get("utm_campaign", ""),
-        first_page_url=parsed.page_url,
-        stage=Stage.VISITOR,
-        stage_changed_at=now,
-        created_at=now,
-        updated_at=now,
-        **parsed.profile,
+        consent_source=(consent_source or f"{channel}:{source}")[:200],
     )
     try:
         with transaction.atomic():
