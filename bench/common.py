@@ -73,10 +73,13 @@ def machine() -> str:
 
 
 def record(benchmark: str, figures: str) -> str:
-    """Print the one summary line of a benchmark and append it to bench/RESULTS.md."""
+    """Print the one summary line of a benchmark and append it to bench/RESULTS.md
+    (unless ``BENCH_NO_RECORD=1``: a trial run while tuning)."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     line = f"- {stamp} | {git_commit()} | {machine()} | {benchmark} | {figures}"
     print(line, flush=True)
+    if os.environ.get("BENCH_NO_RECORD", "") not in ("", "0"):
+        return line
     with RESULTS.open("a", encoding="utf-8") as fh:
         fh.write(line + "\n")
     return line
