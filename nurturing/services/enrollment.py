@@ -22,6 +22,9 @@ from ..models import Enrollment, EnrollmentStatus, ExitReason, Sequence
 # Entering one of these hands the lead to sales; sequences with stop_on_handoff let go.
 HANDOFF_STAGES = frozenset({Stage.MQL, Stage.PQL, Stage.SAL, Stage.SQL, Stage.CUSTOMER})
 BULK_LIMIT = 50_000
+# A bulk enrolment at least this large refreshes the planner statistics of the enrolment table
+# (PostgreSQL), so the executor's claim walks the due index instead of sorting every due row.
+ANALYZE_AFTER = 1_000
 
 
 def _blocked_by_policy(sequence: Sequence) -> Q:
@@ -66,11 +69,28 @@ def enrollments_create(
     ]
     Enrollment.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
     # ON CONFLICT DO NOTHING hides which rows went in; the ones stamped `now` by this call did.
-    return list(
+    enrolled = list(
         Enrollment.objects.filter(
             sequence=sequence, lead_id__in=candidates, status=EnrollmentStatus.ACTIVE, enrolled_at=now
         ).values_list("lead_id", flat=True)
     )
+    if len(enrolled) >= ANALYZE_AFTER:
+        _statistics_refresh()
+    return enrolled
+
+
+def _statistics_refresh() -> None:
+    """ANALYZE the enrolment table after a bulk enrolment (PostgreSQL; a sample, ~0.1 s at any size).
+
+    The executor claims ``ORDER BY next_due_at LIMIT n FOR UPDATE SKIP LOCKED``. Planned on stale
+    statistics (autovacuum off, or not yet run after a large segment), that query believes a few due
+    rows exist, reads and sorts all of them — and their leads — on every batch: half a second per
+    claim with 100k due enrolments instead of a few milliseconds on the due index.
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {connection.ops.quote_name(Enrollment._meta.db_table)}")
 
 
 def enrollment_create(*, sequence: Sequence, lead: Lead, source: str = "manual", actor=None) -> Enrollment:
