@@ -96,8 +96,10 @@ class ExitReason(models.TextChoices):
 
 
 class Enrollment(models.Model):
-    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="enrollments")
-    sequence = models.ForeignKey(Sequence, on_delete=models.CASCADE, related_name="enrollments")
+    # No single-column indexes on lead and sequence: the composite indexes below lead with them,
+    # and every executor pass rewrites each claimed row in all of its indexes.
+    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="enrollments", db_index=False)
+    sequence = models.ForeignKey(Sequence, on_delete=models.CASCADE, related_name="enrollments", db_index=False)
     status = models.CharField(max_length=20, choices=EnrollmentStatus.choices, default=EnrollmentStatus.ACTIVE)
     # Position of the next step to execute.
     current_step = models.PositiveSmallIntegerField(default=0)
@@ -149,8 +151,9 @@ class ExecutionState(models.TextChoices):
 
 
 class StepExecution(models.Model):
-    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="executions")
-    sequence = models.ForeignKey(Sequence, on_delete=models.CASCADE, related_name="+")
+    # Indexed by stepexecution_once (enrollment, run) and execution_stats_idx (sequence, …).
+    enrollment = models.ForeignKey(Enrollment, on_delete=models.CASCADE, related_name="executions", db_index=False)
+    sequence = models.ForeignKey(Sequence, on_delete=models.CASCADE, related_name="+", db_index=False)
     step = models.ForeignKey(Step, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions")
     position = models.PositiveSmallIntegerField()
     run = models.PositiveIntegerField()
@@ -189,7 +192,8 @@ class Message(models.Model):
     execution = models.OneToOneField(
         StepExecution, null=True, blank=True, on_delete=models.CASCADE, related_name="message"
     )
-    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="nurture_messages")
+    # Indexed by message_lead_time_idx (lead, -created_at).
+    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="nurture_messages", db_index=False)
     sequence = models.ForeignKey(Sequence, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
     position = models.PositiveSmallIntegerField(null=True, blank=True)
     purpose = models.CharField(max_length=20, choices=Purpose.choices, default=Purpose.NURTURE)
@@ -198,8 +202,9 @@ class Message(models.Model):
     subject = models.CharField(max_length=300, blank=True, default="")
     body = models.TextField()  # HTML for email, text for SMS
     text_body = models.TextField(blank=True, default="")
-    # Random public id; tracking links carry it signed (see nurturing/tracking.py).
-    token = models.CharField(max_length=32, unique=True)
+    # Random public id; tracking links carry it signed (see nurturing/tracking.py). Unique through
+    # a constraint (Meta): looked up by equality only, so without unique=True's extra LIKE index.
+    token = models.CharField(max_length=32)
     # The URLs the email linked to, in order; a click link redirects only to one of these.
     links = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -208,6 +213,9 @@ class Message(models.Model):
     clicked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["token"], name="message_token_unique"),
+        ]
         indexes = [
             # Frequency cap: a lead's messages in the last 24 hours; the lead's timeline.
             models.Index(fields=["lead", "-created_at"], name="message_lead_time_idx"),
