@@ -44,13 +44,16 @@ def provider_error(exc: BaseException) -> ProviderError:
     return ProviderError(text)
 
 
-def email_build(*, message, connection=None, from_email: str | None = None) -> EmailMultiAlternatives:
-    """The email for a stored Message row (``message.token`` gives the unsubscribe URL)."""
+def email_build(
+    *, message, connection=None, from_email: str | None = None, unsubscribe_url: str | None = None
+) -> EmailMultiAlternatives:
+    """The email for a stored Message row (``message.token`` gives the unsubscribe URL, unless the
+    caller passes the one it signed when rendering the body)."""
     from .tracking import tracking_url
 
     headers = {"X-LeadFunnel-Message": message.token}
     if message.purpose == "nurture":
-        headers["List-Unsubscribe"] = f"<{tracking_url(message.token, 'u')}>"
+        headers["List-Unsubscribe"] = f"<{unsubscribe_url or tracking_url(message.token, 'u')}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     email = EmailMultiAlternatives(
         subject=message.subject,

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.core.mail import get_connection
 from django.db import connection, transaction
-from django.db.models import Count, F, Min
+from django.db.models import Count, F, Min, Model
 from django.utils import timezone
 
 from leadfunnel.errors import DomainError
@@ -64,6 +64,56 @@ MAX_HOPS = 50
 DAY = timedelta(hours=24)
 
 
+@dataclass(slots=True, eq=False)
+class _Execution:
+    """A StepExecution row planned in this batch (a plain object: a batch writes a thousand)."""
+
+    enrollment_id: int
+    sequence_id: int
+    step_id: int
+    position: int
+    run: int
+    kind: str
+    state: str
+    created_at: datetime
+    finished_at: datetime | None
+    next_attempt_at: datetime | None
+    detail: dict
+    error: str = ""
+    attempts: int = 0
+    pk: int | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _Outgoing:
+    """A Message row planned in this batch, with what sending it needs (its lead, its execution,
+    the unsubscribe URL already signed for the body, reused for the List-Unsubscribe header)."""
+
+    execution: _Execution | None
+    lead: Lead
+    sequence_id: int
+    position: int
+    purpose: str
+    channel: str
+    to: str
+    subject: str
+    body: str
+    text_body: str
+    links: list[str]
+    token: str
+    created_at: datetime
+    unsubscribe_url: str | None = None
+    pk: int | None = None
+
+    @property
+    def lead_id(self) -> int:
+        return self.lead.pk
+
+    @property
+    def execution_id(self) -> int | None:
+        return self.execution.pk if self.execution is not None else None
+
+
 @dataclass
 class _Batch:
     now: datetime
@@ -73,8 +123,8 @@ class _Batch:
     sent_today: dict[int, tuple[int, datetime]]
     lease: timedelta = timedelta(seconds=120)
     default_cap: int = 0
-    executions: list[StepExecution] = field(default_factory=list)
-    messages: list[tuple[StepExecution, Message]] = field(default_factory=list)
+    executions: list[_Execution] = field(default_factory=list)
+    messages: list[_Outgoing] = field(default_factory=list)
     contexts: dict[int, dict[str, str]] = field(default_factory=dict)
 
 
@@ -98,7 +148,7 @@ def due_count(*, now: datetime | None = None, limit: int = 100_000) -> int:
 # --- phase 1: claim and plan --------------------------------------------------------------
 
 
-def _plan_batch(*, batch_size: int, now: datetime | None) -> tuple[int, list[Message]]:
+def _plan_batch(*, batch_size: int, now: datetime | None) -> tuple[int, list[_Outgoing]]:
     with transaction.atomic():
         now = now or timezone.now()
         enrollments = list(
@@ -135,12 +185,132 @@ def _plan_batch(*, batch_size: int, now: datetime | None) -> tuple[int, list[Mes
         for enrollment in enrollments:
             _advance(enrollment, batch)
 
-        StepExecution.objects.bulk_create(batch.executions)
-        for execution, message in batch.messages:
-            message.execution = execution
-        planned = Message.objects.bulk_create([m for _, m in batch.messages])
+        _executions_insert(batch.executions)
+        _messages_insert(batch.messages)
         _enrollments_save(enrollments)
-        return len(batch.executions), planned
+        return len(batch.executions), batch.messages
+
+
+_EXECUTION_COLUMNS = (
+    "enrollment_id",
+    "sequence_id",
+    "step_id",
+    "position",
+    "run",
+    "kind",
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+    "finished_at",
+    "error",
+    "detail",
+)
+_MESSAGE_COLUMNS = (
+    "execution_id",
+    "lead_id",
+    "sequence_id",
+    "position",
+    "purpose",
+    "channel",
+    "to",
+    "subject",
+    "body",
+    "text_body",
+    "token",
+    "links",
+    "created_at",
+)
+
+
+def _executions_insert(executions: list[_Execution]) -> None:
+    rows = [
+        (
+            e.enrollment_id,
+            e.sequence_id,
+            e.step_id,
+            e.position,
+            e.run,
+            e.kind,
+            e.state,
+            e.attempts,
+            e.next_attempt_at,
+            e.created_at,
+            e.finished_at,
+            e.error,
+            e.detail,
+        )
+        for e in executions
+    ]
+    for execution, pk in zip(executions, _rows_insert(StepExecution, _EXECUTION_COLUMNS, rows), strict=True):
+        execution.pk = pk
+
+
+def _messages_insert(messages: list[_Outgoing]) -> None:
+    rows = [
+        (
+            m.execution_id,
+            m.lead_id,
+            m.sequence_id,
+            m.position,
+            m.purpose,
+            m.channel,
+            m.to,
+            m.subject,
+            m.body,
+            m.text_body,
+            m.token,
+            m.links,
+            m.created_at,
+        )
+        for m in messages
+    ]
+    for message, pk in zip(messages, _rows_insert(Message, _MESSAGE_COLUMNS, rows), strict=True):
+        message.pk = pk
+
+
+_INSERT_CHUNK = 2000
+
+
+def _rows_insert(model: type[Model], columns: tuple[str, ...], rows: list[tuple]) -> list[int]:
+    """Insert plain rows (Python values, in ``columns`` order) and return their ids, in order.
+
+    On PostgreSQL a multi-row ``INSERT … RETURNING id`` with bound parameters: Django's
+    bulk_create builds a model instance and prepares every value field by field, which cost
+    more CPU than the statement. SQLite (the embedded default) goes through bulk_create.
+    """
+    if not rows:
+        return []
+    if connection.vendor != "postgresql":
+        objs = model.objects.bulk_create([model(**dict(zip(columns, row, strict=True))) for row in rows])
+        return [obj.pk for obj in objs]
+    json_columns = [
+        (index, model._meta.get_field(column))
+        for index, column in enumerate(columns)
+        if model._meta.get_field(column).get_internal_type() == "JSONField"
+    ]
+    if json_columns:
+        prepared = []
+        for row in rows:
+            row = list(row)
+            for index, json_field in json_columns:
+                row[index] = json_field.get_db_prep_save(row[index], connection)
+            prepared.append(row)
+        rows = prepared
+    quote = connection.ops.quote_name
+    placeholder = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    ids: list[int] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), _INSERT_CHUNK):
+            chunk = rows[start : start + _INSERT_CHUNK]
+            # Identifiers come from the model's metadata; every value is a bound parameter.
+            sql = (
+                f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(map(quote, columns))}) "  # noqa: S608
+                f"VALUES {', '.join([placeholder] * len(chunk))} RETURNING {quote(model._meta.pk.column)}"
+            )
+            cursor.execute(sql, [value for row in chunk for value in row])
+            ids += [row[0] for row in cursor.fetchall()]
+    return ids
 
 
 _ENROLLMENT_FIELDS = ("status", "current_step", "run", "next_due_at", "exited_at", "exit_reason", "claimed_at")
@@ -197,9 +367,9 @@ def _end(enrollment: Enrollment, *, status: str, reason: str, now: datetime) -> 
 
 def _record(
     enrollment: Enrollment, step: Step, batch: _Batch, *, state: str, detail: dict | None = None, error: str = ""
-) -> StepExecution:
+) -> _Execution:
     enrollment.run += 1
-    execution = StepExecution(
+    execution = _Execution(
         enrollment_id=enrollment.pk,
         sequence_id=enrollment.sequence_id,
         step_id=step.pk,
@@ -265,7 +435,7 @@ def _advance(enrollment: Enrollment, batch: _Batch) -> None:
                 enrollment.current_step += 1
                 continue
             execution = _record(enrollment, step, batch, state=ExecutionState.PENDING)
-            batch.messages.append((execution, _message_build(step, lead, sequence, batch)))
+            batch.messages.append(_message_build(step, lead, sequence, batch, execution))
             batch.sent_today[lead.pk] = (count + 1, first_at)
             sent_this_pass = True
             enrollment.current_step += 1
@@ -306,35 +476,45 @@ def _context(lead: Lead, batch: _Batch) -> dict[str, str]:
     return context
 
 
-def _message_build(step: Step, lead: Lead, sequence: Sequence, batch: _Batch) -> Message:
+def _message_build(step: Step, lead: Lead, sequence: Sequence, batch: _Batch, execution: _Execution) -> _Outgoing:
     token = secrets.token_urlsafe(12)
     context = _context(lead, batch)
     common = {
+        "execution": execution,
         "lead": lead,
         "sequence_id": sequence.pk,
         "position": step.position,
+        "purpose": Message.Purpose.NURTURE,
         "token": token,
         "created_at": batch.now,
     }
     if step.kind == StepKind.SMS:
-        return Message(
-            channel="sms", to=lead.phone, body=render_sms(body=step.config["body"], context=context), **common
+        return _Outgoing(
+            channel="sms",
+            to=lead.phone,
+            subject="",
+            body=render_sms(body=step.config["body"], context=context),
+            text_body="",
+            links=[],
+            **common,
         )
+    unsubscribe_url = tracking_url(token, "u")
     rendered = render_email(
         subject=step.config["subject"],
         body=step.config["body"],
         context=context,
         click_url=lambda index: tracking_url(token, "c", index),
         open_url=tracking_url(token, "o"),
-        unsubscribe_url=tracking_url(token, "u"),
+        unsubscribe_url=unsubscribe_url,
     )
-    return Message(
+    return _Outgoing(
         channel="email",
         to=lead.email,
         subject=rendered.subject,
         body=rendered.html,
         text_body=rendered.text,
         links=rendered.links,
+        unsubscribe_url=unsubscribe_url,
         **common,
     )
 
@@ -350,7 +530,9 @@ def _action_run(step: Step, enrollment: Enrollment, lead: Lead, sequence: Sequen
         return
     if isinstance(detail, tuple):  # notify_owner: a message to deliver
         execution = _record(enrollment, step, batch, state=ExecutionState.PENDING, detail={"action": action})
-        batch.messages.append((execution, detail[1]))
+        message = detail[1]
+        message.execution = execution
+        batch.messages.append(message)
         return
     state = ExecutionState.SKIPPED if detail.get("skipped") else ExecutionState.DONE
     _record(enrollment, step, batch, state=state, detail={"action": action, **detail})
@@ -383,7 +565,8 @@ def _action_notify_owner(config, enrollment, lead, sequence, step, batch):
     body = compile_template(
         config.get("body") or f"{{{{ lead.full_name }}}} reached step {step.position} of “{sequence.name}”."
     ).render(context, escape=False)
-    message = Message(
+    message = _Outgoing(
+        execution=None,  # set by _action_run once the execution is recorded
         lead=lead,
         sequence_id=sequence.pk,
         position=step.position,
@@ -393,6 +576,7 @@ def _action_notify_owner(config, enrollment, lead, sequence, step, batch):
         subject=subject[:300],
         body=f"<p>{body}</p>",
         text_body=body,
+        links=[],
         token=secrets.token_urlsafe(12),
         created_at=batch.now,
     )
@@ -453,6 +637,20 @@ _ACTIONS = {
 
 
 def _claim_sends(*, execution_ids: list[int] | None, limit: int, now: datetime) -> list[int]:
+    """Flip pending executions to "sending" (compare-and-swap) and return the ids this caller flipped."""
+    stale_at = now + timedelta(seconds=nurture_setting("STALE_SENDING_SECONDS"))
+    if execution_ids is not None and connection.vendor == "postgresql":
+        if not execution_ids:
+            return []
+        # One statement: a row another caller flips first is re-checked after its lock and skipped.
+        table = connection.ops.quote_name(StepExecution._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET state = %s, attempts = attempts + 1, next_attempt_at = %s "  # noqa: S608
+                "WHERE id = ANY(%s) AND state = %s RETURNING id",
+                [ExecutionState.SENDING, stale_at, list(execution_ids), ExecutionState.PENDING],
+            )
+            return [row[0] for row in cursor.fetchall()]
     with transaction.atomic():
         pending = StepExecution.objects.select_for_update(skip_locked=True).filter(state=ExecutionState.PENDING)
         if execution_ids is not None:
@@ -462,15 +660,13 @@ def _claim_sends(*, execution_ids: list[int] | None, limit: int, now: datetime) 
         ids = list(pending.values_list("pk", flat=True))
         if ids:
             StepExecution.objects.filter(pk__in=ids, state=ExecutionState.PENDING).update(
-                state=ExecutionState.SENDING,
-                attempts=F("attempts") + 1,
-                next_attempt_at=now + timedelta(seconds=nurture_setting("STALE_SENDING_SECONDS")),
+                state=ExecutionState.SENDING, attempts=F("attempts") + 1, next_attempt_at=stale_at
             )
         return ids
 
 
 def deliver_executions(
-    *, execution_ids: list[int] | None = None, planned: list[Message] | None = None, limit: int = 500
+    *, execution_ids: list[int] | None = None, planned: list[_Outgoing] | None = None, limit: int = 500
 ) -> int:
     """Send the messages of pending executions: the ones just ``planned`` (in memory, with their
     lead and execution), these ids, or any whose lease/backoff is over.
@@ -484,6 +680,7 @@ def deliver_executions(
     ids = _claim_sends(execution_ids=execution_ids, limit=limit, now=now)
     if not ids:
         return 0
+    messages: list[_Outgoing] | list[Message]
     if planned is not None:
         claimed = set(ids)
         messages = [m for m in planned if m.execution_id in claimed]
@@ -493,11 +690,12 @@ def deliver_executions(
         messages = list(
             Message.objects.filter(execution_id__in=ids).select_related("lead", "execution").order_by("execution_id")
         )
-    sent: list[Message] = []
-    skipped: list[Message] = []
-    failed: list[tuple[Message, Exception]] = []
+    sent: list = []
+    skipped: list = []
+    failed: list[tuple] = []
     connection = None
     sms = None
+    from_email = nurture_setting("FROM_EMAIL")
     try:
         for message in messages:
             lead = message.lead
@@ -509,7 +707,13 @@ def deliver_executions(
                     if connection is None:
                         connection = get_connection(fail_silently=False)
                         connection.open()
-                    email_build(message=message, connection=connection).send()
+                    # One message per call: a provider error belongs to that message alone.
+                    email_build(
+                        message=message,
+                        connection=connection,
+                        from_email=from_email,
+                        unsubscribe_url=getattr(message, "unsubscribe_url", None),
+                    ).send()
                 else:
                     sms = sms or sms_backend_get()
                     sms.send(to=message.to, body=message.body, reference=message.token)
@@ -527,15 +731,30 @@ def deliver_executions(
     return len(sent)
 
 
-@transaction.atomic
-def _deliveries_record(
-    *, sent: list[Message], skipped: list[Message], failed: list[tuple[Message, Exception]], now: datetime
-) -> None:
-    if sent:
-        StepExecution.objects.filter(pk__in=[m.execution_id for m in sent]).update(
+def _sent_mark(*, execution_ids: list[int], message_ids: list[int], now: datetime) -> None:
+    """Executions sent, their messages' sent_at: one statement on PostgreSQL."""
+    if connection.vendor != "postgresql":
+        StepExecution.objects.filter(pk__in=execution_ids).update(
             state=ExecutionState.SENT, finished_at=now, next_attempt_at=None, error=""
         )
-        Message.objects.filter(pk__in=[m.pk for m in sent]).update(sent_at=now)
+        Message.objects.filter(pk__in=message_ids).update(sent_at=now)
+        return
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH sent AS (UPDATE {quote(StepExecution._meta.db_table)} "  # noqa: S608
+            "SET state = %s, finished_at = %s, next_attempt_at = NULL, error = '' WHERE id = ANY(%s)) "
+            f"UPDATE {quote(Message._meta.db_table)} SET sent_at = %s WHERE id = ANY(%s)",
+            [ExecutionState.SENT, now, execution_ids, now, message_ids],
+        )
+
+
+@transaction.atomic
+def _deliveries_record(*, sent: list, skipped: list, failed: list[tuple], now: datetime) -> None:
+    """Store the outcome of a delivery pass. ``sent``/``skipped``/``failed`` hold Message rows or
+    the messages planned in memory (the same attributes)."""
+    if sent:
+        _sent_mark(execution_ids=[m.execution_id for m in sent], message_ids=[m.pk for m in sent], now=now)
         at = now.isoformat()
         interactions_record_many(
             events=[
@@ -563,20 +782,21 @@ def _deliveries_record(
     for message, exc in failed:
         error = provider_error(exc)
         execution = message.execution
-        execution.error = str(error)[:2000]
-        attempts = execution.attempts  # loaded after the claim incremented it
+        attempts = execution.attempts  # loaded (or counted) after the claim incremented it
+        row = StepExecution(pk=execution.pk, error=str(error)[:2000])
         if error.permanent or attempts >= nurture_setting("MAX_ATTEMPTS"):
-            execution.state = ExecutionState.FAILED
-            execution.finished_at = now
-            execution.next_attempt_at = None
+            row.state = ExecutionState.FAILED
+            row.finished_at = now
+            row.next_attempt_at = None
             if error.bounce and message.purpose == Message.Purpose.NURTURE:
                 bounced_leads.add(message.lead_id)
         else:
-            execution.state = ExecutionState.PENDING
+            row.state = ExecutionState.PENDING
+            row.finished_at = None
             delay = nurture_setting("RETRY_BASE_SECONDS") * 2 ** (attempts - 1)
-            execution.next_attempt_at = now + timedelta(seconds=delay)
-        retry.append(execution)
-        logger.warning("nurture send %s failed (%s): %s", execution.pk, execution.state, error)
+            row.next_attempt_at = now + timedelta(seconds=delay)
+        retry.append(row)
+        logger.warning("nurture send %s failed (%s): %s", execution.pk, row.state, error)
     if retry:
         StepExecution.objects.bulk_update(retry, ["state", "error", "finished_at", "next_attempt_at"])
     if bounced_leads:
