@@ -55,6 +55,7 @@ def test_the_list_filters_by_email_stage_owner_score_source_and_search(marketer_
     carl.company = CompanyFactory(name="Carlsberg Group")
     carl.save(update_fields=["company"])
     assert emails(marketer_client.get("/api/v1/leads/?search=carlsberg")) == [carl.email]
+    assert emails(marketer_client.get("/api/v1/leads/?search=group")) == [carl.email]  # the company's name only
     assert emails(marketer_client.get("/api/v1/leads/?search=ada+analytical")) == [ada.email]
     assert emails(marketer_client.get("/api/v1/leads/?ordering=score")) == [
         "bob@builder.example",
