@@ -25,8 +25,9 @@ from collections import defaultdict
 from datetime import datetime, time, timedelta
 
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, Subquery, Value
+from django.db.models.expressions import RawSQL
 from django.db.models.fields import CharField
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -34,7 +35,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from leadfunnel.errors import ValidationFailed
 from leadfunnel.models import LeadAssignment
 
-from .models import Lead, StageTransition
+from .models import Form, Lead, StageTransition
 
 GROUP_BY_CHOICES = ("source", "channel", "form", "owner", "utm_campaign", "cycle")
 DEFAULT_PERIOD = timedelta(days=30)
@@ -43,6 +44,8 @@ PERIOD_STAGES = ("visitor", "mql", "pql", "sal", "sql", "customer", "recycled", 
 # (from, to) pairs of the main funnel, for conversion rates.
 CONVERSIONS = (("visitor", "mql"), ("mql", "sal"), ("pql", "sal"), ("sal", "sql"), ("sql", "customer"))
 AWAITING = ("mql", "pql")
+# Memory for the sorts of one funnel report (PostgreSQL, per report transaction).
+ANALYTICS_WORK_MEM = "32MB"
 
 # group_by → field path from a StageTransition / from a Lead.
 _TRANSITION_GROUP = {
@@ -114,7 +117,18 @@ def _grp(path: str | None):
 
 
 def _transition_grp(group_by: str | None):
+    if group_by in _PG_COPY and _is_postgres():
+        # The lead's attribution copied onto the transition (migration 0003): no join.
+        return RawSQL(f'"leads_stagetransition"."{_PG_COPY[group_by]}"', (), output_field=CharField())  # noqa: S611 - our column names
     return _grp(_TRANSITION_GROUP[group_by] if group_by else None)
+
+
+def _form_slugs_for(group_by: str | None, keys) -> dict:
+    """On PostgreSQL a ``form`` group key from the transitions is the form's id: its slug, by id."""
+    if group_by != "form" or not _is_postgres():
+        return {}
+    ids = [k for k in keys if isinstance(k, int)]  # new leads are already grouped by slug
+    return dict(Form.objects.filter(pk__in=ids).values_list("pk", "slug")) if ids else {}
 
 
 def _lead_grp(group_by: str | None):
@@ -127,7 +141,7 @@ def _lead_grp(group_by: str | None):
 def _labels(group_by: str | None, keys) -> dict:
     """Readable labels for group keys (one query for owners, none otherwise)."""
     if group_by == "owner":
-        ids = [k for k in keys if k is not None]
+        ids = [k for k in keys if isinstance(k, int)]  # new leads are already grouped by slug
         users = dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username")) if ids else {}
         return {k: users.get(k, f"user {k}") if k is not None else "(no owner)" for k in keys}
     if group_by is None:
@@ -228,16 +242,17 @@ def _durations(
 # lead and cycle) instead of a correlated subquery per transition. Everything that follows
 # an entry in the period happened after ``since``, so nothing older needs reading.
 
-_PG_GROUP = {
-    "source": "l.source",
-    "channel": "l.channel",
-    "form": "f.slug",
-    "utm_campaign": "l.utm_campaign",
+# The lead's attribution as copied onto each transition (migration 0003, PostgreSQL only).
+_PG_COPY = {
+    "source": "lead_source",
+    "channel": "lead_channel",
+    "form": "lead_first_form_id",
+    "utm_campaign": "lead_utm_campaign",
 }
-_PG_JOINS = "JOIN leads_lead l ON l.id = {alias}.lead_id LEFT JOIN leads_form f ON f.id = l.first_form_id"
+_PG_FORM_JOIN = "LEFT JOIN leads_form f ON f.id = {alias}.lead_first_form_id"
 
 
-def _pg_group_expr(group_by: str | None, *, owner: str, cycle: str) -> tuple[str, str]:
+def _pg_group_expr(group_by: str | None, *, alias: str, owner: str, cycle: str) -> tuple[str, str]:
     """(SQL expression for the group, joins it needs) — names are ours, never user input."""
     if group_by is None:
         return "NULL::text", ""
@@ -245,14 +260,17 @@ def _pg_group_expr(group_by: str | None, *, owner: str, cycle: str) -> tuple[str
         return owner, ""
     if group_by == "cycle":
         return cycle, ""
-    return _PG_GROUP[group_by], _PG_JOINS
+    if group_by == "form":
+        return "f.slug", _PG_FORM_JOIN.format(alias=alias)
+    return f"{alias}.{_PG_COPY[group_by]}", ""
 
 
-def _pg_cycles_sql(since: datetime) -> tuple[str, list]:
-    """Per lead and cycle, the first entry into each stage since ``since``. Within a cycle a lead
-    enters MQL/PQL (and SQL) at most once — so MIN(owner) is that entry's owner — and SAL, SQL,
-    customer, lost only after it."""
-    sql = """
+def _pg_cycles_sql(since: datetime, until: datetime, entered: str) -> tuple[str, list]:
+    """Per lead and cycle, the first entry into each stage since ``since``, for the leads that
+    entered one of the stages ``entered`` (an SQL list of our own literals) in ``[since, until)``.
+    Within a cycle a lead enters MQL/PQL (and SQL) at most once — so MIN(owner) is that entry's
+    owner — and SAL, SQL, customer, lost only after it."""
+    sql = f"""
         SELECT st.lead_id, st.cycle,
             MIN(st.at) FILTER (WHERE st.to_stage IN ('mql', 'pql')) AS entry_at,
             MIN(st.owner_id) FILTER (WHERE st.to_stage IN ('mql', 'pql')) AS entry_owner,
@@ -261,46 +279,48 @@ def _pg_cycles_sql(since: datetime) -> tuple[str, list]:
             MIN(st.owner_id) FILTER (WHERE st.to_stage = 'sql') AS sql_owner,
             MIN(st.at) FILTER (WHERE st.to_stage = 'customer') AS customer_at,
             MIN(st.at) FILTER (WHERE st.to_stage = 'lost') AS lost_at,
-            MIN(st.at) FILTER (WHERE st.to_stage = 'recycled' AND st.from_stage IN ('mql', 'pql')) AS rejected_at
+            MIN(st.at) FILTER (WHERE st.to_stage = 'recycled' AND st.from_stage IN ('mql', 'pql')) AS rejected_at,
+            MIN(st.lead_source) AS lead_source, MIN(st.lead_channel) AS lead_channel,
+            MIN(st.lead_utm_campaign) AS lead_utm_campaign, MIN(st.lead_first_form_id) AS lead_first_form_id
         FROM leads_stagetransition st
-        WHERE st.at >= %s
+        WHERE st.at >= %s AND st.lead_id IN (
+            SELECT e.lead_id FROM leads_stagetransition e
+            WHERE e.to_stage IN ({entered}) AND e.at >= %s AND e.at < %s
+        )
         GROUP BY st.lead_id, st.cycle
-    """
-    return sql, [since]
+    """  # noqa: S608 - only our own literals are interpolated
+    return sql, [since, since, until]
 
 
 def _pg_cohort_raw(since: datetime, until: datetime, group_by: str | None) -> tuple[str, list]:
-    cycles, params = _pg_cycles_sql(since)
-    grp, joins = _pg_group_expr(group_by, owner="c.entry_owner", cycle="c.cycle")
+    cycles, params = _pg_cycles_sql(since, until, "'mql', 'pql'")
+    grp, joins = _pg_group_expr(group_by, alias="c", owner="c.entry_owner", cycle="c.cycle")
     sql = f"""
         SELECT {grp} AS grp, c.entry_at AS at, c.sal_at, c.sql_at, c.customer_at, c.rejected_at
-        FROM ({cycles}) c {joins.format(alias="c")}
+        FROM ({cycles}) c {joins}
         WHERE c.entry_at >= %s AND c.entry_at < %s
     """  # noqa: S608 - only our own column names are interpolated
     return sql, [*params, since, until]
 
 
 def _pg_quality_raw(since: datetime, until: datetime, group_by: str) -> tuple[str, list]:
-    cycles, params = _pg_cycles_sql(since)
-    grp, joins = _pg_group_expr(group_by, owner="c.sql_owner", cycle="c.cycle")
+    cycles, params = _pg_cycles_sql(since, until, "'sql'")
+    grp, joins = _pg_group_expr(group_by, alias="c", owner="c.sql_owner", cycle="c.cycle")
     sql = f"""
         SELECT {grp} AS grp, c.sql_at, c.customer_at, c.lost_at
-        FROM ({cycles}) c {joins.format(alias="c")}
+        FROM ({cycles}) c {joins}
         WHERE c.sql_at >= %s AND c.sql_at < %s
     """  # noqa: S608 - only our own column names are interpolated
     return sql, [*params, since, until]
 
 
 def _pg_durations_raw(since: datetime, until: datetime, group_by: str | None) -> tuple[str, list]:
-    grp, joins = _pg_group_expr(group_by, owner="st.owner_id", cycle="st.cycle")
+    # left_at (the lead's next transition) is kept on each row by a trigger (migration 0003).
+    grp, joins = _pg_group_expr(group_by, alias="st", owner="st.owner_id", cycle="st.cycle")
     sql = f"""
-        SELECT t.grp, t.stage, t.at, t.left_at FROM (
-            SELECT {grp} AS grp, st.to_stage AS stage, st.at,
-                LEAD(st.at) OVER (PARTITION BY st.lead_id ORDER BY st.at, st.id) AS left_at
-            FROM leads_stagetransition st {joins.format(alias="st")}
-            WHERE st.at >= %s
-        ) t
-        WHERE t.at < %s
+        SELECT {grp} AS grp, st.to_stage AS stage, st.at, st.left_at
+        FROM leads_stagetransition st {joins}
+        WHERE st.at >= %s AND st.at < %s
     """  # noqa: S608 - only our own column names are interpolated
     return sql, [since, until]
 
@@ -365,6 +385,12 @@ def funnel_summary(*, since: datetime, until: datetime, group_by: str | None = N
         raw[row["grp"]]["to_visitor"] += row["n"]
     for row in reason_rows:
         reasons[row["grp"]][row["reason_code"] or "unspecified"] += row["n"]
+    slugs = _form_slugs_for(group_by, list(raw) + list(reasons))
+    if slugs:  # transitions grouped by form id, new leads by slug: merge under the slug
+        for table in (raw, reasons):
+            for form_id in [k for k in table if isinstance(k, int) and k in slugs]:
+                for name, value in table.pop(form_id).items():
+                    table[slugs[form_id]][name] += value
     # Drop all-zero groups (an aggregate without GROUP BY answers one row of zeros).
     keys = [k for k, v in raw.items() if any(v.values())]
     labels = _labels(group_by, keys)
@@ -696,6 +722,22 @@ def funnel_report(*, since: datetime, until: datetime, group_by: str | None = No
     Adds ``view`` and ``computed_at``."""
     if view not in ("period", "cohort"):
         raise ValidationFailed("view must be period or cohort.", fields={"view": ["Unknown view."]})
+    with transaction.atomic():
+        if _is_postgres():
+            # The window functions and percentiles sort tens of thousands of rows: in memory, not on disk.
+            # Parallel workers cost more to start than they save on queries of this size.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('work_mem', %s, true), set_config('max_parallel_workers_per_gather', '0', true)",
+                    [ANALYTICS_WORK_MEM],
+                )
+        body = _funnel_report_body(since=since, until=until, group_by=group_by, view=view)
+    body["view"] = view
+    body["computed_at"] = timezone.now()
+    return body
+
+
+def _funnel_report_body(*, since: datetime, until: datetime, group_by: str | None, view: str) -> dict:
     if view == "cohort":
         body = funnel_cohort(since=since, until=until, group_by=group_by)
     else:
@@ -708,6 +750,4 @@ def funnel_report(*, since: datetime, until: datetime, group_by: str | None = No
         }
         report = sla_report(since=since, until=until)
         body["sla"] = {k: v for k, v in report.items() if k not in ("since", "until")}
-    body["view"] = view
-    body["computed_at"] = timezone.now()
     return body

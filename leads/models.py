@@ -148,6 +148,8 @@ class Lead(TimeStampedModel):
             models.Index(fields=["-created_at"], name="lead_created_idx"),
             models.Index(fields=["-score"], name="lead_score_idx"),
             models.Index(fields=["source"], name="lead_source_idx"),
+            # The SLA report: leads assigned within a period.
+            models.Index(fields=["assigned_at"], name="lead_assigned_at_idx"),
             # SLA sweeper: open MQLs with a deadline.
             models.Index(fields=["sla_due_at"], name="lead_sla_due_idx", condition=Q(stage="mql")),
         ]
@@ -161,6 +163,14 @@ class Lead(TimeStampedModel):
 
 
 class StageTransition(models.Model):
+    """One move of a lead between stages: the history every funnel figure is computed from.
+
+    On PostgreSQL the table also carries a copy of the lead's attribution (``lead_source``,
+    ``lead_channel``, ``lead_utm_campaign``, ``lead_first_form_id``), outside the model: triggers
+    fill it on insert and keep it equal to the lead's own columns when those change (migration
+    0003). The funnel reports group by it without joining the leads table; other databases join.
+    """
+
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="transitions")
     from_stage = models.CharField(max_length=20, choices=Stage.choices, blank=True, default="")
     to_stage = models.CharField(max_length=20, choices=Stage.choices)
@@ -187,6 +197,7 @@ class StageTransition(models.Model):
             models.Index(fields=["lead", "at"], name="transition_lead_at_idx"),
             # Funnel analytics: entries into a stage within a period.
             models.Index(fields=["to_stage", "at"], name="transition_to_at_idx"),
+            # On PostgreSQL, migration 0003 adds a covering index on (at) for the funnel reports.
         ]
 
     def __str__(self) -> str:
