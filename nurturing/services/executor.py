@@ -319,29 +319,39 @@ _ENROLLMENT_FIELDS = ("status", "current_step", "run", "next_due_at", "exited_at
 def _enrollments_save(enrollments: list[Enrollment]) -> None:
     """Write the batch's new positions in one statement.
 
-    On PostgreSQL an ``UPDATE … FROM (VALUES …)`` with bound parameters; Django's
-    bulk_update builds a CASE per field and row, which costs more CPU than the rest
-    of the batch together. SQLite (the embedded default) uses bulk_update.
+    On PostgreSQL an ``UPDATE … FROM unnest(arrays)`` that also names the ids with ``= ANY``, so the
+    rows are found through the primary key (a bare join on the unnested ids is planned as a hash
+    join over the whole enrolment table). Django's bulk_update builds a CASE per field and row,
+    which costs more CPU than the rest of the batch together. SQLite uses bulk_update.
     """
     if connection.vendor != "postgresql":
         Enrollment.objects.bulk_update(enrollments, [*_ENROLLMENT_FIELDS, "claim_token"])
         return
     table = connection.ops.quote_name(Enrollment._meta.db_table)
-    row = "(%s, %s, %s::smallint, %s::integer, %s::timestamptz, %s::timestamptz, %s, %s::timestamptz)"
-    params: list = []
-    for e in enrollments:
-        params += [e.pk, e.status, e.current_step, e.run, e.next_due_at, e.exited_at, e.exit_reason, e.claimed_at]
+    ids = [e.pk for e in enrollments]
+    columns = [
+        ids,
+        [e.status for e in enrollments],
+        [e.current_step for e in enrollments],
+        [e.run for e in enrollments],
+        [e.next_due_at for e in enrollments],
+        [e.exited_at for e in enrollments],
+        [e.exit_reason for e in enrollments],
+        [e.claimed_at for e in enrollments],
+    ]
     token = enrollments[0].claim_token
     # Identifiers come from the model's metadata; every value is a bound parameter.
     sql = (
         f"UPDATE {table} AS e SET status = v.status, current_step = v.current_step, run = v.run, "  # noqa: S608
         "next_due_at = v.next_due_at, exited_at = v.exited_at, exit_reason = v.exit_reason, "
         "claimed_at = v.claimed_at, claim_token = %s "
-        f"FROM (VALUES {', '.join([row] * len(enrollments))}) "
-        "AS v(id, status, current_step, run, next_due_at, exited_at, exit_reason, claimed_at) WHERE e.id = v.id"
+        "FROM unnest(%s::bigint[], %s::varchar[], %s::smallint[], %s::integer[], %s::timestamptz[], "
+        "%s::timestamptz[], %s::varchar[], %s::timestamptz[]) "
+        "AS v(id, status, current_step, run, next_due_at, exited_at, exit_reason, claimed_at) "
+        "WHERE e.id = v.id AND e.id = ANY(%s::bigint[])"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [token, *params])
+        cursor.execute(sql, [token, *columns, ids])
 
 
 def _exit_reason(lead: Lead, sequence: Sequence) -> str | None:
