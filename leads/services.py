@@ -62,14 +62,12 @@ def current_sla_hours() -> int:
     return scoring_settings_get().sla_hours
 
 
-def rep_pick_next(*, exclude_user_ids: tuple[int, ...] = ()) -> "object | None":
-    """Round-robin among active sales reps who are not away and below capacity.
-
-    The rep assigned longest ago (or never) goes first. Capacity counts the
-    leads currently waiting for the rep (MQL/PQL).
-    """
+def rep_queue(*, exclude_user_ids: tuple[int, ...] = ()):
+    """The active sales reps who are not away, in round-robin order (assigned longest ago, or
+    never, first), each annotated with ``open_count`` (leads waiting for the rep, MQL/PQL) and
+    ``capacity`` (None: no routing profile yet, so no limit)."""
     user_model = get_user_model()
-    reps = (
+    return (
         user_model.objects.filter(is_active=True, groups__name="sales")
         .exclude(pk__in=exclude_user_ids)
         .exclude(rep_profile__is_away=True)
@@ -90,8 +88,16 @@ def rep_pick_next(*, exclude_user_ids: tuple[int, ...] = ()) -> "object | None":
         )
         .order_by(F("rep_profile__last_assigned_at").asc(nulls_first=True), "pk")
     )
+
+
+def rep_pick_next(*, exclude_user_ids: tuple[int, ...] = ()) -> "object | None":
+    """Round-robin among active sales reps who are not away and below capacity.
+
+    The rep assigned longest ago (or never) goes first. Capacity counts the
+    leads currently waiting for the rep (MQL/PQL).
+    """
     # One query for all reps (capacity comes with them), not one more per rep.
-    for rep in reps:
+    for rep in rep_queue(exclude_user_ids=exclude_user_ids):
         if rep.capacity is None or rep.open_count < rep.capacity:
             return rep
     return None
