@@ -3,8 +3,8 @@
     .venv/bin/python bench/rescore.py [--leads 100000] [--interactions 1000000]
 
 Runs `manage.py recompute_scores` (the scoring engine's full recompute, in this
-process's child) on a fresh copy of the seeded database while sampling its RSS
-every 50 ms; then times single `POST /api/v1/interactions/` calls (the incremental
+process's child; its workers are threads of that process, so its RSS and CPU cover
+them) on a fresh copy of the seeded database while sampling its RSS every 50 ms; then times single `POST /api/v1/interactions/` calls (the incremental
 path: store + score in one transaction) through Django's test client.
 Targets: full recompute < 60 s with flat memory.
 """
@@ -132,6 +132,9 @@ def main() -> int:
     parser.add_argument("--leads", type=int, default=100_000)
     parser.add_argument("--interactions", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="recompute_scores --workers (default: the command's own default)."
+    )
     parser.add_argument("--single", type=int, default=200, help="How many single interaction POSTs to time.")
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
@@ -146,6 +149,8 @@ def main() -> int:
         cmd = [PY, str(ROOT / "manage.py"), "recompute_scores"]
         if args.batch_size:
             cmd += ["--batch-size", str(args.batch_size)]
+        if args.workers:
+            cmd += ["--workers", str(args.workers)]
         code, elapsed, samples, output = run_sampled(cmd, env_for(DB))
         print(output.strip())
         if code != 0:

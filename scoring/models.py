@@ -141,8 +141,10 @@ class LeadRuleTotal(models.Model):
     points decayed to ``value_at`` (equal to ``points`` for rules without decay).
     """
 
-    # No single-column indexes: the unique (lead, rule) and the (rule, lead) indexes cover both
-    # look-ups, and every index costs on the recompute's bulk writes.
+    # One index: the unique (lead, rule). Every reader goes by lead (the score API, the dashboard,
+    # the incremental path, the recompute's range deletes); the decay sweep walks it in lead order
+    # with the rule ids as an index condition, and deleting a rule (rare) scans the table once.
+    # Every further index costs on the recompute's bulk writes.
     # Derived data, rebuilt by any recompute: no database FK constraints (their per-row checks
     # dominate the bulk writes); deletes cascade in Django (lead) or in services.rule_delete (rule).
     lead = models.ForeignKey(
@@ -162,10 +164,6 @@ class LeadRuleTotal(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["lead", "rule"], name="lead_rule_total_uniq")]
-        indexes = [
-            # The decay sweep: leads holding decaying engagement.
-            models.Index(fields=["rule", "lead"], name="lead_rule_total_rule_idx"),
-        ]
 
     def __str__(self) -> str:
         return f"lead {self.lead_id} rule {self.rule_id}: {self.points}"
@@ -241,6 +239,26 @@ class RecomputeJob(models.Model):
 
     def __str__(self) -> str:
         return f"Recompute {self.pk} ({self.status} {self.done}/{self.total})"
+
+
+class RecomputeRange(models.Model):
+    """One slice of a full recompute that several workers run at once: the leads with
+    ``after_lead_id < id <= until_lead_id`` (no upper bound when null). Resumable on its own:
+    ``last_lead_id`` is the highest lead finished; ``finished_at`` is set when the slice is done.
+    The job's ``done`` counts the leads of all its slices."""
+
+    job = models.ForeignKey(RecomputeJob, on_delete=models.CASCADE, related_name="ranges")
+    after_lead_id = models.BigIntegerField()
+    until_lead_id = models.BigIntegerField(null=True, blank=True)
+    last_lead_id = models.BigIntegerField()
+    done = models.PositiveIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job_id", "after_lead_id"]
+
+    def __str__(self) -> str:
+        return f"Recompute {self.job_id} leads ({self.after_lead_id}, {self.until_lead_id or '…'}]"
 
 
 # Predictive scoring and back-testing records live in their own module; importing them here

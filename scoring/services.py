@@ -18,7 +18,6 @@ a promotion adds what ``leads.services.lead_change_stage`` does.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
@@ -27,15 +26,23 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Case, F, PositiveIntegerField, Value, When
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from leadfunnel.audit import audit_record
 from leadfunnel.errors import NotFound, ValidationFailed
 from leads.models import Form, Interaction, InteractionType, Lead, Stage
 
-from .engine import Contribution, LeadScorer, Total, profile_complete
-from .models import LeadRuleTotal, RecomputeJob, ScoreContribution, ScoringRule, ScoringSettings
+from .engine import LeadScorer, Total, profile_complete
+from .models import (
+    LeadRuleTotal,
+    RecomputeJob,
+    RecomputeRange,
+    ScoreContribution,
+    ScoringRule,
+    ScoringSettings,
+)
 from .rules import PROFILE_COLUMNS, lead_profile, pql_reached, rule_errors
 from .selectors import Ruleset, ruleset_get, scoring_settings_get
 
@@ -375,7 +382,7 @@ def _promote(
     A recycled lead comes back only by crossing the threshold from below, so a
     rep's rejection is not undone by the next page view.
     """
-    from leads.services import lead_change_stage
+    from leads.promotion import Promotion, leads_promote_many
 
     promotable = {lead_id: row for lead_id, row in leads.items() if row["stage"] in PROMOTABLE}
     if not promotable:
@@ -386,7 +393,7 @@ def _promote(
         product_types = {pql_rule.get("trial_type") or "trial_started", pql_rule.get("usage_type") or "product_usage"}
         candidates = [lead_id for lead_id in promotable if scorers[lead_id].interaction_types & product_types]
         pql_ids = _pql_leads(ruleset, candidates)
-    promoted = 0
+    promotions: list[Promotion] = []
     for lead_id, row in promotable.items():
         result = results[lead_id]
         is_pql = lead_id in pql_ids and not result.blocked
@@ -424,16 +431,15 @@ def _promote(
                 )
         if target is None:
             continue
-        lead_change_stage(
-            lead=caller_leads.get(lead_id, lead_id),
-            to_stage=target,
-            cause="rule",
-            cause_ref=cause_ref,
-            reason=reason,
-            details=details,
+        promotions.append(
+            Promotion(
+                lead_id=lead_id, to_stage=target, cause="rule", cause_ref=cause_ref, reason=reason, details=details
+            )
         )
-        promoted += 1
-    return promoted
+    if not promotions:
+        return 0
+    # One set-based move for all of them (the bulk endpoint can qualify many leads at once).
+    return len(leads_promote_many(promotions=promotions, instances=caller_leads).transitions)
 
 
 # --- rules and settings (marketers) -------------------------------------------------
@@ -650,8 +656,18 @@ def recompute_request(*, actor=None, reason: str = "") -> RecomputeJob:
     return job
 
 
+def recompute_workers_default() -> int:
+    """How many workers a full recompute uses: ``SCORING_RECOMPUTE_WORKERS`` (default 2) on
+    PostgreSQL; always 1 on SQLite (one writer at a time)."""
+    from django.conf import settings
+
+    if connection.vendor != "postgresql":
+        return 1
+    return max(1, int(getattr(settings, "SCORING_RECOMPUTE_WORKERS", 2)))
+
+
 def scoring_recompute_all(
-    *, job: RecomputeJob | None = None, batch_size: int = RECOMPUTE_BATCH, promote: bool = True
+    *, job: RecomputeJob | None = None, batch_size: int = RECOMPUTE_BATCH, promote: bool = True, workers: int = 1
 ) -> RecomputeJob:
     """Recompute every lead's score from its interactions, in batches of leads.
 
@@ -660,6 +676,11 @@ def scoring_recompute_all(
     through the same engine as the incremental path, write contributions with
     COPY (PostgreSQL) or bulk inserts, and update the leads in one statement.
     The job row records the last lead done, so a restarted run continues there.
+
+    ``workers`` > 1 splits the leads not done yet into that many disjoint id ranges
+    (:class:`~scoring.models.RecomputeRange`, each resumable on its own) worked on by
+    as many threads, each with its own database connection; the job's ``done`` sums
+    them. A job that has ranges keeps them when resumed, whatever ``workers`` says.
     When all leads are done, visitors that now qualify are promoted
     (:func:`scores_promote_qualified`) unless ``promote`` is False.
     """
@@ -675,8 +696,11 @@ def scoring_recompute_all(
         job.refresh_from_db()
         return job
     try:
-        while _recompute_batch(job_id=job.pk, batch_size=batch_size):
-            pass
+        if workers > 1 or RecomputeRange.objects.filter(job_id=job.pk).exists():
+            _recompute_ranges(job_id=job.pk, workers=workers, batch_size=batch_size)
+        else:
+            while _recompute_batch(job_id=job.pk, batch_size=batch_size):
+                pass
     except Exception as exc:
         RecomputeJob.objects.filter(pk=job.pk, status=RecomputeJob.Status.RUNNING).update(
             status=RecomputeJob.Status.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
@@ -689,12 +713,123 @@ def scoring_recompute_all(
     return job
 
 
+def _recompute_ranges(*, job_id: int, workers: int, batch_size: int) -> None:
+    """Work on the job's ranges (made now if it has none), then mark the job done when all are.
+
+    Threads only run outside a transaction: inside one (a caller's, a test's) the other
+    connections could not see its uncommitted rows, so the ranges run one after the other.
+    """
+    ranges = _recompute_split(job_id=job_id, parts=workers)
+    if workers > 1 and len(ranges) > 1 and not connection.in_atomic_block:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recompute") as pool:
+            futures = [pool.submit(_recompute_range_thread, range_id, batch_size) for range_id in ranges]
+            errors = [f.exception() for f in futures]
+        for error in errors:
+            if error is not None:
+                raise error
+    else:
+        for range_id in ranges:
+            while _recompute_range_batch(range_id=range_id, batch_size=batch_size):
+                pass
+    _recompute_finish(job_id=job_id)
+
+
+def _recompute_range_thread(range_id: int, batch_size: int) -> None:
+    from django.db import connections
+
+    try:
+        while _recompute_range_batch(range_id=range_id, batch_size=batch_size):
+            pass
+    finally:
+        connections.close_all()  # this thread's own connection
+
+
+@transaction.atomic
+def _recompute_split(*, job_id: int, parts: int) -> list[int]:
+    """The ids of the job's unfinished ranges; the first call cuts the leads after the job's
+    ``last_lead_id`` into ``parts`` ranges of about equal size (under the job row's lock)."""
+    job = RecomputeJob.objects.select_for_update().get(pk=job_id)
+    if not RecomputeRange.objects.filter(job_id=job_id).exists():
+        remaining = Lead.objects.filter(pk__gt=job.last_lead_id).order_by("pk")
+        count = remaining.count()
+        parts = max(1, min(parts, count))
+        bounds = [job.last_lead_id]
+        for k in range(1, parts):
+            bounds.append(remaining.values_list("pk", flat=True)[k * count // parts - 1])
+        RecomputeRange.objects.bulk_create(
+            [
+                RecomputeRange(
+                    job_id=job_id,
+                    after_lead_id=after,
+                    until_lead_id=bounds[n + 1] if n + 1 < len(bounds) else None,
+                    last_lead_id=after,
+                )
+                for n, after in enumerate(bounds)
+            ]
+        )
+    return list(
+        RecomputeRange.objects.filter(job_id=job_id, finished_at__isnull=True)
+        .order_by("after_lead_id")
+        .values_list("pk", flat=True)
+    )
+
+
+@transaction.atomic
+def _recompute_range_batch(*, range_id: int, batch_size: int) -> bool:
+    """One batch of one range. Returns False when the range is finished (or no longer ours)."""
+    # of=self: lock the range row only (another worker's batch may hold the job row briefly).
+    part = RecomputeRange.objects.select_for_update(skip_locked=True, of=("self",)).filter(pk=range_id).first()
+    if part is None or part.finished_at is not None:
+        return False  # another worker holds it, or it is done
+    status = RecomputeJob.objects.filter(pk=part.job_id).values_list("status", flat=True).first()
+    if status != RecomputeJob.Status.RUNNING:
+        return False  # superseded (or failed elsewhere)
+    _relax_commit()
+    now = timezone.now()
+    ruleset = ruleset_get(scoring_settings_get())
+    leads = Lead.objects.select_for_update().filter(pk__gt=part.last_lead_id)
+    if part.until_lead_id is not None:
+        leads = leads.filter(pk__lte=part.until_lead_id)
+    rows = list(leads.order_by("pk").values(*_LEAD_COLUMNS)[:batch_size])
+    if not rows:
+        part.finished_at = now
+        part.save(update_fields=["finished_at"])
+        return False
+    part.last_lead_id = _recompute_leads(rows, ruleset=ruleset, now=now)
+    part.done += len(rows)
+    part.save(update_fields=["last_lead_id", "done"])
+    # Last statement of the batch: the job row is locked only until this commits.
+    done = F("done") + Value(len(rows), output_field=PositiveIntegerField())
+    RecomputeJob.objects.filter(pk=part.job_id).update(
+        done=Case(When(total=0, then=done), default=Least(F("total"), done)),
+        heartbeat_at=timezone.now(),
+    )
+    return True
+
+
+@transaction.atomic
+def _recompute_finish(*, job_id: int) -> None:
+    """Mark the job done once all its ranges are (the job row's lock serialises the workers)."""
+    job = RecomputeJob.objects.select_for_update().get(pk=job_id)
+    if job.status != RecomputeJob.Status.RUNNING:
+        return
+    if RecomputeRange.objects.filter(job_id=job_id, finished_at__isnull=True).exists():
+        return
+    job.status = RecomputeJob.Status.DONE
+    job.finished_at = timezone.now()
+    job.done = max(job.done, job.total)
+    job.save(update_fields=["status", "finished_at", "done"])
+
+
 @transaction.atomic
 def _recompute_batch(*, job_id: int, batch_size: int) -> bool:
     """One batch of leads. Returns False when the job is finished (or no longer ours)."""
     job = RecomputeJob.objects.select_for_update(skip_locked=True).filter(pk=job_id).first()
     if job is None or job.status != RecomputeJob.Status.RUNNING:
         return False  # another worker holds it, or it was superseded
+    _relax_commit()
     now = timezone.now()
     settings_row = scoring_settings_get()
     ruleset = ruleset_get(settings_row)
@@ -710,6 +845,22 @@ def _recompute_batch(*, job_id: int, batch_size: int) -> bool:
         job.done = max(job.done, job.total)
         job.save(update_fields=["status", "finished_at", "done"])
         return False
+    high = _recompute_leads(rows, ruleset=ruleset, now=now)
+
+    job.last_lead_id = high
+    job.done = min(job.total, job.done + len(rows)) if job.total else job.done + len(rows)
+    job.heartbeat_at = timezone.now()
+    job.save(update_fields=["last_lead_id", "done", "heartbeat_at"])
+    return True
+
+
+def _recompute_leads(rows: list[dict], *, ruleset: Ruleset, now: datetime) -> int:
+    """Rescore these leads (locked by the caller, in id order) from scratch; returns the last id.
+
+    Delete their contributions and totals, evaluate the profile rules, stream their
+    interactions in (lead, id) order through the same engine as the incremental path,
+    write contributions and totals (COPY on PostgreSQL) and update the leads in one statement.
+    """
     low, high = rows[0]["id"], rows[-1]["id"]
     ScoreContribution.objects.filter(lead_id__gte=low, lead_id__lte=high).delete()
     LeadRuleTotal.objects.filter(lead_id__gte=low, lead_id__lte=high).delete()
@@ -739,12 +890,16 @@ def _recompute_batch(*, job_id: int, batch_size: int) -> bool:
     _copy_out(scorers, now=now)
     results = {lead_id: scorer.result() for lead_id, scorer in scorers.items()}
     _write_lead_scores(list(results.items()), now=now)
+    return high
 
-    job.last_lead_id = high
-    job.done = min(job.total, job.done + len(rows)) if job.total else job.done + len(rows)
-    job.heartbeat_at = timezone.now()
-    job.save(update_fields=["last_lead_id", "done", "heartbeat_at"])
-    return True
+
+def _relax_commit() -> None:
+    """A batch's commit need not wait for the WAL flush (PostgreSQL): after a crash at most the
+    last batches are lost, together with the job's progress written in the same transaction,
+    so the resumed job redoes exactly those."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def _stream_interactions(ruleset: Ruleset, low: int, high: int, types: set[str]):
@@ -788,20 +943,22 @@ def _stream_interactions(ruleset: Ruleset, low: int, high: int, types: set[str])
                 yield interaction_id, lead_id, itype, properties, occurred_at, received_at
 
 
-def scores_promote_qualified(*, job: RecomputeJob | None = None, batch_size: int = 200) -> int:
+def scores_promote_qualified(*, job: RecomputeJob | None = None, batch_size: int = 1000) -> int:
     """After a full recompute: promote the visitors that now qualify for MQL.
 
     Kept out of the recompute batches because each promotion assigns a rep
-    (round-robin, capacity) through ``lead_change_stage``; a rule change that
-    qualifies thousands of leads should not hold the rescore. Candidates are
-    selected set-based (score, not blocked, required profile columns filled),
-    then each is checked again under its row lock by the stage service and the
-    engine's own profile check. Recycled leads are left alone (they come back by
-    crossing the threshold on new activity).
+    (round-robin, capacity); a rule change that qualifies thousands of leads
+    should not hold the rescore. Candidates are selected set-based (score, not
+    blocked, required profile columns filled) and locked in the same statement,
+    checked again with the engine's own profile check, and moved a batch at a
+    time by :func:`leads.promotion.leads_promote_many` (the same transitions,
+    reps, SLA and outbox messages as ``lead_change_stage``, in a constant number
+    of queries). Recycled leads are left alone (they come back by crossing the
+    threshold on new activity).
     """
     from django.db.models import Q
 
-    from leads.services import IllegalTransition, lead_change_stage
+    from leads.promotion import Promotion, leads_promote_many
 
     settings_row = scoring_settings_get()
     ruleset = ruleset_get(settings_row)
@@ -810,115 +967,114 @@ def scores_promote_qualified(*, job: RecomputeJob | None = None, batch_size: int
     for name in ruleset.required_profile_fields:
         if name in lead_columns:
             query &= ~Q(**{name: ""})
+    cause_ref = f"recompute:{job.pk}" if job else "recompute"
     promoted = 0
     last_id = 0
     while True:
-        rows = list(Lead.objects.filter(query, pk__gt=last_id).order_by("pk").values(*_LEAD_COLUMNS)[:batch_size])
-        if not rows:
-            break
-        last_id = rows[-1]["id"]
-        for row in rows:
-            missing = profile_complete(lead_profile(row, ruleset.lists), ruleset.required_profile_fields)
-            if missing:
-                continue
-            try:
-                with transaction.atomic():
-                    lead_change_stage(
-                        lead=row["id"],
-                        to_stage=Stage.MQL,
-                        cause="rule",
-                        cause_ref=f"recompute:{job.pk}" if job else "recompute",
-                        reason=(
-                            f"Score {row['score']} reached the MQL threshold {ruleset.mql_threshold} after the "
-                            f"scoring rules changed (fit {row['fit_score']}, engagement {row['engagement_score']})."
-                        ),
-                        details={
-                            "score": row["score"],
-                            "fit_score": row["fit_score"],
-                            "engagement_score": row["engagement_score"],
-                            "threshold": ruleset.mql_threshold,
-                            "scoring_version": ruleset.version,
-                        },
-                        expected_from=(Stage.VISITOR,),
-                    )
-            except IllegalTransition:
-                continue  # moved meanwhile
-            promoted += 1
-        if job is not None:
-            RecomputeJob.objects.filter(pk=job.pk).update(promoted=promoted)
+        with transaction.atomic():
+            rows = list(
+                Lead.objects.select_for_update()
+                .filter(query, pk__gt=last_id)
+                .order_by("pk")
+                .values(*_LEAD_COLUMNS)[:batch_size]
+            )
+            if not rows:
+                break
+            last_id = rows[-1]["id"]
+            promotions = [
+                Promotion(
+                    lead_id=row["id"],
+                    to_stage=Stage.MQL,
+                    cause="rule",
+                    cause_ref=cause_ref,
+                    reason=(
+                        f"Score {row['score']} reached the MQL threshold {ruleset.mql_threshold} after the "
+                        f"scoring rules changed (fit {row['fit_score']}, engagement {row['engagement_score']})."
+                    ),
+                    details={
+                        "score": row["score"],
+                        "fit_score": row["fit_score"],
+                        "engagement_score": row["engagement_score"],
+                        "threshold": ruleset.mql_threshold,
+                        "scoring_version": ruleset.version,
+                    },
+                    expected_from=(Stage.VISITOR,),
+                )
+                for row in rows
+                if not profile_complete(lead_profile(row, ruleset.lists), ruleset.required_profile_fields)
+            ]
+            promoted += len(leads_promote_many(promotions=promotions).transitions)
+            if job is not None:
+                RecomputeJob.objects.filter(pk=job.pk).update(promoted=promoted)
     return promoted
 
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+class _CopyText(dict):
+    """str → its COPY text-format form (backslash, tab, newline, CR escaped); reasons repeat a
+    lot (one text per rule and capping), so each distinct one is escaped once per batch."""
+
+    def __missing__(self, value: str) -> str:
+        escaped = self[value] = value.translate(_COPY_ESCAPES)
+        return escaped
+
+
 def _copy_out(scorers: dict[int, LeadScorer], *, now: datetime) -> None:
-    """Write a recompute batch's contributions and totals: COPY on PostgreSQL, bulk INSERT elsewhere."""
+    """Write a recompute batch's contributions and totals: COPY on PostgreSQL, bulk INSERT elsewhere.
+
+    The COPY text is built line by line with f-strings (no csv module, no per-row lists):
+    reasons are truncated and escaped once per distinct text, ``now`` is formatted once.
+    """
     if connection.vendor != "postgresql":
         _write(scorers, now=now, incremental=False)
         return
-    contributions = io.StringIO()
-    writer = csv.writer(contributions)
-    count = 0
+    reasons = _CopyText()
+    texts = _CopyText()
+    now_text = now.isoformat()
+    null = "\\N"  # COPY's NULL marker (3.11 allows no backslash inside f-string braces)
+    lines: list[str] = []
+    append = lines.append
     for lead_id, scorer in scorers.items():
         for c in scorer.contributions:
-            writer.writerow(_contribution_row(lead_id, c))
-            count += 1
-    totals = io.StringIO()
-    totals_writer = csv.writer(totals)
-    total_count = 0
-    now_text = now.isoformat()
+            reason = c.reason
+            append(
+                f"{lead_id}\t{c.rule_id}\t{c.dimension}\t{c.source}\t{c.points!r}\t"
+                f"{reasons[reason if len(reason) <= 500 else reason[:500]]}\t"
+                f"{now_text if c.at is now else c.at.isoformat()}\t"
+                f"{null if c.interaction_id is None else c.interaction_id}\t{texts[c.field]}\n"
+            )
+    contributions = "".join(lines)
+    lines.clear()
     for lead_id, scorer in scorers.items():
         for t in scorer.totals.values():
-            totals_writer.writerow(
-                [
-                    lead_id,
-                    t.rule_id,
-                    t.dimension,
-                    t.matches,
-                    repr(t.raw_points),
-                    repr(t.points),
-                    repr(t.value),
-                    now_text if t.value_at is None or t.value_at is now else t.value_at.isoformat(),
-                    t.last_at.isoformat() if t.last_at else "",
-                ]
+            value_at = t.value_at
+            append(
+                f"{lead_id}\t{t.rule_id}\t{t.dimension}\t{t.matches}\t{t.raw_points!r}\t{t.points!r}\t"
+                f"{t.value!r}\t{now_text if value_at is None or value_at is now else value_at.isoformat()}\t"
+                f"{t.last_at.isoformat() if t.last_at else null}\n"
             )
-            total_count += 1
+    totals = "".join(lines)
+    del lines
     with connection.cursor() as cursor:
-        if count:
-            contributions.seek(0)
+        if contributions:
             cursor.copy_expert(
-                f"COPY {ScoreContribution._meta.db_table} "
-                "(lead_id, rule_id, dimension, source, points, reason, at, interaction_id, field) "
-                "FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (field, reason))",
-                contributions,
+                f"COPY {ScoreContribution._meta.db_table} ({', '.join(CONTRIBUTION_COLUMNS)}) FROM STDIN",
+                io.StringIO(contributions),
             )
-        if total_count:
-            totals.seek(0)
+        if totals:
             cursor.copy_expert(
-                f"COPY {LeadRuleTotal._meta.db_table} "
-                "(lead_id, rule_id, dimension, matches, raw_points, points, value, value_at, last_at) "
-                "FROM STDIN WITH (FORMAT csv)",
-                totals,
+                f"COPY {LeadRuleTotal._meta.db_table} ({', '.join(TOTAL_COLUMNS)}) FROM STDIN",
+                io.StringIO(totals),
             )
-
-
-def _contribution_row(lead_id: int, c: Contribution) -> list:
-    return [
-        lead_id,
-        c.rule_id,
-        c.dimension,
-        c.source,
-        repr(c.points),
-        c.reason[:500],
-        c.at.isoformat(),
-        "" if c.interaction_id is None else c.interaction_id,
-        c.field,
-    ]
 
 
 def recompute_job_run(*, job_id: int) -> RecomputeJob:
     job = RecomputeJob.objects.filter(pk=job_id).first()
     if job is None:
         raise NotFound(f"No recompute job {job_id}.")
-    return scoring_recompute_all(job=job)
+    return scoring_recompute_all(job=job, workers=recompute_workers_default())
 
 
 def recompute_resume_stale(*, stale_after: timedelta = timedelta(minutes=10)) -> list[int]:

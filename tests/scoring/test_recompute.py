@@ -242,3 +242,53 @@ def test_settings_first_use_is_idempotent():
     assert scoring_settings_get().pk == first.pk
     assert services.scoring_install_defaults() == 0
     assert ScoringRule.objects.count() == count
+
+
+def test_recompute_keeps_reasons_with_tabs_backslashes_and_newlines_exact(make_rule):
+    make_rule(
+        name="Title",
+        source="profile",
+        dimension="fit",
+        field="title",
+        operator="contains",
+        value=["vp"],
+        points=10,
+    )
+    make_rule(name="Click", interaction_type="email_click", points=3, max_points=4)
+    lead = LeadFactory(title="VP\tSales \\ EMEA\nand\r\\N")
+    services.score_profile_change(lead=lead)
+    for _ in range(2):  # the second click is capped: its reason says so
+        services.score_interactions(lead=lead, interactions=[Interaction.objects.create(lead=lead, type="email_click")])
+    before = sorted(ScoreContribution.objects.values_list("rule_id", "points", "reason", "field", "interaction_id"))
+    assert any("\t" in reason and "\\ EMEA\n" in reason for _, _, reason, _, _ in before)
+
+    services.scoring_recompute_all()
+
+    after = sorted(ScoreContribution.objects.values_list("rule_id", "points", "reason", "field", "interaction_id"))
+    assert after == before
+    assert LeadRuleTotal.objects.filter(lead=lead).count() == 2
+
+
+def test_recompute_promotion_takes_the_same_queries_for_one_lead_or_many(make_rule, sales_rep):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from leads.models import StageTransition
+
+    services.scoring_settings_update(mql_threshold=40, required_profile_fields=["first_name"], recompute=False)
+    make_rule(name="Demo", interaction_type="demo_request", points=100)
+
+    def promote(n: int) -> int:
+        leads = LeadFactory.create_batch(n)
+        Interaction.objects.bulk_create([Interaction(lead=lead, type="demo_request") for lead in leads])
+        job = services.scoring_recompute_all(promote=False)
+        with CaptureQueriesContext(connection) as ctx:
+            assert services.scores_promote_qualified(job=job) == n
+        transitions = StageTransition.objects.filter(lead__in=leads, to_stage="mql")
+        assert {(t.cause, t.cause_ref, t.owner_id) for t in transitions} == {
+            ("rule", f"recompute:{job.pk}", sales_rep.pk)
+        }
+        assert all(t.details["score"] >= 40 and t.reason.startswith("Score ") for t in transitions)
+        return len(ctx.captured_queries)
+
+    assert promote(1) == promote(25)

@@ -17,6 +17,12 @@ class Command(BaseCommand):
             "--no-promote", action="store_true", help="Only rescore; do not promote visitors that now qualify."
         )
         parser.add_argument("--resume", type=int, metavar="JOB_ID", help="Continue an unfinished job.")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="Parallel workers over disjoint lead-id ranges (default: SCORING_RECOMPUTE_WORKERS, 2; 1 on SQLite).",
+        )
 
     def handle(self, *args, **options):
         started = time.perf_counter()
@@ -25,9 +31,13 @@ class Command(BaseCommand):
             job = RecomputeJob.objects.get(pk=options["resume"])
             if job.status == RecomputeJob.Status.RUNNING:
                 RecomputeJob.objects.filter(pk=job.pk).update(status=RecomputeJob.Status.PENDING)
-        job = services.scoring_recompute_all(job=job, batch_size=options["batch_size"], promote=False)
+        workers = options["workers"] or services.recompute_workers_default()
+        job = services.scoring_recompute_all(job=job, batch_size=options["batch_size"], promote=False, workers=workers)
         elapsed = time.perf_counter() - started
-        self.stdout.write(f"recompute job {job.pk}: {job.status}, {job.done}/{job.total} leads in {elapsed:.1f} s")
+        self.stdout.write(
+            f"recompute job {job.pk}: {job.status}, {job.done}/{job.total} leads in {elapsed:.1f} s "
+            f"({workers} worker{'s' if workers != 1 else ''})"
+        )
         if not options["no_promote"] and job.status == RecomputeJob.Status.DONE:
             started = time.perf_counter()
             promoted = services.scores_promote_qualified(job=job)
