@@ -652,13 +652,16 @@ def _claim_sends(*, execution_ids: list[int] | None, limit: int, now: datetime) 
     if execution_ids is not None and connection.vendor == "postgresql":
         if not execution_ids:
             return []
-        # One statement: a row another caller flips first is re-checked after its lock and skipped.
+        # The lock-and-flip below in one statement: rows another caller holds are skipped (it flips
+        # them), and a row already flipped fails the state check once its lock is taken.
         table = connection.ops.quote_name(StepExecution._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {table} SET state = %s, attempts = attempts + 1, next_attempt_at = %s "  # noqa: S608
-                "WHERE id = ANY(%s) AND state = %s RETURNING id",
-                [ExecutionState.SENDING, stale_at, list(execution_ids), ExecutionState.PENDING],
+                f"WITH claimed AS (SELECT id FROM {table} WHERE id = ANY(%s) AND state = %s "  # noqa: S608
+                "ORDER BY id FOR UPDATE SKIP LOCKED) "
+                f"UPDATE {table} AS x SET state = %s, attempts = x.attempts + 1, next_attempt_at = %s "
+                "FROM claimed WHERE x.id = claimed.id RETURNING x.id",
+                [list(execution_ids), ExecutionState.PENDING, ExecutionState.SENDING, stale_at],
             )
             return [row[0] for row in cursor.fetchall()]
     with transaction.atomic():

@@ -46,7 +46,7 @@ def test_a_batch_runs_the_same_nine_executor_statements_for_2_or_40_enrolments()
 
     assert len(large.captured_queries) == len(small.captured_queries)
     # Plan: claim (with leads), steps, cap counts, sequences, insert executions, insert messages,
-    # update enrolments. Deliver: claim the sends, mark executions and messages sent (one statement).
+    # update enrolments. Deliver: lock and flip the sends, mark executions and messages sent.
     assert _executor_statements(large.captured_queries) == [
         "SELECT",
         "SELECT",
@@ -55,7 +55,7 @@ def test_a_batch_runs_the_same_nine_executor_statements_for_2_or_40_enrolments()
         "INSERT",
         "INSERT",
         "UPDATE",
-        "UPDATE",
+        "WITH",
         "WITH",
     ]
     assert len(mail.outbox) == 43
