@@ -23,7 +23,7 @@ from .rules import (
 from .selectors import Ruleset
 
 
-@dataclass
+@dataclass(slots=True)  # millions of these in a full recompute: no per-instance dict
 class Total:
     """The running total of one rule for one lead (mirrors models.LeadRuleTotal)."""
 
@@ -39,7 +39,7 @@ class Total:
     dirty: bool = False
 
 
-@dataclass
+@dataclass(slots=True)  # millions of these in a full recompute: no per-instance dict
 class Contribution:
     rule_id: int
     dimension: str
@@ -51,7 +51,7 @@ class Contribution:
     field: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class LeadScore:
     fit_points: float
     engagement_points: float
@@ -102,24 +102,63 @@ class LeadScorer:
         return total
 
     def _award(self, rule: RuleSpec, total: Total, raw: float, at: datetime) -> float:
-        before = clamp_to_cap(total.raw_points, rule.max_points)
-        total.raw_points += raw
-        awarded = clamp_to_cap(total.raw_points, rule.max_points) - before
+        cap = rule.max_points
+        if cap is None:  # clamp_to_cap without a cap, inlined (the hot path of a recompute)
+            before = total.raw_points
+            total.raw_points += raw
+            awarded = total.raw_points - before
+        else:
+            before = clamp_to_cap(total.raw_points, cap)
+            total.raw_points += raw
+            awarded = clamp_to_cap(total.raw_points, cap) - before
         total.matches += 1
         total.last_at = at if total.last_at is None or at > total.last_at else total.last_at
         total.dirty = True
+        now = self.now
+        half_life = rule.half_life_days
+        # A value already stated as of now decays by a factor of exactly 1: skip the arithmetic.
         if awarded:
             total.points += awarded
-            if rule.half_life_days:
-                total.value = total.value * decay_factor(
-                    rule.half_life_days, total.value_at, self.now
-                ) + awarded * decay_factor(rule.half_life_days, at, self.now)
+            if half_life:
+                current = (
+                    total.value if total.value_at is now else total.value * decay_factor(half_life, total.value_at, now)
+                )
+                total.value = current + awarded * decay_factor(half_life, at, now)
             else:
                 total.value += awarded
-        elif rule.half_life_days:
-            total.value *= decay_factor(rule.half_life_days, total.value_at, self.now)
-        total.value_at = self.now
+        elif half_life and total.value_at is not now:
+            total.value *= decay_factor(half_life, total.value_at, now)
+        total.value_at = now
         return awarded
+
+    def _describe(self, rule: RuleSpec) -> str:
+        cache = self.ruleset.matchers
+        key = ("describe", rule.id)
+        text = cache.get(key)
+        if text is None:
+            text = cache[key] = describe(rule)
+        return text
+
+    def _profile_plan(self) -> list:
+        """(rule, matcher, capped points, description) per profile rule, prepared once per ruleset."""
+        cache = self.ruleset.matchers
+        plan = cache.get("profile_plan")
+        if plan is None:
+            plan = cache["profile_plan"] = [
+                (rule, self.ruleset.matcher(rule), clamp_to_cap(rule.points, rule.max_points), self._describe(rule))
+                for rule in self.ruleset.profile
+            ]
+        return plan
+
+    def _interaction_plan(self, type: str) -> list | None:
+        """(rule, matcher or None) per interaction rule of a type, prepared once per ruleset."""
+        cache = self.ruleset.matchers
+        key = ("type_plan", type)
+        plan = cache.get(key)
+        if plan is None:
+            rules = self.ruleset.by_type.get(type) or ()
+            plan = cache[key] = [(rule, self.ruleset.matcher(rule) if rule.property else None) for rule in rules]
+        return plan
 
     def _plain_reason(self, rule: RuleSpec) -> str:
         cache = self.ruleset.matchers  # per-ruleset cache (rule texts do not change within a version)
@@ -142,14 +181,14 @@ class LeadScorer:
         received_at: datetime | None = None,
     ) -> None:
         self.interaction_types.add(type)
-        rules = self.ruleset.by_type.get(type)
-        if not rules:
+        plan = self._interaction_plan(type)
+        if not plan:
             return
         at = effective_at(occurred_at, received_at)
         properties = properties or {}
-        for rule in rules:
+        for rule, match in plan:
             # Same test as rules.interaction_matches, with the rule's matcher prepared once.
-            if rule.property and not self.ruleset.matcher(rule)(_dig(properties, rule.property)):
+            if match is not None and not match(_dig(properties, rule.property)):
                 continue
             raw = rule.points
             note = ""
@@ -168,7 +207,7 @@ class LeadScorer:
             if awarded == raw and not note:
                 reason = self._plain_reason(rule)
             else:
-                reason = describe(rule) + note
+                reason = self._describe(rule) + note
                 if awarded != raw:
                     reason += f"; capped at {rule.max_points:g} (would have been {raw:+g})"
                 if rule.half_life_days:
@@ -179,26 +218,27 @@ class LeadScorer:
 
     def apply_profile(self, profile: dict) -> None:
         """Re-evaluate every profile rule: add the newly matching, drop the ones that stopped matching."""
-        for rule in self.ruleset.profile:
-            matched = self.ruleset.matcher(rule)(profile_value(profile, rule.field))
-            total = self.totals.get(rule.id)
-            awarded = clamp_to_cap(rule.points, rule.max_points)
+        totals = self.totals
+        now = self.now
+        for rule, match, awarded, description in self._profile_plan():
+            shown = profile_value(profile, rule.field)
+            matched = match(shown)
+            total = totals.get(rule.id)
             if matched and total is not None and total.matches and total.points == awarded:
                 continue  # unchanged
             if total is not None and total.stored:
                 self.removed_profile_rules.append(rule.id)
             if not matched:
                 if total is not None:
-                    del self.totals[rule.id]
+                    del totals[rule.id]
                 continue
-            total = Total(rule_id=rule.id, dimension=rule.dimension, value_at=self.now, dirty=True)
+            total = Total(rule_id=rule.id, dimension=rule.dimension, value_at=now, dirty=True)
             total.matches = 1
             total.raw_points = rule.points
             total.points = total.value = awarded
-            total.last_at = self.now
-            self.totals[rule.id] = total
-            shown = profile_value(profile, rule.field)
-            reason = describe(rule)
+            total.last_at = now
+            totals[rule.id] = total
+            reason = description
             if rule.operator not in ("present",) and shown not in (None, ""):
                 reason += f": {rule.field} is '{str(shown)[:80]}'"
             if awarded != rule.points:

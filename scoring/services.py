@@ -667,7 +667,12 @@ def recompute_workers_default() -> int:
 
 
 def scoring_recompute_all(
-    *, job: RecomputeJob | None = None, batch_size: int = RECOMPUTE_BATCH, promote: bool = True, workers: int = 1
+    *,
+    job: RecomputeJob | None = None,
+    batch_size: int = RECOMPUTE_BATCH,
+    promote: bool = True,
+    workers: int = 1,
+    processes: bool = False,
 ) -> RecomputeJob:
     """Recompute every lead's score from its interactions, in batches of leads.
 
@@ -679,8 +684,8 @@ def scoring_recompute_all(
 
     ``workers`` > 1 splits the leads not done yet into that many disjoint id ranges
     (:class:`~scoring.models.RecomputeRange`, each resumable on its own) worked on by
-    as many threads, each with its own database connection; the job's ``done`` sums
-    them. A job that has ranges keeps them when resumed, whatever ``workers`` says.
+    as many threads (or forked processes, ``processes=True``), each with its own database
+    connection; the job's ``done`` sums them. A job that has ranges keeps them when resumed, whatever ``workers`` says.
     When all leads are done, visitors that now qualify are promoted
     (:func:`scores_promote_qualified`) unless ``promote`` is False.
     """
@@ -697,7 +702,7 @@ def scoring_recompute_all(
         return job
     try:
         if workers > 1 or RecomputeRange.objects.filter(job_id=job.pk).exists():
-            _recompute_ranges(job_id=job.pk, workers=workers, batch_size=batch_size)
+            _recompute_ranges(job_id=job.pk, workers=workers, batch_size=batch_size, processes=processes)
         else:
             while _recompute_batch(job_id=job.pk, batch_size=batch_size):
                 pass
@@ -713,22 +718,28 @@ def scoring_recompute_all(
     return job
 
 
-def _recompute_ranges(*, job_id: int, workers: int, batch_size: int) -> None:
+def _recompute_ranges(*, job_id: int, workers: int, batch_size: int, processes: bool = False) -> None:
     """Work on the job's ranges (made now if it has none), then mark the job done when all are.
 
-    Threads only run outside a transaction: inside one (a caller's, a test's) the other
+    In parallel only outside a transaction: inside one (a caller's, a test's) the other
     connections could not see its uncommitted rows, so the ranges run one after the other.
+    ``processes``: one forked process per range (the scoring engine is pure Python, so
+    threads share one core for it); otherwise threads (e.g. inside a Celery worker, whose
+    pool processes may not fork children of their own).
     """
     ranges = _recompute_split(job_id=job_id, parts=workers)
     if workers > 1 and len(ranges) > 1 and not connection.in_atomic_block:
-        from concurrent.futures import ThreadPoolExecutor
+        if processes:
+            _run_in_processes(ranges, batch_size=batch_size, workers=workers)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recompute") as pool:
-            futures = [pool.submit(_recompute_range_thread, range_id, batch_size) for range_id in ranges]
-            errors = [f.exception() for f in futures]
-        for error in errors:
-            if error is not None:
-                raise error
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recompute") as pool:
+                futures = [pool.submit(_recompute_range_worker, range_id, batch_size) for range_id in ranges]
+                errors = [f.exception() for f in futures]
+            for error in errors:
+                if error is not None:
+                    raise error
     else:
         for range_id in ranges:
             while _recompute_range_batch(range_id=range_id, batch_size=batch_size):
@@ -736,14 +747,42 @@ def _recompute_ranges(*, job_id: int, workers: int, batch_size: int) -> None:
     _recompute_finish(job_id=job_id)
 
 
-def _recompute_range_thread(range_id: int, batch_size: int) -> None:
+def _recompute_range_worker(range_id: int, batch_size: int) -> None:
+    """A whole range, in a thread or process of its own (with its own database connection)."""
     from django.db import connections
 
     try:
         while _recompute_range_batch(range_id=range_id, batch_size=batch_size):
             pass
     finally:
-        connections.close_all()  # this thread's own connection
+        connections.close_all()
+
+
+def _run_in_processes(ranges: list[int], *, batch_size: int, workers: int) -> None:
+    """Each range in a forked process (at most ``workers`` at a time); raises if one failed."""
+    import multiprocessing
+
+    from django.db import connections
+
+    context = multiprocessing.get_context("fork")
+    pending = list(ranges)
+    running: list = []
+    failed: list[int] = []
+    while pending or running:
+        while pending and len(running) < workers:
+            connections.close_all()  # a forked child must not share this process's connections
+            range_id = pending.pop(0)
+            proc = context.Process(
+                target=_recompute_range_worker, args=(range_id, batch_size), name=f"recompute-{range_id}"
+            )
+            proc.start()
+            running.append((range_id, proc))
+        range_id, proc = running.pop(0)
+        proc.join()
+        if proc.exitcode != 0:
+            failed.append(range_id)
+    if failed:
+        raise RuntimeError(f"recompute worker(s) for range(s) {failed} failed; the job can be resumed")
 
 
 @transaction.atomic
@@ -789,10 +828,7 @@ def _recompute_range_batch(*, range_id: int, batch_size: int) -> bool:
     _relax_commit()
     now = timezone.now()
     ruleset = ruleset_get(scoring_settings_get())
-    leads = Lead.objects.select_for_update().filter(pk__gt=part.last_lead_id)
-    if part.until_lead_id is not None:
-        leads = leads.filter(pk__lte=part.until_lead_id)
-    rows = list(leads.order_by("pk").values(*_LEAD_COLUMNS)[:batch_size])
+    rows = _locked_lead_rows(after=part.last_lead_id, until=part.until_lead_id, limit=batch_size)
     if not rows:
         part.finished_at = now
         part.save(update_fields=["finished_at"])
@@ -833,12 +869,7 @@ def _recompute_batch(*, job_id: int, batch_size: int) -> bool:
     now = timezone.now()
     settings_row = scoring_settings_get()
     ruleset = ruleset_get(settings_row)
-    rows = list(
-        Lead.objects.select_for_update()
-        .filter(pk__gt=job.last_lead_id)
-        .order_by("pk")
-        .values(*_LEAD_COLUMNS)[:batch_size]
-    )
+    rows = _locked_lead_rows(after=job.last_lead_id, until=None, limit=batch_size)
     if not rows:
         job.status = RecomputeJob.Status.DONE
         job.finished_at = now
@@ -852,6 +883,40 @@ def _recompute_batch(*, job_id: int, batch_size: int) -> bool:
     job.heartbeat_at = timezone.now()
     job.save(update_fields=["last_lead_id", "done", "heartbeat_at"])
     return True
+
+
+def _locked_lead_rows(*, after: int, until: int | None, limit: int) -> list[dict]:
+    """The next ``limit`` leads with ``after < id <= until``, locked, as dicts of ``_LEAD_COLUMNS``.
+
+    On PostgreSQL one raw ``SELECT … FOR UPDATE`` (the same values as ``.values()``, without
+    the ORM's per-row work: only the JSON columns need decoding).
+    """
+    if connection.vendor != "postgresql":
+        leads = Lead.objects.select_for_update().filter(pk__gt=after)
+        if until is not None:
+            leads = leads.filter(pk__lte=until)
+        return list(leads.order_by("pk").values(*_LEAD_COLUMNS)[:limit])
+    from django.db.models import JSONField
+
+    fields = [Lead._meta.get_field(name) for name in _LEAD_COLUMNS]
+    json_columns = [n for n, f in enumerate(fields) if isinstance(f, JSONField)]
+    sql = (
+        f"SELECT {', '.join(f.column for f in fields)} FROM {Lead._meta.db_table} "  # noqa: S608 - model names
+        "WHERE id > %s" + (" AND id <= %s" if until is not None else "") + " ORDER BY id LIMIT %s FOR UPDATE"
+    )
+    params = [after, until, limit] if until is not None else [after, limit]
+    loads = json.loads
+    rows = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for values in cursor.fetchall():
+            if json_columns:
+                values = list(values)
+                for n in json_columns:
+                    if isinstance(values[n], str):
+                        values[n] = loads(values[n])
+            rows.append(dict(zip(_LEAD_COLUMNS, values, strict=True)))
+    return rows
 
 
 def _recompute_leads(rows: list[dict], *, ruleset: Ruleset, now: datetime) -> int:
@@ -918,18 +983,39 @@ def _stream_interactions(ruleset: Ruleset, low: int, high: int, types: set[str])
             .iterator(chunk_size=10000)
         )
         return
-    with_props = sorted(
-        t for t, rules in ruleset.by_type.items() if any(r.property or r.use_channel_weight for r in rules)
-    )
-    props_sql = (
-        "CASE WHEN type IN (" + ", ".join(["%s"] * len(with_props)) + ") THEN properties END" if with_props else "NULL"
-    )
+    # What the rules read of the properties: a top-level key is fetched alone (properties -> 'key',
+    # a small JSON value to decode instead of the whole document); a type whose rules follow a
+    # dotted path gets its whole JSON. The engine sees the same values either way (_dig, form_slug_of).
+    keys_by_type: dict[str, set[str]] = {}
+    whole: set[str] = set()
+    for itype, rules in ruleset.by_type.items():
+        for rule in rules:
+            if rule.property:
+                if "." in rule.property:
+                    whole.add(itype)
+                else:
+                    keys_by_type.setdefault(itype, set()).add(rule.property)
+            if rule.use_channel_weight:
+                keys_by_type.setdefault(itype, set()).update(("form_slug", "form"))
+    for itype in whole:
+        keys_by_type.pop(itype, None)
+    keys = sorted({key for wanted in keys_by_type.values() for key in wanted})
+    columns, params = [], []
+    if whole:
+        columns.append("CASE WHEN type IN (" + ", ".join(["%s"] * len(whole)) + ") THEN properties END")
+        params += sorted(whole)
+    else:
+        columns.append("NULL")
+    for key in keys:
+        key_types = sorted(t for t, wanted in keys_by_type.items() if key in wanted)
+        columns.append("CASE WHEN type IN (" + ", ".join(["%s"] * len(key_types)) + ") THEN properties -> %s END")
+        params += [*key_types, key]
     sql = (
-        f"SELECT id, lead_id, type, {props_sql}, occurred_at, received_at "  # noqa: S608 - placeholders only
+        f"SELECT id, lead_id, type, occurred_at, received_at, {', '.join(columns)} "  # noqa: S608 - placeholders only
         f"FROM {Interaction._meta.db_table} WHERE lead_id >= %s AND lead_id <= %s "
         "AND type IN (" + ", ".join(["%s"] * len(types)) + ") ORDER BY lead_id, id"
     )
-    params = [*with_props, low, high, *sorted(types)]
+    params += [low, high, *sorted(types)]
     loads = json.loads
     with connection.chunked_cursor() as cursor:
         cursor.execute(sql, params)
@@ -937,9 +1023,16 @@ def _stream_interactions(ruleset: Ruleset, low: int, high: int, types: set[str])
             chunk = cursor.fetchmany(10000)
             if not chunk:
                 return
-            for interaction_id, lead_id, itype, properties, occurred_at, received_at in chunk:
+            for row in chunk:
+                interaction_id, lead_id, itype, occurred_at, received_at, properties = row[:6]
                 if isinstance(properties, str):
                     properties = loads(properties)
+                elif itype in keys_by_type:
+                    properties = {
+                        key: loads(value) if isinstance(value, str) else value
+                        for key, value in zip(keys, row[6:], strict=True)
+                        if value is not None
+                    }
                 yield interaction_id, lead_id, itype, properties, occurred_at, received_at
 
 

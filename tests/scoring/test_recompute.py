@@ -292,3 +292,44 @@ def test_recompute_promotion_takes_the_same_queries_for_one_lead_or_many(make_ru
         return len(ctx.captured_queries)
 
     assert promote(1) == promote(25)
+
+
+def test_recompute_reads_properties_like_the_incremental_path(make_rule):
+    """Top-level keys, dotted paths, JSON nulls, missing keys and non-object properties."""
+    make_rule(
+        name="Pricing", interaction_type="page_view", property="url", operator="contains", value="/pricing", points=3
+    )
+    make_rule(name="Long", interaction_type="webinar_attended", property="minutes", operator="gte", value=30, points=4)
+    make_rule(
+        name="Newsletter",
+        interaction_type="email_click",
+        property="utm.source",
+        operator="equals",
+        value="news",
+        points=5,
+    )
+    make_rule(
+        name="Campaign", interaction_type="email_click", property="campaign", operator="present", value=True, points=6
+    )
+    make_rule(name="Any view", interaction_type="page_view", points=1)
+    lead = LeadFactory()
+    for itype, properties in [
+        ("page_view", {"url": "https://x.example/pricing"}),
+        ("page_view", {"url": None}),
+        ("page_view", {}),
+        ("page_view", ["not", "an", "object"]),
+        ("webinar_attended", {"minutes": 45}),
+        ("webinar_attended", {"minutes": "12"}),
+        ("email_click", {"utm": {"source": "news"}, "campaign": "spring"}),
+        ("email_click", {"utm.source": "news"}),
+        ("email_click", {"campaign": ""}),
+    ]:
+        interaction = Interaction.objects.create(lead=lead, type=itype, properties=properties)
+        services.score_interactions(lead=lead, interactions=[interaction])
+    before = sorted(ScoreContribution.objects.values_list("rule_id", "points", "interaction_id", "reason"))
+    assert len(before) == 9  # pricing 1, any view 4, long 1, newsletter 2 (nested and literal key), campaign 1
+    assert Counter(points for _, points, _, _ in before) == {3: 1, 1: 4, 4: 1, 5: 2, 6: 1}
+
+    services.scoring_recompute_all()
+
+    assert sorted(ScoreContribution.objects.values_list("rule_id", "points", "interaction_id", "reason")) == before

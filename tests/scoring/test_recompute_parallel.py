@@ -156,3 +156,39 @@ def test_workers_run_in_parallel_threads_on_committed_data(make_rule, sales_rep)
     services.scoring_recompute_all(workers=1, batch_size=5, promote=False)
     assert _scores()[0] == parallel[0]
     assert _scores()[1] == parallel[1]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_workers_can_be_forked_processes(make_rule):
+    _world(make_rule, n=10)
+    job = services.scoring_recompute_all(workers=2, batch_size=2, processes=True, promote=False)
+    assert (job.status, job.done, job.total) == ("done", 10, 10)
+    assert [r.done for r in RecomputeRange.objects.filter(job=job).order_by("after_lead_id")] == [5, 5]
+    forked = _scores()
+    services.scoring_recompute_all(workers=1, batch_size=10, promote=False)
+    assert _scores()[:2] == forked[:2]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_worker_process_fails_the_job_and_it_resumes(make_rule, monkeypatch):
+    _world(make_rule, n=6)
+    original = services._recompute_leads
+
+    def fail_in_the_second_range(rows, **kwargs):
+        if rows[0]["id"] > Lead.objects.order_by("pk").values_list("pk", flat=True)[2]:
+            raise RuntimeError("worker lost")
+        return original(rows, **kwargs)
+
+    monkeypatch.setattr(services, "_recompute_leads", fail_in_the_second_range)
+    job = RecomputeJob.objects.create(total=6)
+    with pytest.raises(RuntimeError, match="can be resumed"):
+        services.scoring_recompute_all(job=job, workers=2, batch_size=3, processes=True)
+    job.refresh_from_db()
+    assert (job.status, job.done) == ("failed", 3)
+
+    monkeypatch.setattr(services, "_recompute_leads", original)
+    RecomputeJob.objects.filter(pk=job.pk).update(status="pending")
+    job = services.scoring_recompute_all(job=job, workers=2, processes=True)
+    assert (job.status, job.done) == ("done", 6)

@@ -23,6 +23,11 @@ class Command(BaseCommand):
             default=None,
             help="Parallel workers over disjoint lead-id ranges (default: SCORING_RECOMPUTE_WORKERS, 2; 1 on SQLite).",
         )
+        parser.add_argument(
+            "--threads",
+            action="store_true",
+            help="Run the workers as threads of this process instead of forked processes.",
+        )
 
     def handle(self, *args, **options):
         started = time.perf_counter()
@@ -32,7 +37,9 @@ class Command(BaseCommand):
             if job.status == RecomputeJob.Status.RUNNING:
                 RecomputeJob.objects.filter(pk=job.pk).update(status=RecomputeJob.Status.PENDING)
         workers = options["workers"] or services.recompute_workers_default()
-        job = services.scoring_recompute_all(job=job, batch_size=options["batch_size"], promote=False, workers=workers)
+        job = services.scoring_recompute_all(
+            job=job, batch_size=options["batch_size"], promote=False, workers=workers, processes=not options["threads"]
+        )
         elapsed = time.perf_counter() - started
         self.stdout.write(
             f"recompute job {job.pk}: {job.status}, {job.done}/{job.total} leads in {elapsed:.1f} s "
