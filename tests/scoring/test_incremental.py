@@ -340,3 +340,33 @@ def test_deleting_a_lead_removes_its_ledger(make_rule, record):
     lead.delete()
     assert list(ScoreContribution.objects.values_list("lead_id", flat=True)) == [other.pk]
     assert list(LeadRuleTotal.objects.values_list("lead_id", flat=True)) == [other.pk]
+
+
+def test_a_bulk_call_promotes_many_leads_in_the_same_queries_as_one(make_rule, sales_rep, other_rep):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from leadfunnel.models import OutboxMessage
+
+    services.scoring_settings_update(mql_threshold=20, required_profile_fields=[], recompute=False)
+    make_rule(name="Demo", interaction_type="demo_request", points=50)
+
+    def promote(n: int) -> tuple[int, list]:
+        leads = LeadFactory.create_batch(n)
+        batch = Interaction.objects.bulk_create([Interaction(lead=lead, type="demo_request") for lead in leads])
+        with CaptureQueriesContext(connection) as ctx:
+            services.score_interactions_bulk(interactions=batch)
+        transitions = list(StageTransition.objects.filter(lead__in=leads).order_by("lead_id"))
+        assert [(t.from_stage, t.to_stage, t.cause, t.cause_ref) for t in transitions] == [
+            ("visitor", "mql", "rule", f"rule:{transitions[0].details['rules'][0]['rule']}")
+        ] * n
+        assert all(t.reason.startswith("Score 25 reached the MQL threshold 20") for t in transitions)
+        messages = OutboxMessage.objects.filter(topic="lead.stage_changed", payload__lead_id__in=[x.pk for x in leads])
+        assert messages.count() == n
+        return len(ctx.captured_queries), [t.owner_id for t in transitions]
+
+    promote(1)  # the first call after a rule change loads the rule set
+    one, _ = promote(1)
+    many, owners = promote(12)
+    assert one == many
+    assert set(owners) == {sales_rep.pk, other_rep.pk} and abs(owners.count(sales_rep.pk) - 6) <= 1
