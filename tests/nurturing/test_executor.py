@@ -333,9 +333,9 @@ def test_the_executor_query_count_does_not_grow_with_the_batch(django_assert_max
     with django_assert_max_num_queries(35) as large:
         assert _run() == 60
     # Plan (one transaction): claim, steps, cap counts, sequences, insert executions, insert
-    # messages, update enrolments. Claim sends: select + update. Load messages. Record: mark
-    # executions sent, messages sent, then the leads app's bulk interaction service (lock leads,
-    # insert, scoring's few set-based queries, one outbox row). Savepoints included.
+    # messages, update enrolments. Claim sends: one lock-and-flip statement. Record: executions and
+    # messages marked sent in one statement, then the leads app's bulk interaction service (lock
+    # leads, insert, scoring's few set-based queries, one outbox row). Savepoints included.
     assert len(large.captured_queries) == len(small.captured_queries)
 
 
