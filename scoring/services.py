@@ -765,6 +765,7 @@ def _run_in_processes(ranges: list[int], *, batch_size: int, workers: int) -> No
     from django.db import connections
 
     context = multiprocessing.get_context("fork")
+    errors = context.SimpleQueue()
     pending = list(ranges)
     running: list = []
     failed: list[int] = []
@@ -773,7 +774,7 @@ def _run_in_processes(ranges: list[int], *, batch_size: int, workers: int) -> No
             connections.close_all()  # a forked child must not share this process's connections
             range_id = pending.pop(0)
             proc = context.Process(
-                target=_recompute_range_worker, args=(range_id, batch_size), name=f"recompute-{range_id}"
+                target=_recompute_range_child, args=(range_id, batch_size, errors), name=f"recompute-{range_id}"
             )
             proc.start()
             running.append((range_id, proc))
@@ -782,7 +783,21 @@ def _run_in_processes(ranges: list[int], *, batch_size: int, workers: int) -> No
         if proc.exitcode != 0:
             failed.append(range_id)
     if failed:
-        raise RuntimeError(f"recompute worker(s) for range(s) {failed} failed; the job can be resumed")
+        reasons = []
+        while not errors.empty():
+            reasons.append(errors.get())
+        raise RuntimeError(
+            f"recompute worker(s) for range(s) {failed} failed ({'; '.join(reasons) or 'no error reported'}); "
+            "the job can be resumed"
+        )
+
+
+def _recompute_range_child(range_id: int, batch_size: int, errors) -> None:
+    try:
+        _recompute_range_worker(range_id, batch_size)
+    except BaseException as exc:
+        errors.put(f"range {range_id}: {type(exc).__name__}: {str(exc)[:500]}")
+        raise
 
 
 @transaction.atomic
@@ -970,8 +985,9 @@ def _relax_commit() -> None:
 def _stream_interactions(ruleset: Ruleset, low: int, high: int, types: set[str]):
     """A batch's interactions in (lead, id) order, streamed through a server-side cursor.
 
-    On PostgreSQL the rows are read raw (no ORM converters) and the properties
-    JSON is only fetched for the types whose rules look at properties.
+    On PostgreSQL the rows are read raw (no ORM converters), the properties JSON is only
+    fetched for the types whose rules look at properties, and the interaction's effective
+    time comes as ``occurred_at`` (``received_at`` None).
     """
     if not types:
         return
@@ -1010,8 +1026,10 @@ def _stream_interactions(ruleset: Ruleset, low: int, high: int, types: set[str])
         key_types = sorted(t for t, wanted in keys_by_type.items() if key in wanted)
         columns.append("CASE WHEN type IN (" + ", ".join(["%s"] * len(key_types)) + ") THEN properties -> %s END")
         params += [*key_types, key]
+    # engine.effective_at in SQL (received_at when earlier than occurred_at): one timestamp per row to parse.
     sql = (
-        f"SELECT id, lead_id, type, occurred_at, received_at, {', '.join(columns)} "  # noqa: S608 - placeholders only
+        "SELECT id, lead_id, type, CASE WHEN received_at IS NOT NULL AND received_at < occurred_at "  # noqa: S608
+        f"THEN received_at ELSE occurred_at END, {', '.join(columns)} "
         f"FROM {Interaction._meta.db_table} WHERE lead_id >= %s AND lead_id <= %s "
         "AND type IN (" + ", ".join(["%s"] * len(types)) + ") ORDER BY lead_id, id"
     )
@@ -1024,16 +1042,16 @@ def _stream_interactions(ruleset: Ruleset, low: int, high: int, types: set[str])
             if not chunk:
                 return
             for row in chunk:
-                interaction_id, lead_id, itype, occurred_at, received_at, properties = row[:6]
+                interaction_id, lead_id, itype, at, properties = row[:5]
                 if isinstance(properties, str):
                     properties = loads(properties)
                 elif itype in keys_by_type:
                     properties = {
                         key: loads(value) if isinstance(value, str) else value
-                        for key, value in zip(keys, row[6:], strict=True)
+                        for key, value in zip(keys, row[5:], strict=True)
                         if value is not None
                     }
-                yield interaction_id, lead_id, itype, properties, occurred_at, received_at
+                yield interaction_id, lead_id, itype, properties, at, None
 
 
 def scores_promote_qualified(*, job: RecomputeJob | None = None, batch_size: int = 1000) -> int:
@@ -1114,6 +1132,17 @@ class _CopyText(dict):
         return escaped
 
 
+class _FloatText(dict):
+    """float → repr, for the values that repeat (rule points and their sums); zero is never
+    cached, so 0.0 and -0.0 keep their own texts."""
+
+    def __missing__(self, value: float) -> str:
+        text = repr(value)
+        if value:
+            self[value] = text
+        return text
+
+
 def _copy_out(scorers: dict[int, LeadScorer], *, now: datetime) -> None:
     """Write a recompute batch's contributions and totals: COPY on PostgreSQL, bulk INSERT elsewhere.
 
@@ -1125,6 +1154,7 @@ def _copy_out(scorers: dict[int, LeadScorer], *, now: datetime) -> None:
         return
     reasons = _CopyText()
     texts = _CopyText()
+    floats = _FloatText()
     now_text = now.isoformat()
     null = "\\N"  # COPY's NULL marker (3.11 allows no backslash inside f-string braces)
     lines: list[str] = []
@@ -1133,7 +1163,7 @@ def _copy_out(scorers: dict[int, LeadScorer], *, now: datetime) -> None:
         for c in scorer.contributions:
             reason = c.reason
             append(
-                f"{lead_id}\t{c.rule_id}\t{c.dimension}\t{c.source}\t{c.points!r}\t"
+                f"{lead_id}\t{c.rule_id}\t{c.dimension}\t{c.source}\t{floats[c.points]}\t"
                 f"{reasons[reason if len(reason) <= 500 else reason[:500]]}\t"
                 f"{now_text if c.at is now else c.at.isoformat()}\t"
                 f"{null if c.interaction_id is None else c.interaction_id}\t{texts[c.field]}\n"
@@ -1144,7 +1174,7 @@ def _copy_out(scorers: dict[int, LeadScorer], *, now: datetime) -> None:
         for t in scorer.totals.values():
             value_at = t.value_at
             append(
-                f"{lead_id}\t{t.rule_id}\t{t.dimension}\t{t.matches}\t{t.raw_points!r}\t{t.points!r}\t"
+                f"{lead_id}\t{t.rule_id}\t{t.dimension}\t{t.matches}\t{floats[t.raw_points]}\t{floats[t.points]}\t"
                 f"{t.value!r}\t{now_text if value_at is None or value_at is now else value_at.isoformat()}\t"
                 f"{t.last_at.isoformat() if t.last_at else null}\n"
             )
