@@ -721,14 +721,16 @@ def scoring_recompute_all(
 def _recompute_ranges(*, job_id: int, workers: int, batch_size: int, processes: bool = False) -> None:
     """Work on the job's ranges (made now if it has none), then mark the job done when all are.
 
-    In parallel only outside a transaction: inside one (a caller's, a test's) the other
-    connections could not see its uncommitted rows, so the ranges run one after the other.
+    In parallel only on PostgreSQL and outside a transaction: inside one (a caller's, a
+    test's) the other connections could not see its uncommitted rows, so the ranges run one
+    after the other (as they do on SQLite, which has one writer at a time).
     ``processes``: one forked process per range (the scoring engine is pure Python, so
     threads share one core for it); otherwise threads (e.g. inside a Celery worker, whose
     pool processes may not fork children of their own).
     """
     ranges = _recompute_split(job_id=job_id, parts=workers)
-    if workers > 1 and len(ranges) > 1 and not connection.in_atomic_block:
+    parallel = connection.vendor == "postgresql" and not connection.in_atomic_block  # SQLite: one writer
+    if workers > 1 and len(ranges) > 1 and parallel:
         if processes:
             _run_in_processes(ranges, batch_size=batch_size, workers=workers)
         else:
