@@ -222,7 +222,8 @@ class RecomputeJob(models.Model):
     settings_version = models.PositiveIntegerField(default=0)
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)
-    # Resumable: the highest lead id finished; a restarted task continues after it.
+    # Resumable: the highest lead id finished; a restarted task continues after it. A parallel run
+    # splits the leads after it into RecomputeRange rows, each with its own progress.
     last_lead_id = models.BigIntegerField(default=0)
     promoted = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)

@@ -13,7 +13,8 @@ incrementally, with a query count that does not grow with the lead's history:
 7. UPDATE of the leads' scores (one statement).
 
 A profile change may add the DELETE of the profile rules that stopped matching;
-a promotion adds what ``leads.services.lead_change_stage`` does.
+a promotion adds what ``leads.promotion.leads_promote_many`` does (a constant number
+of statements, however many leads the call promotes).
 """
 
 from __future__ import annotations
@@ -685,7 +686,8 @@ def scoring_recompute_all(
     ``workers`` > 1 splits the leads not done yet into that many disjoint id ranges
     (:class:`~scoring.models.RecomputeRange`, each resumable on its own) worked on by
     as many threads (or forked processes, ``processes=True``), each with its own database
-    connection; the job's ``done`` sums them. A job that has ranges keeps them when resumed, whatever ``workers`` says.
+    connection; the job's ``done`` sums them. A job that has ranges keeps them when
+    resumed, whatever ``workers`` says.
     When all leads are done, visitors that now qualify are promoted
     (:func:`scores_promote_qualified`) unless ``promote`` is False.
     """
