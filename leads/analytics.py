@@ -334,8 +334,18 @@ def _is_postgres() -> bool:
 # --- period view --------------------------------------------------------------------
 
 
+# Moves counted for the period's conversions: (from, to) → name.
+_COUNTED_MOVES = {
+    ("visitor", "mql"): "mql_from_visitor",
+    ("mql", "sal"): "sal_from_mql",
+    ("pql", "sal"): "sal_from_pql",
+    ("sal", "sql"): "sql_from_sal",
+    ("sql", "customer"): "customer_from_sql",
+}
+
+
 def funnel_summary(*, since: datetime, until: datetime, group_by: str | None = None) -> dict:
-    """Period view. Three queries (+1 for owner names).
+    """Period view. Two queries (+1 for owner names, +1 for form slugs on PostgreSQL).
 
     Returns ``{"since", "until", "group_by", "totals": G, "groups": [G, ...]}`` where G is::
 
@@ -351,17 +361,14 @@ def funnel_summary(*, since: datetime, until: datetime, group_by: str | None = N
     coming from MQL (resp. PQL), ``visitor → mql`` divides MQL entries from visitor by new leads.
     """
     transitions = StageTransition.objects.filter(at__gte=since, at__lt=until)
-    counted = {
-        **{f"to_{stage}": Count("id", filter=Q(to_stage=stage)) for stage in PERIOD_STAGES if stage != "visitor"},
-        "mql_from_visitor": Count("id", filter=Q(to_stage="mql", from_stage="visitor")),
-        "sal_from_mql": Count("id", filter=Q(to_stage="sal", from_stage="mql")),
-        "sal_from_pql": Count("id", filter=Q(to_stage="sal", from_stage="pql")),
-        "sql_from_sal": Count("id", filter=Q(to_stage="sql", from_stage="sal")),
-        "customer_from_sql": Count("id", filter=Q(to_stage="customer", from_stage="sql")),
-        "rejected": Count("id", filter=Q(to_stage="recycled", from_stage__in=AWAITING)),
-        "returned": Count("id", filter=Q(to_stage__in=AWAITING, from_stage__in=("recycled", "lost"))),
-    }
-    stage_rows = transitions.annotate(grp=_transition_grp(group_by)).values("grp").annotate(**counted).order_by()
+    # One grouped count per (group, from, to, reason); the period's figures are sums of those rows
+    # (cheaper than a dozen COUNT … FILTER over every transition).
+    moves = (
+        transitions.annotate(grp=_transition_grp(group_by))
+        .values("grp", "from_stage", "to_stage", "reason_code")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
     new_rows = (
         Lead.objects.filter(created_at__gte=since, created_at__lt=until)
         .annotate(grp=_lead_grp(group_by))
@@ -369,24 +376,23 @@ def funnel_summary(*, since: datetime, until: datetime, group_by: str | None = N
         .annotate(n=Count("id"))
         .order_by()
     )
-    reason_rows = (
-        transitions.filter(to_stage="recycled", from_stage__in=AWAITING)
-        .annotate(grp=_transition_grp(group_by))
-        .values("grp", "reason_code")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
 
     raw: dict = defaultdict(lambda: defaultdict(int))
     reasons: dict = defaultdict(lambda: defaultdict(int))
-    for row in stage_rows:
-        bucket = raw[row.pop("grp")]
-        for name, value in row.items():
-            bucket[name] += value
+    for row in moves:
+        frm, to, n = row["from_stage"], row["to_stage"], row["n"]
+        bucket = raw[row["grp"]]
+        if to in PERIOD_STAGES and to != "visitor":
+            bucket[f"to_{to}"] += n
+        if (frm, to) in _COUNTED_MOVES:
+            bucket[_COUNTED_MOVES[(frm, to)]] += n
+        if to == "recycled" and frm in AWAITING:
+            bucket["rejected"] += n
+            reasons[row["grp"]][row["reason_code"] or "unspecified"] += n
+        if to in AWAITING and frm in ("recycled", "lost"):
+            bucket["returned"] += n
     for row in new_rows:
         raw[row["grp"]]["to_visitor"] += row["n"]
-    for row in reason_rows:
-        reasons[row["grp"]][row["reason_code"] or "unspecified"] += row["n"]
     slugs = _form_slugs_for(group_by, list(raw) + list(reasons))
     if slugs:  # transitions grouped by form id, new leads by slug: merge under the slug
         for table in (raw, reasons):

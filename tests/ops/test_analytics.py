@@ -321,10 +321,10 @@ def test_funnel_api_query_count_does_not_grow_with_history(history, marketer_cli
     with CaptureQueriesContext(connection) as large:
         assert marketer_client.get("/api/v1/funnel/", params).status_code == 200
     assert len(large) == len(small)
-    # token, roles, the report's memory settings, 3 period queries, owner names ×3 (summary,
+    # token, roles, the report's memory settings, 2 period queries, owner names ×3 (summary,
     # durations, sla), durations, channel quality, sla: counts, response times, reassignments;
     # the report's transaction is a savepoint inside the test's (+2)
-    assert len(small) <= 17
+    assert len(small) <= 16
 
 
 @pytest.mark.django_db
