@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from leadfunnel.outbox import outbox_publish_many
@@ -63,7 +64,7 @@ class _RepQueue:
     """``rep_pick_next`` called repeatedly, answered from one read of the reps."""
 
     def __init__(self) -> None:
-        self.reps = list(rep_queue())
+        self.reps = list(rep_queue().annotate(last_assigned=F("rep_profile__last_assigned_at")))
         self.by_id = {rep.pk: rep for rep in self.reps}
         self.assigned_at: dict[int, datetime] = {}  # rep id → last assignment in this run
 
@@ -75,8 +76,16 @@ class _RepQueue:
                     # update_or_create makes the routing profile; from then on its capacity applies.
                     rep.capacity = SalesRepProfile._meta.get_field("capacity").get_default()
                 self.assigned_at[rep.pk] = at
-                # Assigned last now: to the back of the round-robin queue.
-                self.reps.append(self.reps.pop(index))
+                # Re-queue it where rep_queue's order (last assignment, nulls first, then id) puts it now.
+                del self.reps[index]
+                rep.last_assigned = at
+                key = (at, rep.pk)
+                position = len(self.reps)
+                for n, other in enumerate(self.reps):
+                    if other.last_assigned is not None and (other.last_assigned, other.pk) > key:
+                        position = n
+                        break
+                self.reps.insert(position, rep)
                 return rep
         return None
 

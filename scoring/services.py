@@ -766,8 +766,6 @@ def _run_in_processes(ranges: list[int], *, batch_size: int, workers: int) -> No
     """Each range in a forked process (at most ``workers`` at a time); raises if one failed."""
     import multiprocessing
 
-    from django.db import connections
-
     context = multiprocessing.get_context("fork")
     errors = context.SimpleQueue()
     pending = list(ranges)
@@ -775,7 +773,7 @@ def _run_in_processes(ranges: list[int], *, batch_size: int, workers: int) -> No
     failed: list[int] = []
     while pending or running:
         while pending and len(running) < workers:
-            connections.close_all()  # a forked child must not share this process's connections
+            _close_connections_before_fork()
             range_id = pending.pop(0)
             proc = context.Process(
                 target=_recompute_range_child, args=(range_id, batch_size, errors), name=f"recompute-{range_id}"
@@ -796,7 +794,24 @@ def _run_in_processes(ranges: list[int], *, batch_size: int, workers: int) -> No
         )
 
 
+def _close_connections_before_fork() -> None:
+    """A forked child must not share a database connection (a socket) with its parent."""
+    from django.db import connections
+
+    for conn in connections.all():
+        conn.close()
+        if conn.connection is not None:  # close() keeps a connection "closed in a transaction" open
+            conn.connection.close()
+            conn.connection = None
+
+
 def _recompute_range_child(range_id: int, batch_size: int, errors) -> None:
+    from django.db import connections
+
+    # Whatever connection the parent still held belongs to the parent: forget it unused and
+    # unclosed (closing it here would end the parent's session); this process opens its own.
+    for conn in connections.all():
+        conn.connection = None
     try:
         _recompute_range_worker(range_id, batch_size)
     except BaseException as exc:

@@ -28,15 +28,17 @@ def _rep(username: str, **profile):
 @pytest.fixture
 def reps():
     """Round-robin order differs from id order: c was assigned longest ago, then a; b never had a
-    routing profile; d is away; e is at capacity."""
+    routing profile; d is away; e is at capacity; f's last assignment is in the future (a clock
+    moved back), so it stays behind reps assigned now."""
     long_ago = timezone.now() - timedelta(days=3)
     a = _rep("rep-a", last_assigned_at=long_ago + timedelta(hours=1), capacity=3)
     b = _rep("rep-b")
     c = _rep("rep-c", last_assigned_at=long_ago, capacity=50)
     d = _rep("rep-d", is_away=True)
     e = _rep("rep-e", capacity=1, last_assigned_at=long_ago - timedelta(days=1))
+    f = _rep("rep-f", last_assigned_at=timezone.now() + timedelta(days=1), capacity=50)
     LeadFactory(stage="mql", owner=e)  # e's one waiting lead: e is full
-    return {"a": a, "b": b, "c": c, "d": d, "e": e}
+    return {"a": a, "b": b, "c": c, "d": d, "e": e, "f": f}
 
 
 def _world():
@@ -134,8 +136,8 @@ def test_promoting_many_leads_at_once_matches_promoting_them_one_by_one(reps):
     owners = [at_once["leads"][lead.pk]["owner"] for lead in leads[:10]]
     a, b, c = reps["a"].pk, reps["b"].pk, reps["c"].pk
     assert owners == [b, c, a, b, c, a, b, c, a, b]  # b (never assigned), then c, a; e full, d away
-    assert reps["d"].pk not in owners and reps["e"].pk not in owners
-    assert at_once["round_robin"][-3:] == [c, a, b]
+    assert reps["d"].pk not in owners and reps["e"].pk not in owners and reps["f"].pk not in owners
+    assert at_once["round_robin"][-4:] == [c, a, b, reps["f"].pk]
     assert b in at_once["profiles"]
     assert [at_once["leads"][lead.pk]["cycle"] for lead in leads[8:10]] == [2, 2]
     assert at_once["leads"][leads[-1].pk]["stage"] == "customer"
@@ -150,11 +152,15 @@ def test_capacity_fills_up_within_one_call(reps):
     SalesRepProfile.objects.create(user=reps["b"], capacity=1)
     leads_promote_many(promotions=[Promotion(lead_id=x.pk, to_stage="mql", cause="rule") for x in leads])
     owners = list(Lead.objects.filter(pk__in=[x.pk for x in leads]).order_by("pk").values_list("owner_id", flat=True))
-    # b has room for 1, c for 2, a for 3; the rest wait unassigned (no SLA clock without a rep).
+    # b has room for 1, c for 2, a for 3, f (last in the queue) for the rest.
     assert owners.count(reps["b"].pk) == 1 and owners.count(reps["c"].pk) == 2 and owners.count(reps["a"].pk) == 3
-    assert owners[6:] == [None] * 4
-    assert not Lead.objects.filter(pk__in=[x.pk for x in leads[6:]]).exclude(sla_due_at=None).exists()
-    assert Lead.objects.filter(pk__in=[x.pk for x in leads], stage="mql").count() == 10
+    assert owners[6:] == [reps["f"].pk] * 4
+    SalesRepProfile.objects.filter(user=reps["f"]).update(capacity=4)
+    more = [LeadFactory() for _ in range(2)]
+    leads_promote_many(promotions=[Promotion(lead_id=x.pk, to_stage="mql", cause="rule") for x in more])
+    # Everyone is full now: the leads wait unassigned (no SLA clock without a rep).
+    assert not Lead.objects.filter(pk__in=[x.pk for x in more]).exclude(owner=None, sla_due_at=None).exists()
+    assert Lead.objects.filter(pk__in=[x.pk for x in leads + more], stage="mql").count() == 12
 
 
 def test_expected_stage_is_checked_under_the_lock():
