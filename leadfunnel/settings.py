@@ -325,6 +325,8 @@ WEBHOOKS_RETRY_FOR_HOURS = env_int("WEBHOOKS_RETRY_FOR_HOURS", 24)
 WEBHOOKS_DISABLE_AFTER_FAILURES = env_int("WEBHOOKS_DISABLE_AFTER_FAILURES", 15)
 # Funnel API answers are cached this many seconds per query string (0 = always compute).
 FUNNEL_CACHE_SECONDS = env_int("FUNNEL_CACHE_SECONDS", 60)
+# Parallel workers of a full score recompute (PostgreSQL; SQLite always uses one).
+SCORING_RECOMPUTE_WORKERS = env_int("SCORING_RECOMPUTE_WORKERS", 2)
 IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", 500)
 IMPORT_MAX_FILE_MB = env_int("IMPORT_MAX_FILE_MB", 50)
 

@@ -171,11 +171,13 @@ def _score(
 
     _write(scorers, now=now, incremental=True)
     results = {lead_id: scorer.result() for lead_id, scorer in scorers.items()}
-    _write_lead_scores(list(results.items()), now=now)
+    changed = _changed_scores(leads, results)
+    _write_lead_scores(changed, now=now)
+    changed_ids = {lead_id for lead_id, _ in changed}
     for lead_id, result in results.items():
         lead = caller_leads.get(lead_id)
         if lead is not None:
-            _refresh_instance(lead, result, now)
+            _refresh_instance(lead, result, now if lead_id in changed_ids else None, stored=leads[lead_id])
 
     _promote(
         ruleset=ruleset,
@@ -187,15 +189,40 @@ def _score(
     )
 
 
-def _refresh_instance(lead: Lead, result, now: datetime) -> None:
+def _changed_scores(stored: dict[int, dict], results: dict[int, object]) -> list[tuple[int, object]]:
+    """The results that differ from the leads' stored score columns (or whose lead was never scored).
+
+    Writing an unchanged score would rewrite the lead row and every index on it for nothing; its
+    ``score_updated_at`` then says when the stored score last changed. Decaying engagement points
+    differ at every new ``now``, so a lead with decaying rules is always written.
+    """
+    changed = []
+    for lead_id, r in results.items():
+        row = stored.get(lead_id)
+        if (
+            row is None
+            or row["score_updated_at"] is None
+            or row["score"] != r.score
+            or row["fit_score"] != r.fit_score
+            or row["engagement_score"] != r.engagement_score
+            or row["fit_points"] != r.fit_points
+            or row["engagement_points"] != r.engagement_points
+            or row["mql_blocked"] != r.blocked
+        ):
+            changed.append((lead_id, r))
+    return changed
+
+
+def _refresh_instance(lead: Lead, result, now: datetime | None, *, stored: dict) -> None:
+    """Give the caller's instance what is now stored (``now`` None: the score was unchanged)."""
     lead.score = result.score
     lead.fit_score = result.fit_score
     lead.engagement_score = result.engagement_score
     lead.fit_points = result.fit_points
     lead.engagement_points = result.engagement_points
-    lead.engagement_points_at = now
+    lead.engagement_points_at = now or stored["engagement_points_at"]
     lead.mql_blocked = result.blocked
-    lead.score_updated_at = now
+    lead.score_updated_at = now or stored["score_updated_at"]
 
 
 def _write(scorers: dict[int, LeadScorer], *, now: datetime, incremental: bool) -> None:
@@ -988,7 +1015,7 @@ def _recompute_leads(rows: list[dict], *, ruleset: Ruleset, now: datetime) -> in
 
     _copy_out(scorers, now=now)
     results = {lead_id: scorer.result() for lead_id, scorer in scorers.items()}
-    _write_lead_scores(list(results.items()), now=now)
+    _write_lead_scores(_changed_scores({row["id"]: row for row in rows}, results), now=now)
     return high
 
 

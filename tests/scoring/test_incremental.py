@@ -370,3 +370,45 @@ def test_a_bulk_call_promotes_many_leads_in_the_same_queries_as_one(make_rule, s
     many, owners = promote(12)
     assert one == many
     assert set(owners) == {sales_rep.pk, other_rep.pk} and abs(owners.count(sales_rep.pk) - 6) <= 1
+
+
+def test_an_interaction_that_changes_no_score_leaves_the_lead_row_alone(make_rule, record):
+    make_rule(
+        name="Pricing page",
+        interaction_type="page_view",
+        property="url",
+        operator="contains",
+        value="/pricing",
+        points=12,
+    )
+    lead = LeadFactory()
+    with time_machine.travel(NOW, tick=False):
+        record(lead, "page_view", url="https://x.example/pricing")
+    lead.refresh_from_db()
+    assert (lead.score, lead.score_updated_at) == (6, NOW)
+    later = NOW + timedelta(hours=2)
+    with time_machine.travel(later, tick=False):
+        record(lead, "email_sent")  # no rule scores it
+        assert (lead.score, lead.score_updated_at) == (6, NOW)  # the caller's instance agrees
+        lead.refresh_from_db()
+        assert (lead.score, lead.score_updated_at) == (6, NOW)
+        record(lead, "page_view", url="https://x.example/pricing/enterprise")
+    lead.refresh_from_db()
+    assert (lead.score, lead.score_updated_at) == (12, later)
+
+
+def test_a_never_scored_lead_is_written_even_at_zero(make_rule, record):
+    make_rule(
+        name="Pricing page",
+        interaction_type="page_view",
+        property="url",
+        operator="contains",
+        value="/pricing",
+        points=12,
+    )
+    lead = LeadFactory()
+    assert lead.score_updated_at is None
+    with time_machine.travel(NOW, tick=False):
+        record(lead, "email_sent")
+    lead.refresh_from_db()
+    assert (lead.score, lead.score_updated_at) == (0, NOW)
