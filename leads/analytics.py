@@ -256,15 +256,17 @@ _PG_FORM_JOIN = "LEFT JOIN leads_form f ON f.id = {alias}.lead_first_form_id"
 
 def _pg_group_expr(group_by: str | None, *, alias: str, owner: str, cycle: str) -> tuple[str, str]:
     """(SQL expression for the group, joins it needs) — names are ours, never user input."""
+    # Text keys group under the "C" collation: byte comparisons sort far faster than the
+    # database's linguistic collation, and equality (all grouping needs) is the same.
     if group_by is None:
-        return "NULL::text", ""
+        return 'NULL::text COLLATE "C"', ""
     if group_by == "owner":
         return owner, ""
     if group_by == "cycle":
         return cycle, ""
     if group_by == "form":
-        return "f.slug", _PG_FORM_JOIN.format(alias=alias)
-    return f"{alias}.{_PG_COPY[group_by]}", ""
+        return 'f.slug COLLATE "C"', _PG_FORM_JOIN.format(alias=alias)
+    return f'{alias}.{_PG_COPY[group_by]} COLLATE "C"', ""
 
 
 def _pg_cycles_sql(since: datetime, until: datetime, entered: str) -> tuple[str, list]:
@@ -320,7 +322,7 @@ def _pg_durations_raw(since: datetime, until: datetime, group_by: str | None) ->
     # left_at (the lead's next transition) is kept on each row by a trigger (migration 0003).
     grp, joins = _pg_group_expr(group_by, alias="st", owner="st.owner_id", cycle="st.cycle")
     sql = f"""
-        SELECT {grp} AS grp, st.to_stage AS stage, st.at, st.left_at
+        SELECT {grp} AS grp, st.to_stage COLLATE "C" AS stage, st.at, st.left_at
         FROM leads_stagetransition st {joins}
         WHERE st.at >= %s AND st.at < %s
     """  # noqa: S608 - only our own column names are interpolated
