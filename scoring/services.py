@@ -140,10 +140,7 @@ def _score(
     settings_row = scoring_settings_get()
     ruleset = ruleset_get(settings_row)
     # Lock in id order: two bulk requests touching the same leads cannot deadlock.
-    leads = {
-        row["id"]: row
-        for row in Lead.objects.select_for_update().filter(pk__in=lead_ids).order_by("pk").values(*_LEAD_COLUMNS)
-    }
+    leads = {row["id"]: row for row in _locked_leads_by_id(lead_ids)}
     totals = _load_totals(list(leads))
     weights = _form_weights(ruleset, interactions)
 
@@ -947,25 +944,32 @@ def _recompute_batch(*, job_id: int, batch_size: int) -> bool:
 
 
 def _locked_lead_rows(*, after: int, until: int | None, limit: int) -> list[dict]:
-    """The next ``limit`` leads with ``after < id <= until``, locked, as dicts of ``_LEAD_COLUMNS``.
-
-    On PostgreSQL one raw ``SELECT … FOR UPDATE`` (the same values as ``.values()``, without
-    the ORM's per-row work: only the JSON columns need decoding).
-    """
+    """The next ``limit`` leads with ``after < id <= until``, locked, as dicts of ``_LEAD_COLUMNS``."""
     if connection.vendor != "postgresql":
         leads = Lead.objects.select_for_update().filter(pk__gt=after)
         if until is not None:
             leads = leads.filter(pk__lte=until)
         return list(leads.order_by("pk").values(*_LEAD_COLUMNS)[:limit])
+    where = "id > %s" + (" AND id <= %s" if until is not None else "")
+    params = [after, until] if until is not None else [after]
+    return _raw_locked_lead_rows(where + " ORDER BY id LIMIT %s", [*params, limit])
+
+
+def _locked_leads_by_id(lead_ids: list[int]) -> list[dict]:
+    """These leads, locked in id order (concurrent batches cannot deadlock), as dicts of ``_LEAD_COLUMNS``."""
+    if connection.vendor != "postgresql":
+        return list(Lead.objects.select_for_update().filter(pk__in=lead_ids).order_by("pk").values(*_LEAD_COLUMNS))
+    return _raw_locked_lead_rows("id = ANY(%s) ORDER BY id", [list(lead_ids)])
+
+
+def _raw_locked_lead_rows(condition: str, params: list) -> list[dict]:
+    """PostgreSQL: one raw ``SELECT … WHERE <condition> FOR UPDATE`` giving the same values as
+    ``.values(*_LEAD_COLUMNS)`` without the ORM's per-row work (only JSON columns need decoding)."""
     from django.db.models import JSONField
 
     fields = [Lead._meta.get_field(name) for name in _LEAD_COLUMNS]
     json_columns = [n for n, f in enumerate(fields) if isinstance(f, JSONField)]
-    sql = (
-        f"SELECT {', '.join(f.column for f in fields)} FROM {Lead._meta.db_table} "  # noqa: S608 - model names
-        "WHERE id > %s" + (" AND id <= %s" if until is not None else "") + " ORDER BY id LIMIT %s FOR UPDATE"
-    )
-    params = [after, until, limit] if until is not None else [after, limit]
+    sql = f"SELECT {', '.join(f.column for f in fields)} FROM {Lead._meta.db_table} WHERE {condition} FOR UPDATE"  # noqa: S608 - model names, our conditions
     loads = json.loads
     rows = []
     with connection.cursor() as cursor:
