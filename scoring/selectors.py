@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -59,6 +60,18 @@ class Ruleset:
     @property
     def uses_channel_weight(self) -> bool:
         return any(r.use_channel_weight for r in self.by_type.get("form_submit", ()))
+
+    @cached_property
+    def scored_types(self) -> frozenset[str]:
+        """Interaction types that can change a score or a stage: those some rule scores, plus the
+        PQL rule's trial and usage events when it is on."""
+        types = set(self.by_type)
+        if self.pql_rule.get("enabled"):
+            types |= {
+                self.pql_rule.get("trial_type") or "trial_started",
+                self.pql_rule.get("usage_type") or "product_usage",
+            }
+        return frozenset(types)
 
 
 _cache_lock = threading.Lock()

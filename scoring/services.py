@@ -140,13 +140,25 @@ def _score(
     settings_row = scoring_settings_get()
     ruleset = ruleset_get(settings_row)
     # Lock in id order: two bulk requests touching the same leads cannot deadlock.
-    leads = {row["id"]: row for row in _locked_leads_by_id(lead_ids)}
-    totals = _load_totals(list(leads))
-    weights = _form_weights(ruleset, interactions)
-
+    locked = _locked_leads_by_id(lead_ids)
     by_lead: dict[int, list[Interaction]] = defaultdict(list)
     for interaction in interactions:
         by_lead[interaction.lead_id].append(interaction)
+    # An event no rule looks at (and the PQL rule does not count), e.g. ``email_sent`` without a
+    # rule for it, cannot change a score already stored: such leads are left alone (decay is the
+    # periodic task's job). A lead never scored, or whose profile changed, is always scored.
+    relevant = ruleset.scored_types
+    leads = {
+        row["id"]: row
+        for row in locked
+        if row["id"] in profile_lead_ids
+        or row["score_updated_at"] is None
+        or any(i.type in relevant for i in by_lead.get(row["id"], ()))
+    }
+    if not leads:
+        return
+    totals = _load_totals(list(leads))
+    weights = _form_weights(ruleset, interactions)
 
     scorers: dict[int, LeadScorer] = {}
     for lead_id, row in leads.items():

@@ -380,7 +380,9 @@ def test_an_interaction_that_changes_no_score_leaves_the_lead_row_alone(make_rul
         operator="contains",
         value="/pricing",
         points=12,
+        max_points=12,
     )
+    make_rule(name="Demo", interaction_type="demo_request", points=20)
     lead = LeadFactory()
     with time_machine.travel(NOW, tick=False):
         record(lead, "page_view", url="https://x.example/pricing")
@@ -388,13 +390,15 @@ def test_an_interaction_that_changes_no_score_leaves_the_lead_row_alone(make_rul
     assert (lead.score, lead.score_updated_at) == (6, NOW)
     later = NOW + timedelta(hours=2)
     with time_machine.travel(later, tick=False):
-        record(lead, "email_sent")  # no rule scores it
+        record(lead, "email_sent")  # no rule looks at it
+        record(lead, "page_view", url="https://x.example/pricing/enterprise")  # the rule's cap is reached
         assert (lead.score, lead.score_updated_at) == (6, NOW)  # the caller's instance agrees
         lead.refresh_from_db()
         assert (lead.score, lead.score_updated_at) == (6, NOW)
-        record(lead, "page_view", url="https://x.example/pricing/enterprise")
+        assert ScoreContribution.objects.filter(lead=lead).count() == 1
+        record(lead, "demo_request")
     lead.refresh_from_db()
-    assert (lead.score, lead.score_updated_at) == (12, later)
+    assert (lead.score, lead.score_updated_at) == (16, later)
 
 
 def test_a_never_scored_lead_is_written_even_at_zero(make_rule, record):
