@@ -415,3 +415,20 @@ def test_each_transition_knows_when_the_lead_left_its_stage_even_when_history_ar
     stages = analytics.stage_durations(since=SINCE, until=UNTIL)["groups"][0]["stages"]
     assert stages["mql"] == {"entered": 2, "left": 2, "open": 0, "median_hours": 24.0, "p90_hours": 43.2}
     assert stages["customer"]["open"] == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_the_period_report_splits_its_sections_over_two_connections(history):
+    with CaptureQueriesContext(connection) as on_this_connection:
+        report = analytics.funnel_report(since=SINCE, until=UNTIL, group_by="source")
+    sqls = " ".join(q["sql"] for q in on_this_connection.captured_queries)
+    assert "left_at" not in sqls and "first_response_at" not in sqls  # computed on the second connection
+    assert list(report) == [*analytics._PERIOD_KEYS, "view", "computed_at"]
+    assert report["stage_durations"] == analytics.stage_durations(since=SINCE, until=UNTIL, group_by="source")["groups"]
+    sla = analytics.sla_report(since=SINCE, until=UNTIL)
+    assert report["sla"] == {k: v for k, v in sla.items() if k not in ("since", "until")}
+    summary = analytics.funnel_summary(since=SINCE, until=UNTIL, group_by="source")
+    assert report["totals"] == summary["totals"] and report["groups"] == summary["groups"]
+    by_source = {g["key"]: g for g in report["stage_durations"]}
+    assert by_source["web"]["stages"]["mql"]["entered"] == 3
