@@ -270,11 +270,13 @@ def _pg_group_expr(group_by: str | None, *, alias: str, owner: str, cycle: str) 
     return f'{alias}.{_PG_COPY[group_by]} COLLATE "C"', ""
 
 
-def _pg_cycles_sql(since: datetime, until: datetime, entered: str) -> tuple[str, list]:
+def _pg_cycles_sql(since: datetime, until: datetime, entered: str, read: str) -> tuple[str, list]:
     """Per lead and cycle, the first entry into each stage since ``since``, for the leads that
     entered one of the stages ``entered`` (an SQL list of our own literals) in ``[since, until)``.
-    Within a cycle a lead enters MQL/PQL (and SQL) at most once — so MIN(owner) is that entry's
-    owner — and SAL, SQL, customer, lost only after it."""
+    Only transitions into the stages ``read`` are aggregated (each column below looks at its own
+    stages, so the others cannot change the columns the caller uses). Within a cycle a lead enters
+    MQL/PQL (and SQL) at most once — so MIN(owner) is that entry's owner — and SAL, SQL, customer,
+    lost only after it."""
     sql = f"""
         SELECT st.lead_id, st.cycle,
             MIN(st.at) FILTER (WHERE st.to_stage IN ('mql', 'pql')) AS entry_at,
@@ -288,7 +290,7 @@ def _pg_cycles_sql(since: datetime, until: datetime, entered: str) -> tuple[str,
             MIN(st.lead_source) AS lead_source, MIN(st.lead_channel) AS lead_channel,
             MIN(st.lead_utm_campaign) AS lead_utm_campaign, MIN(st.lead_first_form_id) AS lead_first_form_id
         FROM leads_stagetransition st
-        WHERE st.at >= %s AND st.lead_id IN (
+        WHERE st.at >= %s AND st.to_stage IN ({read}) AND st.lead_id IN (
             SELECT e.lead_id FROM leads_stagetransition e
             WHERE e.to_stage IN ({entered}) AND e.at >= %s AND e.at < %s
         )
@@ -298,7 +300,7 @@ def _pg_cycles_sql(since: datetime, until: datetime, entered: str) -> tuple[str,
 
 
 def _pg_cohort_raw(since: datetime, until: datetime, group_by: str | None) -> tuple[str, list]:
-    cycles, params = _pg_cycles_sql(since, until, "'mql', 'pql'")
+    cycles, params = _pg_cycles_sql(since, until, "'mql', 'pql'", "'mql', 'pql', 'sal', 'sql', 'customer', 'recycled'")
     grp, joins = _pg_group_expr(group_by, alias="c", owner="c.entry_owner", cycle="c.cycle")
     sql = f"""
         SELECT {grp} AS grp, c.entry_at AS at, c.sal_at, c.sql_at, c.customer_at, c.rejected_at
@@ -309,7 +311,7 @@ def _pg_cohort_raw(since: datetime, until: datetime, group_by: str | None) -> tu
 
 
 def _pg_quality_raw(since: datetime, until: datetime, group_by: str) -> tuple[str, list]:
-    cycles, params = _pg_cycles_sql(since, until, "'sql'")
+    cycles, params = _pg_cycles_sql(since, until, "'sql'", "'sql', 'customer', 'lost'")
     grp, joins = _pg_group_expr(group_by, alias="c", owner="c.sql_owner", cycle="c.cycle")
     sql = f"""
         SELECT {grp} AS grp, c.sql_at, c.customer_at, c.lost_at
