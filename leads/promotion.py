@@ -37,7 +37,7 @@ from leadfunnel.outbox import outbox_publish_many
 
 from .funnel import AWAITING_SALES, can_move
 from .models import Lead, SalesRepProfile, Stage, StageTransition
-from .services import current_sla_hours, rep_queue
+from .services import current_sla_hours, rep_queue, stage_changed_payload
 
 
 @dataclass
@@ -184,25 +184,7 @@ def leads_promote_many(
     _update_leads(lead_rows)
     reps.save()
     StageTransition.objects.bulk_create(transitions)
-    outbox_publish_many(
-        messages=[
-            (
-                "lead.stage_changed",
-                {
-                    "lead_id": t.lead_id,
-                    "transition_id": t.pk,
-                    "from": t.from_stage,
-                    "to": t.to_stage,
-                    "cause": t.cause,
-                    "cause_ref": t.cause_ref,
-                    "owner_id": t.owner_id,
-                    "cycle": t.cycle,
-                    "at": t.at.isoformat(),
-                },
-            )
-            for t in transitions
-        ]
-    )
+    outbox_publish_many(messages=[("lead.stage_changed", stage_changed_payload(t)) for t in transitions])
     instances = instances or {}
     for (lead_id, stage, at, cycle, owner_id, assigned_at, sla_due_at), transition in zip(
         lead_rows, transitions, strict=True

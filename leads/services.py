@@ -115,6 +115,22 @@ def _assign(lead: Lead, *, now, rep=None) -> None:
         SalesRepProfile.objects.update_or_create(user=rep, defaults={"last_assigned_at": now})
 
 
+def stage_changed_payload(transition: StageTransition) -> dict:
+    """The ``lead.stage_changed`` outbox message for a recorded move (webhooks, notifications,
+    nurture enrol/exit read it)."""
+    return {
+        "lead_id": transition.lead_id,
+        "transition_id": transition.pk,
+        "from": transition.from_stage,
+        "to": transition.to_stage,
+        "cause": transition.cause,
+        "cause_ref": transition.cause_ref,
+        "owner_id": transition.owner_id,
+        "cycle": transition.cycle,
+        "at": transition.at.isoformat(),
+    }
+
+
 @transaction.atomic
 def lead_change_stage(
     *,
@@ -192,20 +208,7 @@ def lead_change_stage(
         owner=locked.owner,
         details=details or {},
     )
-    outbox_publish(
-        topic="lead.stage_changed",
-        payload={
-            "lead_id": locked.pk,
-            "transition_id": transition.pk,
-            "from": from_stage,
-            "to": to_stage,
-            "cause": cause,
-            "cause_ref": cause_ref,
-            "owner_id": locked.owner_id,
-            "cycle": locked.cycle,
-            "at": now.isoformat(),
-        },
-    )
+    outbox_publish(topic="lead.stage_changed", payload=stage_changed_payload(transition))
     if not isinstance(lead, int):
         # Keep the caller's instance truthful.
         for field in (
