@@ -25,6 +25,7 @@ import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import attrgetter
 
 from django.contrib.auth import get_user_model
 from django.core.mail import get_connection
@@ -224,49 +225,18 @@ _MESSAGE_COLUMNS = (
 
 
 def _executions_insert(executions: list[_Execution]) -> None:
-    rows = [
-        (
-            e.enrollment_id,
-            e.sequence_id,
-            e.step_id,
-            e.position,
-            e.run,
-            e.kind,
-            e.state,
-            e.attempts,
-            e.next_attempt_at,
-            e.created_at,
-            e.finished_at,
-            e.error,
-            e.detail,
-        )
-        for e in executions
-    ]
-    for execution, pk in zip(executions, _rows_insert(StepExecution, _EXECUTION_COLUMNS, rows), strict=True):
-        execution.pk = pk
+    _planned_insert(StepExecution, _EXECUTION_COLUMNS, executions)
 
 
 def _messages_insert(messages: list[_Outgoing]) -> None:
-    rows = [
-        (
-            m.execution_id,
-            m.lead_id,
-            m.sequence_id,
-            m.position,
-            m.purpose,
-            m.channel,
-            m.to,
-            m.subject,
-            m.body,
-            m.text_body,
-            m.token,
-            m.links,
-            m.created_at,
-        )
-        for m in messages
-    ]
-    for message, pk in zip(messages, _rows_insert(Message, _MESSAGE_COLUMNS, rows), strict=True):
-        message.pk = pk
+    _planned_insert(Message, _MESSAGE_COLUMNS, messages)
+
+
+def _planned_insert(model: type[Model], columns: tuple[str, ...], planned: list) -> None:
+    """Insert planned rows (their attributes are named like the columns) and give each its id."""
+    values = attrgetter(*columns)
+    for item, pk in zip(planned, _rows_insert(model, columns, [values(p) for p in planned]), strict=True):
+        item.pk = pk
 
 
 _INSERT_CHUNK = 2000
