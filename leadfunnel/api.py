@@ -1,4 +1,4 @@
-"""Cross-cutting API pieces: the one error shape and its handler.
+"""Cross-cutting API pieces: the one error shape and its handler, and the schema of a list page.
 
 Every error answer is JSON::
 
@@ -14,13 +14,27 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
-from rest_framework import exceptions, status
+from drf_spectacular.utils import inline_serializer
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .errors import DomainError
 
 logger = logging.getLogger(__name__)
+
+
+def page_schema(name: str, serializer_class) -> serializers.Serializer:
+    """The OpenAPI schema of a DRF page-number page of ``serializer_class`` rows."""
+    return inline_serializer(
+        name,
+        {
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": serializer_class(many=True),
+        },
+    )
 
 
 def _first_message(detail: object) -> str:

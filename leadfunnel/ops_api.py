@@ -23,24 +23,11 @@ from rest_framework.views import APIView
 from leads import analytics, exports, imports, sla
 from leads.models import ImportJob, Lead
 
+from .api import page_schema
 from .errors import ValidationFailed
 from .models import LeadAssignment, WebhookDelivery, WebhookSubscription
 from .roles import IsAdmin, IsMarketer, IsMarketerOrSales
 from .webhooks import EVENTS, webhook_create, webhook_delete, webhook_redeliver, webhook_update
-
-
-def _page_of(name: str, serializer_class) -> serializers.Serializer:
-    """The schema of a DRF page-number page of ``serializer_class`` rows."""
-    return inline_serializer(
-        name,
-        {
-            "count": serializers.IntegerField(),
-            "next": serializers.URLField(allow_null=True),
-            "previous": serializers.URLField(allow_null=True),
-            "results": serializer_class(many=True),
-        },
-    )
-
 
 # --- funnel -------------------------------------------------------------------------------
 
@@ -193,7 +180,7 @@ class DeliveryOutput(serializers.ModelSerializer):
 class WebhookListView(APIView):
     permission_classes = [IsAdmin]
 
-    @extend_schema(operation_id="v1_webhooks_list", responses=_page_of("PaginatedWebhookList", WebhookOutput))
+    @extend_schema(operation_id="v1_webhooks_list", responses=page_schema("PaginatedWebhookList", WebhookOutput))
     def get(self, request):
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(WebhookSubscription.objects.order_by("id"), request, view=self)
@@ -316,7 +303,7 @@ class ImportListView(APIView):
     permission_classes = [IsMarketer]
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
-    @extend_schema(operation_id="v1_imports_list", responses=_page_of("PaginatedImportList", ImportOutput))
+    @extend_schema(operation_id="v1_imports_list", responses=page_schema("PaginatedImportList", ImportOutput))
     def get(self, request):
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(ImportJob.objects.order_by("-created_at", "-id"), request, view=self)

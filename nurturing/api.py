@@ -1,11 +1,12 @@
 """Sequences API (marketers and admins): thin views over nurturing.services / selectors."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from leadfunnel.api import page_schema
 from leadfunnel.errors import NotFound, ValidationFailed
 from leadfunnel.roles import IsMarketer
 from leads.models import Lead
@@ -22,19 +23,6 @@ from .serializers import (
 )
 
 
-def _page_of(name: str, serializer_class) -> serializers.Serializer:
-    """The schema of a DRF page-number page of ``serializer_class`` rows."""
-    return inline_serializer(
-        name,
-        {
-            "count": serializers.IntegerField(),
-            "next": serializers.URLField(allow_null=True),
-            "previous": serializers.URLField(allow_null=True),
-            "results": serializer_class(many=True),
-        },
-    )
-
-
 class _MarketerView(APIView):
     permission_classes = [IsMarketer]
 
@@ -48,7 +36,7 @@ def _paginate(request, view, queryset, serializer_class):
 class SequenceListCreateApi(_MarketerView):
     @extend_schema(
         operation_id="sequences_list",
-        responses=_page_of("PaginatedSequenceList", SequenceOutputSerializer),
+        responses=page_schema("PaginatedSequenceList", SequenceOutputSerializer),
         tags=["sequences"],
     )
     def get(self, request):
@@ -96,7 +84,7 @@ class SequenceEnrollmentsApi(_MarketerView):
     @extend_schema(
         parameters=[OpenApiParameter("status", str, description="active, completed, exited, goal_reached")],
         operation_id="sequence_enrollments_list",
-        responses=_page_of("PaginatedEnrollmentList", EnrollmentOutputSerializer),
+        responses=page_schema("PaginatedEnrollmentList", EnrollmentOutputSerializer),
         tags=["sequences"],
     )
     def get(self, request, sequence_id: int):
