@@ -42,3 +42,25 @@ def record():
         return interaction
 
     return record
+
+
+@pytest.fixture
+def crash_on_batch(monkeypatch):
+    """``crash_on_batch(n)``: the n-th recompute batch written fails like a worker lost mid-run;
+    returns the real writer (put it back with ``monkeypatch.setattr``)."""
+    from scoring import services
+
+    def arm(n: int):
+        original = services._copy_out
+        calls = {"n": 0}
+
+        def crash(scorers, *, now):
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise RuntimeError("worker lost")
+            return original(scorers, now=now)
+
+        monkeypatch.setattr(services, "_copy_out", crash)
+        return original
+
+    return arm

@@ -172,20 +172,11 @@ def test_recompute_applies_changed_rules_to_every_lead_in_batches(make_rule):
     assert set(ScoreContribution.objects.values_list("points", flat=True)) == {7}
 
 
-def test_a_recompute_interrupted_midway_resumes_after_the_last_lead_done(make_rule, monkeypatch):
+def test_a_recompute_interrupted_midway_resumes_after_the_last_lead_done(make_rule, monkeypatch, crash_on_batch):
     make_rule(name="Click", interaction_type="email_click", points=5)
     leads = LeadFactory.create_batch(4)
     Interaction.objects.bulk_create([Interaction(lead=lead, type="email_click") for lead in leads])
-    calls = {"n": 0}
-    original = services._copy_out
-
-    def crash_on_second_batch(scorers, *, now):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("worker lost")
-        return original(scorers, now=now)
-
-    monkeypatch.setattr(services, "_copy_out", crash_on_second_batch)
+    original = crash_on_batch(2)
     job = RecomputeJob.objects.create(total=4)
     with pytest.raises(RuntimeError):
         services.scoring_recompute_all(job=job, batch_size=2)

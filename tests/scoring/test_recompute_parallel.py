@@ -71,18 +71,11 @@ def test_several_workers_give_what_one_worker_gives(make_rule):
 
 
 @pytest.mark.django_db
-def test_a_failed_range_resumes_where_it_stopped_and_the_progress_api_follows(make_rule, marketer_client, monkeypatch):
+def test_a_failed_range_resumes_where_it_stopped_and_the_progress_api_follows(
+    make_rule, marketer_client, monkeypatch, crash_on_batch
+):
     leads = _world(make_rule, n=8)
-    original = services._copy_out
-    calls = {"n": 0}
-
-    def crash_on_third_batch(scorers, *, now):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise RuntimeError("worker lost")
-        return original(scorers, now=now)
-
-    monkeypatch.setattr(services, "_copy_out", crash_on_third_batch)
+    original = crash_on_batch(3)
     job = RecomputeJob.objects.create(total=8)
     with pytest.raises(RuntimeError):
         services.scoring_recompute_all(job=job, workers=2, batch_size=2)
@@ -105,18 +98,9 @@ def test_a_failed_range_resumes_where_it_stopped_and_the_progress_api_follows(ma
 
 
 @pytest.mark.django_db
-def test_a_single_worker_job_resumed_with_workers_splits_only_what_is_left(make_rule, monkeypatch):
+def test_a_single_worker_job_resumed_with_workers_splits_only_what_is_left(make_rule, monkeypatch, crash_on_batch):
     leads = _world(make_rule, n=6)
-    original = services._copy_out
-    calls = {"n": 0}
-
-    def crash_on_second_batch(scorers, *, now):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("worker lost")
-        return original(scorers, now=now)
-
-    monkeypatch.setattr(services, "_copy_out", crash_on_second_batch)
+    original = crash_on_batch(2)
     job = RecomputeJob.objects.create(total=6)
     with pytest.raises(RuntimeError):
         services.scoring_recompute_all(job=job, workers=1, batch_size=2)
