@@ -3,7 +3,9 @@
 Every stage change in LeadFunnel goes through :func:`lead_change_stage`: it
 locks the lead row, checks the move against :mod:`leads.funnel`, writes a
 :class:`StageTransition` and publishes ``lead.stage_changed`` to the outbox
-(delivered after commit: webhooks, notifications, nurture enrol/exit).
+(delivered after commit: webhooks, notifications, nurture enrol/exit). The one
+exception is scoring's promotion of many leads into MQL/PQL at once,
+:func:`leads.promotion.leads_promote_many`, which records the same for each lead.
 """
 
 import ipaddress
