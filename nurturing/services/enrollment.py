@@ -75,7 +75,8 @@ def enrollments_create(
         ).values_list("lead_id", flat=True)
     )
     if len(enrolled) >= ANALYZE_AFTER:
-        _statistics_refresh()
+        # After commit: ANALYZE then sees the committed rows and holds no lock in this transaction.
+        transaction.on_commit(_statistics_refresh)
     return enrolled
 
 
