@@ -138,6 +138,7 @@ class Notification(models.Model):
 
     class Kind(models.TextChoices):
         MQL_ASSIGNED = "mql_assigned"
+        LEAD_ASSIGNED = "lead_assigned"
         SLA_BREACHED = "sla_breached"
         SLA_REASSIGNED = "sla_reassigned"
         WEBHOOK_DISABLED = "webhook_disabled"
@@ -171,11 +172,13 @@ class Notification(models.Model):
 
 
 class LeadAssignment(models.Model):
-    """Ownership history of a lead beyond stage changes (e.g. SLA reassignment), for the timeline."""
+    """Ownership history of a lead beyond stage changes (SLA reassignment, a sequence, by hand), for
+    the timeline. A rep routed to a new MQL/PQL is recorded on the stage transition itself."""
 
     class Cause(models.TextChoices):
         SLA = "sla", "SLA breached, reassigned"
         MANUAL = "manual", "Reassigned by hand"
+        SEQUENCE = "sequence", "Assigned by a nurture sequence"
 
     lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="assignments")
     from_owner = models.ForeignKey(

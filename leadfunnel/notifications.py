@@ -25,7 +25,6 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .models import Notification
-from .outbox import outbox_handler
 
 logger = logging.getLogger(__name__)
 
@@ -113,31 +112,3 @@ def notifications_pending_ids(*, limit: int = 500) -> list[int]:
 
 def admins() -> list:
     return list(get_user_model().objects.filter(is_superuser=True, is_active=True))
-
-
-# --- outbox handlers (DB-only) -------------------------------------------------
-
-
-@outbox_handler("lead.stage_changed")
-def notify_rep_of_new_mql(payload: dict) -> None:
-    """A new MQL/PQL was assigned to a rep: tell the rep, with the SLA deadline."""
-    if payload.get("to") not in ("mql", "pql") or not payload.get("owner_id"):
-        return
-    from leads.models import Lead
-
-    lead = Lead.objects.filter(pk=payload["lead_id"]).select_related("owner").first()
-    if lead is None or lead.owner_id != payload["owner_id"]:
-        return  # moved on or reassigned since: the newer event notifies
-    stage = payload["to"].upper()
-    due = lead.sla_due_at.strftime("%Y-%m-%d %H:%M UTC") if lead.sla_due_at else "no deadline"
-    notification_create(
-        recipients=[lead.owner],
-        kind=Notification.Kind.MQL_ASSIGNED,
-        subject=f"New {stage} for you: {lead.full_name or lead.email}",
-        body=(
-            f"{lead.full_name or lead.email} ({lead.email}, {lead.title or 'no title'} at "
-            f"{lead.company_name or 'unknown company'}) is a new {stage} assigned to you.\n"
-            f"Please accept or reject before {due}.\n\n{settings.SITE_URL}/leads/{lead.pk}/\n"
-        ),
-        dedupe_key=f"mql_assigned:{payload.get('transition_id')}",
-    )

@@ -37,6 +37,7 @@ from leadfunnel.errors import ValidationFailed
 from leadfunnel.models import LeadAssignment
 
 from .models import Form, Lead, StageTransition
+from .selectors import current_sla_hours
 
 GROUP_BY_CHOICES = ("source", "channel", "form", "owner", "utm_campaign", "cycle")
 DEFAULT_PERIOD = timedelta(days=30)
@@ -657,8 +658,6 @@ def sla_report(*, since: datetime, until: datetime, sla_hours: float | None = No
          "median_response_hours", "p90_response_hours"}
     """
     if sla_hours is None:
-        from .services import current_sla_hours
-
         sla_hours = current_sla_hours()
     window = timedelta(hours=sla_hours)
     response = ExpressionWrapper(F("first_response_at") - F("assigned_at"), output_field=DurationField())

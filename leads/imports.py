@@ -28,9 +28,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from leadfunnel.errors import NotFound, ValidationFailed
-from leadfunnel.outbox import outbox_publish_many
+from leadfunnel.outbox import outbox_publish
 
-from .models import Channel, ImportJob, Lead, Stage, StageTransition, TransitionCause
+from .models import Channel, ImportJob, Lead, TransitionCause
+from .services import Entry, leads_enter_funnel, leads_score
 
 logger = logging.getLogger(__name__)
 
@@ -255,17 +256,10 @@ def import_create(*, actor, content: bytes, filename: str, mapping: dict | None,
         )
         job.save()
         if queue:
-            transaction.on_commit(lambda: _kick(job.pk))
+            # A worker starts it after commit (``leads.tasks`` handles the message); if the broker
+            # is down, the beat sweep of stalled imports starts it later.
+            outbox_publish(topic="import.requested", payload={"job_id": job.pk})
     return job
-
-
-def _kick(job_id: int) -> None:
-    from .tasks import import_run_job
-
-    try:
-        import_run_job.apply_async(args=[job_id], retry=False)
-    except Exception as exc:  # the beat sweep starts it when the broker is back
-        logger.warning("broker unavailable, import %s left for the sweep: %s", job_id, exc)
 
 
 def _count_rows(job: ImportJob) -> int:
@@ -350,23 +344,34 @@ def _import_batch(job_id: int, batch: list[tuple[int, ParsedRow | None, dict | N
                 line=row.line, email=row.email, values=dict(row.values), custom=dict(row.custom)
             )
 
-    existing = {lead.email: lead for lead in Lead.objects.select_for_update().filter(email__in=list(merged))}
     now = timezone.now()
-    to_create, changed, changed_fields = [], [], set()
-    for email, row in merged.items():
-        lead = existing.get(email)
-        if lead is None:
-            to_create.append(
-                Lead(
+    entered = leads_enter_funnel(
+        entries=[
+            Entry(
+                lead=Lead(
                     email=email,
                     source=IMPORT_SOURCE,
                     channel=Channel.IMPORT,
                     custom_fields=row.custom,
                     created_at=now,
+                    updated_at=now,
                     stage_changed_at=now,
                     **row.values,
-                )
+                ),
+                cause=TransitionCause.SYSTEM,
+                cause_ref=f"import:{job_id}",
+                reason="Imported from a CSV file",
             )
+            for email, row in merged.items()
+        ],
+        touch=False,
+    )
+    created = [lead for lead in entered.leads.values() if lead.pk in entered.created]
+    # An existing lead keeps what it has: the file fills only the blanks.
+    changed, changed_fields = [], set()
+    for email, row in merged.items():
+        lead = entered.leads[email]
+        if lead.pk in entered.created:
             continue
         dirty = False
         for key, value in row.values.items():
@@ -380,36 +385,11 @@ def _import_batch(job_id: int, batch: list[tuple[int, ParsedRow | None, dict | N
             changed_fields.add("custom_fields")
             dirty = True
         if dirty:
+            lead.updated_at = now
             changed.append(lead)
-    # A concurrent intake may create one of these emails meanwhile: skip it rather than fail.
-    Lead.objects.bulk_create(to_create, ignore_conflicts=True)
-    created = list(
-        Lead.objects.filter(email__in=[lead.email for lead in to_create], created_at=now, source=IMPORT_SOURCE)
-    )
-    # Every lead's history starts with entering the funnel (as the intake records it).
-    StageTransition.objects.bulk_create(
-        [
-            StageTransition(
-                lead_id=lead.pk,
-                from_stage="",
-                to_stage=Stage.VISITOR,
-                at=now,
-                cause=TransitionCause.SYSTEM,
-                cause_ref=f"import:{job_id}",
-                reason="Imported from a CSV file",
-                cycle=lead.cycle,
-            )
-            for lead in created
-        ]
-    )
     if changed:
         Lead.objects.bulk_update(changed, sorted(changed_fields | {"updated_at"}))
-    _score(created + changed)
-    outbox_publish_many(
-        messages=[
-            ("lead.created", {"lead_id": lead.pk, "source": IMPORT_SOURCE, "form_slug": None}) for lead in created
-        ]
-    )
+    leads_score(profile_lead_ids={lead.pk for lead in created + changed})
     room = max(0, MAX_STORED_ERRORS - len(job.errors))
     job.errors = job.errors + errors[:room]
     job.processed_rows += len(batch)
@@ -418,20 +398,6 @@ def _import_batch(job_id: int, batch: list[tuple[int, ParsedRow | None, dict | N
     job.error_count += len(errors)
     job.save(update_fields=["errors", "processed_rows", "created_count", "updated_count", "error_count", "updated_at"])
     return True
-
-
-def _score(leads: list[Lead]) -> None:
-    """Score new and changed leads (the bulk variant when the scoring app offers one)."""
-    if not leads:
-        return
-    from scoring import services as scoring
-
-    bulk = getattr(scoring, "score_profile_change_bulk", None)
-    if bulk is not None:
-        bulk(leads=leads)
-        return
-    for lead in leads:
-        scoring.score_profile_change(lead=lead)
 
 
 # --- reading -----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from django.db.models import F, Lookup, Q, QuerySet, Subquery
 from rest_framework.exceptions import ValidationError
 
 from leadfunnel.errors import NotFound
+from scoring.selectors import scoring_settings_get
 
 from .models import Company, Form, Interaction, InteractionType, Lead, Stage, StageTransition
 
@@ -194,3 +195,8 @@ class LeadTimeline:
                 item = transitions[pk]
                 entries.append(TimelineEntry("stage_change", item.at, item))
         return entries
+
+
+def current_sla_hours() -> int:
+    """Hours a rep has to answer a new MQL/PQL (the scoring settings' ``sla_hours``)."""
+    return scoring_settings_get().sla_hours

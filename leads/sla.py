@@ -6,12 +6,11 @@ The beat task ``leads.tasks.sla_enforce`` calls :func:`sla_enforce` every minute
    gets ``sla_breached_at``; its rep and the rep's manager get an email.
 2. **Reassign**: ``SLA_REASSIGN_AFTER_HOURS`` after the breach, still unanswered, the
    lead goes to the next rep in the round-robin (never the same rep), with a fresh SLA
-   deadline. The move is recorded as a :class:`leadfunnel.models.LeadAssignment` (the
-   lead's ownership history, shown on the timeline) and an audit event; both reps are told.
+   deadline, through the one assignment rule (:func:`leads.services.leads_assign`: the
+   ownership history, an audit event, the round-robin advanced; both reps are told).
 
-Each lead is handled under ``SELECT … FOR UPDATE SKIP LOCKED``, with its condition
-re-checked on the locked row, so two sweeps (or a sweep racing a rep's accept) never
-act twice.
+Each lead's condition is re-checked on the locked row, so two sweeps (or a sweep racing a
+rep's accept) never act twice.
 """
 
 import logging
@@ -30,7 +29,7 @@ from leadfunnel.roles import is_admin
 
 from .funnel import AWAITING_SALES
 from .models import Lead, SalesRepProfile
-from .services import current_sla_hours, rep_pick_next
+from .services import Reassignment, leads_assign
 
 logger = logging.getLogger(__name__)
 
@@ -102,112 +101,43 @@ def _notify_breach(lead: Lead, *, now: datetime, manager=None) -> None:
 
 
 def sla_reassign_overdue(*, now: datetime | None = None) -> int:
-    """Reassign leads breached more than SLA_REASSIGN_AFTER_HOURS ago. Returns how many moved."""
+    """Reassign leads breached more than SLA_REASSIGN_AFTER_HOURS ago to the next rep in the
+    round-robin (never the same rep). Returns how many moved."""
     now = now or timezone.now()
-    cutoff = now - timedelta(hours=settings.SLA_REASSIGN_AFTER_HOURS)
-    candidate_ids = list(
-        Lead.objects.filter(
-            stage__in=list(AWAITING_SALES),
-            sla_breached_at__lte=cutoff,
-            first_response_at__isnull=True,
-        )
+    hours = settings.SLA_REASSIGN_AFTER_HOURS
+    cutoff = now - timedelta(hours=hours)
+    candidates = list(
+        Lead.objects.filter(stage__in=list(AWAITING_SALES), sla_breached_at__lte=cutoff, first_response_at__isnull=True)
         .order_by("sla_breached_at")
-        .values_list("pk", flat=True)[:1000]
+        .values_list("pk", "sla_breached_at")[:1000]
     )
-    moved = 0
-    for lead_id in candidate_ids:
-        if lead_reassign(lead_id=lead_id, now=now, cause=LeadAssignment.Cause.SLA, cutoff=cutoff) is not None:
-            moved += 1
-    return moved
+    if not candidates:
+        return 0
 
-
-@transaction.atomic
-def lead_reassign(
-    *,
-    lead_id: int,
-    now: datetime | None = None,
-    cause: str = LeadAssignment.Cause.SLA,
-    to_user=None,
-    actor=None,
-    cutoff: datetime | None = None,
-) -> LeadAssignment | None:
-    """Give a waiting lead to another rep (``to_user``, else the next in the round-robin).
-
-    For ``cause="sla"`` the lead must still be breached before ``cutoff`` and unanswered
-    (checked on the locked row); ``None`` when there is nothing to do or no rep is free.
-    """
-    now = now or timezone.now()
-    lead = (
-        Lead.objects.select_for_update(skip_locked=True, of=("self",))
-        .select_related("owner")
-        .filter(pk=lead_id)
-        .first()
-    )
-    if lead is None or lead.stage not in AWAITING_SALES or lead.first_response_at is not None:
-        return None
-    if cause == LeadAssignment.Cause.SLA and (
-        lead.sla_breached_at is None or (cutoff is not None and lead.sla_breached_at > cutoff)
-    ):
-        return None
-    previous = lead.owner
-    new_owner = to_user or rep_pick_next(exclude_user_ids=(previous.pk,) if previous else ())
-    if new_owner is None:
-        logger.warning("lead %s: SLA breached but no other rep is available", lead.pk)
-        return None
-    breached_at = lead.sla_breached_at
-    lead.owner = new_owner
-    lead.assigned_at = now
-    lead.sla_due_at = now + timedelta(hours=current_sla_hours())
-    lead.sla_breached_at = None
-    lead.sla_escalated_at = now
-    lead.save(update_fields=["owner", "assigned_at", "sla_due_at", "sla_breached_at", "sla_escalated_at", "updated_at"])
-    SalesRepProfile.objects.update_or_create(user=new_owner, defaults={"last_assigned_at": now})
-    reason = (
-        f"No response within the SLA (breached {breached_at:%Y-%m-%d %H:%M} UTC); reassigned after "
-        f"{settings.SLA_REASSIGN_AFTER_HOURS} h."
-        if cause == LeadAssignment.Cause.SLA and breached_at
-        else "Reassigned by hand."
-    )
-    assignment = LeadAssignment.objects.create(
-        lead=lead,
-        from_owner=previous,
-        to_owner=new_owner,
-        at=now,
-        cause=cause,
-        reason=reason,
-        cycle=lead.cycle,
-        actor=actor if getattr(actor, "is_authenticated", False) else None,
-    )
-    audit_record(
-        actor=actor,
-        action="lead.reassigned",
-        obj=lead,
-        changes={
-            "owner": [previous.pk if previous else None, new_owner.pk],
-            "cause": cause,
-            "assignment_id": assignment.pk,
-        },
-    )
-    notification_create(
-        recipients=[new_owner],
-        kind=Notification.Kind.SLA_REASSIGNED,
-        subject=f"Lead reassigned to you: {_lead_label(lead)}",
-        body=(
-            f"{_lead_label(lead)} was reassigned to you. {reason}\n"
-            f"Please accept or reject before {lead.sla_due_at:%Y-%m-%d %H:%M} UTC.\n\n"
-            f"{settings.SITE_URL}/leads/{lead.pk}/\n"
-        ),
-        dedupe_key=f"reassigned:{assignment.pk}",
-    )
-    if previous is not None:
-        notification_create(
-            recipients=[previous, _manager_of(previous)],
-            kind=Notification.Kind.SLA_REASSIGNED,
-            subject=f"Lead reassigned away: {_lead_label(lead)}",
-            body=f"{_lead_label(lead)} was reassigned from {previous.get_username()} to {new_owner.get_username()}. {reason}\n",
-            dedupe_key=f"reassigned_away:{assignment.pk}",
+    def still_overdue(row: dict) -> bool:  # re-checked on the locked row: a rep may have answered
+        breached = row["sla_breached_at"]
+        return (
+            row["stage"] in AWAITING_SALES
+            and row["first_response_at"] is None
+            and breached is not None
+            and breached <= cutoff
         )
-    return assignment
+
+    moved = leads_assign(
+        reassignments=[
+            Reassignment(
+                lead_id=lead_id,
+                reason=f"No response within the SLA (breached {breached:%Y-%m-%d %H:%M} UTC); reassigned after {hours} h.",
+            )
+            for lead_id, breached in candidates
+        ],
+        cause=LeadAssignment.Cause.SLA,
+        now=now,
+        check=still_overdue,
+    )
+    if len(moved) < len(candidates):
+        logger.warning("%d lead(s) breached the SLA but no other rep is available", len(candidates) - len(moved))
+    return len(moved)
 
 
 def sla_enforce(*, now: datetime | None = None) -> dict:

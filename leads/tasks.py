@@ -6,16 +6,21 @@ Importing this module also registers the outbox handlers of notifications and we
 (the worker autodiscovers it).
 """
 
+import logging
 from datetime import timedelta
 
 from celery import shared_task
+from django.db import transaction
 from django.utils import timezone
 
 import leadfunnel.notifications as notifications
 import leadfunnel.webhooks as webhooks
+from leadfunnel.outbox import outbox_handler
 
 from . import imports, sla
 from .models import ImportJob
+
+logger = logging.getLogger(__name__)
 
 BEAT_SCHEDULE = {
     "sla-enforce": {"task": "leads.tasks.sla_enforce", "schedule": 60.0},
@@ -77,3 +82,17 @@ def import_resume_stalled() -> int:
         import_run_job.delay(job_id)
         count += 1
     return count
+
+
+@outbox_handler("import.requested")
+def queue_import(payload: dict) -> None:
+    """An upload was stored: ask a worker to import it, once this message's transaction commits."""
+    job_id = payload["job_id"]
+
+    def enqueue() -> None:
+        try:
+            import_run_job.apply_async(args=[job_id], retry=False)
+        except Exception as exc:  # the beat sweep starts it when the broker is back
+            logger.warning("broker unavailable, import %s left for the sweep: %s", job_id, exc)
+
+    transaction.on_commit(enqueue)

@@ -5,6 +5,7 @@ class ScoringConfig(AppConfig):
     name = "scoring"
 
     def ready(self) -> None:
-        # Celery autodiscovery imports only scoring.tasks; the predictive and back-test
-        # tasks live in their own module and register here.
-        from . import predictive_tasks  # noqa: F401
+        # Registration in every process (web, worker, beat, tests), not only where Celery
+        # autodiscovers tasks: the recompute's outbox handler lives with its task, and the
+        # predictive and back-test tasks live in their own module.
+        from . import predictive_tasks, tasks  # noqa: F401

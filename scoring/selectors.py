@@ -10,6 +10,7 @@ from functools import cached_property
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from .install import scoring_install_defaults
 from .models import LeadRuleTotal, RecomputeJob, ScoreContribution, ScoringRule, ScoringSettings
 from .rules import DomainLists, RuleSpec, combined_score, compile_matcher, decay_factor, dimension_score
 
@@ -19,8 +20,6 @@ def scoring_settings_get() -> ScoringSettings:
     settings_row = ScoringSettings.objects.filter(pk=ScoringSettings.SINGLETON_PK).first()
     if settings_row is not None:
         return settings_row
-    from .services import scoring_install_defaults
-
     try:
         with transaction.atomic():
             settings_row = ScoringSettings.objects.create(pk=ScoringSettings.SINGLETON_PK)

@@ -34,8 +34,10 @@ from django.db.models import Count, F, Min, Model
 from django.utils import timezone
 
 from leadfunnel.errors import DomainError
+from leadfunnel.models import LeadAssignment
 from leadfunnel.outbox import outbox_publish
 from leads.models import Interaction, Lead, Stage, TransitionCause
+from leads.services import Reassignment, lead_change_stage, leads_assign
 
 from ..channels import email_build, provider_error, sms_backend_get
 from ..conditions import condition_kind, interaction_matches, lead_matches
@@ -519,8 +521,6 @@ def _action_run(step: Step, enrollment: Enrollment, lead: Lead, sequence: Sequen
 
 
 def _action_set_stage(config, enrollment, lead, sequence, step, batch) -> dict:
-    from leads.services import lead_change_stage
-
     if lead.stage == config["stage"]:
         return {"skipped": "already in that stage"}
     lead_change_stage(
@@ -564,19 +564,25 @@ def _action_notify_owner(config, enrollment, lead, sequence, step, batch):
 
 
 def _action_assign(config, enrollment, lead, sequence, step, batch) -> dict:
-    from leads.services import rep_pick_next
-
+    """Give the lead to a rep (a chosen one, or the round-robin) through the one assignment rule:
+    SLA deadline, ownership history, round-robin advanced, the rep told."""
     owner_id = config.get("owner", "round_robin")
     if owner_id == "round_robin":
-        rep = rep_pick_next()
-        if rep is None:
-            return {"skipped": "no sales rep available"}
-        owner_id = rep.pk
+        owner_id = None
     elif not get_user_model().objects.filter(pk=owner_id, is_active=True).exists():
         return {"skipped": "that user no longer exists"}
-    Lead.objects.filter(pk=lead.pk).update(owner_id=owner_id, assigned_at=batch.now)
-    lead.owner_id = owner_id
-    return {"owner_id": owner_id}
+    assigned = leads_assign(
+        reassignments=[
+            Reassignment(lead_id=lead.pk, owner_id=owner_id, reason=f"Sequence “{sequence.name}”, step {step.position}")
+        ],
+        cause=LeadAssignment.Cause.SEQUENCE,
+        now=batch.now,
+    )
+    assignment = assigned.get(lead.pk)
+    if assignment is None:
+        return {"skipped": "no sales rep available"}
+    lead.owner_id = assignment.to_owner_id
+    return {"owner_id": assignment.to_owner_id, "assignment_id": assignment.pk}
 
 
 def _action_tag(config, enrollment, lead, sequence, step, batch) -> dict:

@@ -10,14 +10,13 @@ import logging
 from django.utils import timezone
 
 from leads.models import Interaction, Lead
+from leads.services import interaction_record, interactions_record_bulk
 
 logger = logging.getLogger(__name__)
 SOURCE = "nurturing"
 
 
 def interaction_record_one(*, lead: Lead, type: str, properties: dict, occurred_at=None) -> Interaction:
-    from leads.services import interaction_record
-
     interaction, _ = interaction_record(
         type=type, lead=lead.pk, occurred_at=occurred_at or timezone.now(), properties=properties, source=SOURCE
     )
@@ -29,8 +28,6 @@ def interactions_record_many(*, events: list[dict]) -> int:
     set-based call of the leads app. Returns how many were stored."""
     if not events:
         return 0
-    from leads.services import interactions_record_bulk
-
     result = interactions_record_bulk(events=[{**event, "source": SOURCE} for event in events], source=SOURCE)
     if result.errors:
         logger.error("nurturing interactions rejected: %s", result.errors[:5])

@@ -138,9 +138,10 @@ def test_recording_one_event_makes_the_same_queries_whatever_the_history(markete
 def test_recording_one_event_itself_makes_a_pinned_number_of_queries(
     marketer_client, django_assert_num_queries, monkeypatch
 ):
-    from scoring import services as scoring_services
+    from leads.services import qualification
+    from scoring.services import ScoreOutcome
 
-    monkeypatch.setattr(scoring_services, "score_interactions", lambda **kw: None)
+    monkeypatch.setattr(qualification, "score_leads", lambda **kw: ScoreOutcome())
     lead = LeadFactory()
     InteractionFactory.create_batch(50, lead=lead)
     marketer_client.get("/api/v1/me/")  # warm the token user's role cache path
@@ -214,9 +215,10 @@ def test_bulk_drops_events_already_recorded_by_external_id(marketer_client):
 
 @pytest.mark.postgres  # pins PostgreSQL's statements (upsert, unnest); SQLite takes a few more
 def test_bulk_is_set_based_a_thousand_events_take_a_handful_of_queries(django_assert_max_num_queries, monkeypatch):
-    from scoring import services as scoring_services
+    from leads.services import qualification
+    from scoring.services import ScoreOutcome
 
-    monkeypatch.setattr(scoring_services, "score_interactions_bulk", lambda **kw: None)
+    monkeypatch.setattr(qualification, "score_leads", lambda **kw: ScoreOutcome())
     leads = LeadFactory.create_batch(20)
     now = timezone.now().isoformat()
     events = [{"lead": leads[i % 20].pk, "type": "page_view", "occurred_at": now} for i in range(900)]

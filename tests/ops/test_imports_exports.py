@@ -45,16 +45,18 @@ def existing(db):
 
 @pytest.fixture
 def scored(monkeypatch):
+    """The emails of the leads whose profile the import had scored, one entry per scoring."""
     calls: list[str] = []
-    from scoring import services
+    from leads.models import Lead
+    from leads.services import qualification
 
-    original = services.score_profile_change
+    original = qualification.score_leads
 
-    def spy(*, lead):
-        calls.append(lead.email)
-        return original(lead=lead)
+    def spy(*, interactions, profile_lead_ids, caller_leads):
+        calls.extend(Lead.objects.filter(pk__in=profile_lead_ids).values_list("email", flat=True))
+        return original(interactions=interactions, profile_lead_ids=profile_lead_ids, caller_leads=caller_leads)
 
-    monkeypatch.setattr(services, "score_profile_change", spy)
+    monkeypatch.setattr(qualification, "score_leads", spy)
     return calls
 
 
@@ -174,16 +176,16 @@ def test_imports_are_for_marketers(sales_client, anon_client):
 @pytest.mark.django_db
 def test_a_crash_mid_import_keeps_whole_batches_and_the_job_resumes(existing, monkeypatch):
     job = imports.import_create(actor=None, content=CSV.encode(), filename="leads.csv", mapping=MAPPING, queue=False)
-    original = imports._score
+    original = imports.leads_score
     batches = {"n": 0}
 
-    def crash_in_second_batch(leads):
+    def crash_in_second_batch(**kwargs):
         batches["n"] += 1
         if batches["n"] == 2:
             raise RuntimeError("worker lost")
-        original(leads)
+        return original(**kwargs)
 
-    monkeypatch.setattr(imports, "_score", crash_in_second_batch)
+    monkeypatch.setattr(imports, "leads_score", crash_in_second_batch)
     with pytest.raises(RuntimeError):
         imports.import_run(job_id=job.pk)
     job.refresh_from_db()
@@ -192,7 +194,7 @@ def test_a_crash_mid_import_keeps_whole_batches_and_the_job_resumes(existing, mo
     assert set(Lead.objects.values_list("email", flat=True)) == {"existing@acme.example", "ann@acme.example"}
     assert OutboxMessage.objects.filter(topic="lead.created").count() == 1
 
-    monkeypatch.setattr(imports, "_score", original)
+    monkeypatch.setattr(imports, "leads_score", original)
     job = imports.import_run(job_id=job.pk)
     assert (job.status, job.processed_rows, job.total_rows) == ("done", 6, 6)
     assert (job.created_count, job.updated_count, job.error_count) == (2, 2, 2)

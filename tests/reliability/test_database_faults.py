@@ -134,14 +134,14 @@ def _nothing_stored() -> None:
     [(RuntimeError("scoring crashed"), 500), (OperationalError("connection lost mid-transaction"), 503)],
 )
 def test_a_failure_after_the_lead_insert_leaves_no_lead_submission_or_interaction(monkeypatch, failure, status):
-    import scoring.services
+    from leads.services import qualification
 
     FormFactory(slug="contact")
 
     def explode(**kwargs):
         raise failure
 
-    monkeypatch.setattr(scoring.services, "score_interactions", explode)
+    monkeypatch.setattr(qualification, "score_leads", explode)
     client = Client(raise_request_exception=False)
     response = client.post(
         "/api/v1/forms/contact/submit/",
@@ -155,7 +155,7 @@ def test_a_failure_after_the_lead_insert_leaves_no_lead_submission_or_interactio
 
 @pytest.mark.django_db
 def test_a_failure_while_scoring_a_recorded_interaction_stores_no_interaction(monkeypatch, marketer_client):
-    import scoring.services
+    from leads.services import qualification
 
     lead = LeadFactory()
     before = Interaction.objects.count()
@@ -163,8 +163,7 @@ def test_a_failure_while_scoring_a_recorded_interaction_stores_no_interaction(mo
     def explode(**kwargs):
         raise OperationalError("connection lost")
 
-    monkeypatch.setattr(scoring.services, "score_interactions", explode)
-    monkeypatch.setattr(scoring.services, "score_interactions_bulk", explode)
+    monkeypatch.setattr(qualification, "score_leads", explode)
     one = marketer_client.post("/api/v1/interactions/", {"email": lead.email, "type": "page_view"}, format="json")
     bulk = marketer_client.post(
         "/api/v1/interactions/bulk/",

@@ -6,6 +6,8 @@ from leads.models import Interaction
 from scoring import services
 from scoring.models import ScoringRule
 from scoring.selectors import scoring_settings_get
+from scoring.services import configuration
+from tests.scoring import funnel
 
 
 @pytest.fixture
@@ -13,7 +15,7 @@ def blank_model(db):
     """The settings row with every default rule inactive, so a test sees only its own rules."""
     scoring_settings_get()
     ScoringRule.objects.update(active=False)
-    services._bump_version()
+    configuration._bump_version()
     return scoring_settings_get()
 
 
@@ -38,7 +40,7 @@ def record():
             kwargs["occurred_at"] = at
             kwargs["received_at"] = at
         interaction = Interaction.objects.create(**kwargs)
-        services.score_interactions(lead=lead, interactions=[interaction])
+        funnel.score_interactions(lead=lead, interactions=[interaction])
         return interaction
 
     return record
@@ -48,10 +50,10 @@ def record():
 def crash_on_batch(monkeypatch):
     """``crash_on_batch(n)``: the n-th recompute batch written fails like a worker lost mid-run;
     returns the real writer (put it back with ``monkeypatch.setattr``)."""
-    from scoring import services
+    from scoring.services import recompute
 
     def arm(n: int):
-        original = services._copy_out
+        original = recompute._write_batch
         calls = {"n": 0}
 
         def crash(scorers, *, now):
@@ -60,7 +62,7 @@ def crash_on_batch(monkeypatch):
                 raise RuntimeError("worker lost")
             return original(scorers, now=now)
 
-        monkeypatch.setattr(services, "_copy_out", crash)
+        monkeypatch.setattr(recompute, "_write_batch", crash)
         return original
 
     return arm

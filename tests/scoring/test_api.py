@@ -7,6 +7,7 @@ from leads.models import Interaction
 from scoring import services
 from scoring.models import RecomputeJob, ScoringRule, ScoringSettings
 from tests.factories import LeadFactory
+from tests.scoring import funnel
 
 pytestmark = pytest.mark.django_db
 
@@ -195,7 +196,7 @@ def test_marketers_can_start_a_recompute_and_follow_its_progress(marketer_client
 def test_a_lead_score_explains_every_contribution(sales_client, marketer_client, anon_client):
     lead = LeadFactory(email="cto@corp.example", title="CTO", first_name="Ada", last_name="L")
     interaction = Interaction.objects.create(lead=lead, type="demo_request")
-    services.score_interactions(lead=lead, interactions=[interaction])
+    funnel.score_interactions(lead=lead, interactions=[interaction])
     response = sales_client.get(f"/api/v1/leads/{lead.pk}/score/")
     assert response.status_code == 200
     body = response.json()

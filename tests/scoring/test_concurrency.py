@@ -9,7 +9,9 @@ from leads.models import Interaction, Lead
 from scoring import services
 from scoring.models import LeadRuleTotal, ScoreContribution, ScoringRule
 from scoring.selectors import scoring_settings_get
+from scoring.services import configuration
 from tests.factories import LeadFactory
+from tests.scoring import funnel
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -20,7 +22,7 @@ EACH = 5
 def _setup_rules():
     scoring_settings_get()
     ScoringRule.objects.update(active=False)
-    services._bump_version()
+    configuration._bump_version()
     services.rule_create(
         name="Click",
         dimension="engagement",
@@ -70,7 +72,7 @@ def test_concurrent_single_interactions_on_one_lead_all_count():
         for _ in range(EACH):
             with transaction.atomic():
                 interaction = Interaction.objects.create(lead_id=lead.pk, type="email_click")
-                services.score_interactions(lead=Lead.objects.get(pk=lead.pk), interactions=[interaction])
+                funnel.score_interactions(lead=Lead.objects.get(pk=lead.pk), interactions=[interaction])
 
     _run_threads(record, THREADS)
     lead.refresh_from_db()
@@ -91,7 +93,7 @@ def test_concurrent_bulk_batches_over_the_same_leads_neither_deadlock_nor_lose_p
                     [Interaction(lead_id=lead.pk, type="email_open") for lead in order]
                     + [Interaction(lead_id=lead.pk, type="email_click") for lead in order]
                 )
-                services.score_interactions_bulk(interactions=batch)
+                funnel.score_interactions_bulk(interactions=batch)
 
     _run_threads(bulk, 6)
     # 18 batches per lead: 18 opens (2 points, capped at 50 → 36) and 18 clicks.

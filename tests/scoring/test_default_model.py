@@ -3,17 +3,17 @@
 import pytest
 
 from leads.models import Interaction, Lead, StageTransition
-from scoring import services
 from scoring.models import ScoreContribution, ScoringRule
 from scoring.selectors import scoring_settings_get
 from tests.factories import LeadFactory
+from tests.scoring import funnel
 
 pytestmark = pytest.mark.django_db
 
 
 def _visit(lead, type_, **properties):
     interaction = Interaction.objects.create(lead=lead, type=type_, properties=properties)
-    services.score_interactions(lead=lead, interactions=[interaction])
+    funnel.score_interactions(lead=lead, interactions=[interaction])
     return interaction
 
 

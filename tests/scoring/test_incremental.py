@@ -10,6 +10,7 @@ from scoring import services
 from scoring.models import LeadRuleTotal, ScoreContribution
 from scoring.selectors import lead_score_get
 from tests.factories import FormFactory, LeadFactory
+from tests.scoring import funnel
 
 pytestmark = pytest.mark.django_db
 
@@ -101,7 +102,7 @@ def test_a_late_event_counts_from_when_it_happened(make_rule):
     lead = LeadFactory()
     with time_machine.travel(NOW, tick=False):
         old = Interaction.objects.create(lead=lead, type="demo_request", occurred_at=NOW - timedelta(days=10))
-        services.score_interactions(lead=lead, interactions=[old])
+        funnel.score_interactions(lead=lead, interactions=[old])
     lead.refresh_from_db()
     assert lead.engagement_points == pytest.approx(20)
 
@@ -140,12 +141,12 @@ def test_profile_rules_follow_profile_changes(make_rule):
         points=-20,
     )
     lead = LeadFactory(title="Engineer", email="ann@gmail.com")
-    services.score_profile_change(lead=lead)
+    funnel.score_profile_change(lead=lead)
     lead.refresh_from_db()
     assert lead.fit_points == -20
     Lead.objects.filter(pk=lead.pk).update(title="VP Sales", email="ann@ann-corp.example")
     lead.refresh_from_db()
-    services.score_profile_change(lead=lead)
+    funnel.score_profile_change(lead=lead)
     lead.refresh_from_db()
     assert lead.fit_points == 30
     assert list(ScoreContribution.objects.filter(lead=lead).values_list("rule__name", "points", "field")) == [
@@ -209,7 +210,7 @@ def test_missing_required_profile_keeps_a_high_scorer_a_visitor_until_it_is_fill
     assert (lead.score, lead.stage) == (25, "visitor")
     Lead.objects.filter(pk=lead.pk).update(title="CTO")
     lead.refresh_from_db()
-    services.score_profile_change(lead=lead)
+    funnel.score_profile_change(lead=lead)
     lead.refresh_from_db()
     assert lead.stage == "mql"
 
@@ -292,7 +293,7 @@ def test_the_bulk_path_scores_many_leads_in_one_go(make_rule):
         [Interaction(lead=lead, type="email_click") for lead in leads for _ in range(3)]
         + [Interaction(lead=leads[0], type="page_view")]
     )
-    services.score_interactions_bulk(interactions=interactions)
+    funnel.score_interactions_bulk(interactions=interactions)
     assert sorted(Lead.objects.values_list("engagement_points", flat=True)) == [10, 10, 10]
     assert ScoreContribution.objects.count() == 6
 
@@ -309,7 +310,7 @@ def test_scoring_one_interaction_takes_the_same_queries_whatever_the_history(
     make_rule(name="Open", interaction_type="email_open", points=1, half_life_days=3)
     lead = LeadFactory()
     _history(lead, history)
-    services.score_interactions_bulk(
+    funnel.score_interactions_bulk(
         interactions=list(Interaction.objects.filter(lead=lead))
         or [Interaction.objects.create(lead=lead, type="email_open")]
     )
@@ -317,18 +318,18 @@ def test_scoring_one_interaction_takes_the_same_queries_whatever_the_history(
     # 1 settings row, 2 lock the lead, 3 its per-rule totals, 4 insert the contribution,
     # 5 upsert the totals, 6 update the lead's score columns.
     with django_assert_num_queries(6):
-        services.score_interactions(lead=lead, interactions=[interaction])
+        funnel.score_interactions(lead=lead, interactions=[interaction])
 
 
 def test_the_bulk_path_takes_the_same_queries_for_one_or_many_leads(make_rule, django_assert_num_queries):
     make_rule(name="Click", interaction_type="email_click", points=1)
     leads = LeadFactory.create_batch(20)
-    services.score_interactions_bulk(
+    funnel.score_interactions_bulk(
         interactions=Interaction.objects.bulk_create([Interaction(lead=lead, type="email_click") for lead in leads])
     )
     batch = Interaction.objects.bulk_create([Interaction(lead=lead, type="email_click") for lead in leads * 5])
     with django_assert_num_queries(6):
-        services.score_interactions_bulk(interactions=batch)
+        funnel.score_interactions_bulk(interactions=batch)
     assert set(Lead.objects.values_list("engagement_points", flat=True)) == {6}
 
 
@@ -355,7 +356,7 @@ def test_a_bulk_call_promotes_many_leads_in_the_same_queries_as_one(make_rule, s
         leads = LeadFactory.create_batch(n)
         batch = Interaction.objects.bulk_create([Interaction(lead=lead, type="demo_request") for lead in leads])
         with CaptureQueriesContext(connection) as ctx:
-            services.score_interactions_bulk(interactions=batch)
+            funnel.score_interactions_bulk(interactions=batch)
         transitions = list(StageTransition.objects.filter(lead__in=leads).order_by("lead_id"))
         assert [(t.from_stage, t.to_stage, t.cause, t.cause_ref) for t in transitions] == [
             ("visitor", "mql", "rule", f"rule:{transitions[0].details['rules'][0]['rule']}")

@@ -10,10 +10,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leads.models import Interaction, Lead
+from leads.services import leads_promote_qualified
 from scoring import services
 from scoring.models import LeadRuleTotal, RecomputeJob, ScoreContribution, ScoringRule
 from scoring.selectors import ruleset_get, scoring_settings_get
+from scoring.services import recompute
 from tests.factories import FormFactory, LeadFactory
+from tests.scoring import funnel
 
 pytestmark = pytest.mark.django_db
 
@@ -133,7 +136,7 @@ def test_incremental_scoring_equals_a_full_recompute(blank_model, rules, stream,
             FormFactory(slug="demo", channel_weight=25)
             leads = [LeadFactory(**profile) for profile in PROFILES]
             for lead in leads:
-                services.score_profile_change(lead=lead)
+                funnel.score_profile_change(lead=lead)
             # Interactions arrive in chunks (the bulk endpoint) or one by one (the single endpoint).
             pending: list[Interaction] = []
             for n, (who, itype, url, minutes, hours_ago) in enumerate(stream):
@@ -145,10 +148,10 @@ def test_incremental_scoring_equals_a_full_recompute(blank_model, rules, stream,
                     )
                 )
                 if len(pending) >= chunking:
-                    services.score_interactions_bulk(interactions=pending)
+                    funnel.score_interactions_bulk(interactions=pending)
                     pending = []
             if pending:
-                services.score_interactions_bulk(interactions=pending)
+                funnel.score_interactions_bulk(interactions=pending)
         with time_machine.travel(NOW + timedelta(days=3), tick=False):
             services.scores_refresh_decayed()
             incremental = _snapshot()
@@ -164,7 +167,7 @@ def test_recompute_applies_changed_rules_to_every_lead_in_batches(make_rule):
     leads = LeadFactory.create_batch(5)
     for lead in leads:
         interaction = Interaction.objects.create(lead=lead, type="email_click")
-        services.score_interactions(lead=lead, interactions=[interaction])
+        funnel.score_interactions(lead=lead, interactions=[interaction])
     services.rule_update(rule=rule, points=7, max_points=100, recompute=False)
     job = services.scoring_recompute_all(batch_size=2)
     assert (job.status, job.done, job.total, job.last_lead_id) == ("done", 5, 5, leads[-1].pk)
@@ -184,7 +187,7 @@ def test_a_recompute_interrupted_midway_resumes_after_the_last_lead_done(make_ru
     assert (job.status, job.done, job.last_lead_id) == ("failed", 2, leads[1].pk)
     assert list(Lead.objects.order_by("pk").values_list("engagement_points", flat=True)) == [5, 5, 0, 0]
 
-    monkeypatch.setattr(services, "_copy_out", original)
+    monkeypatch.setattr(recompute, "_write_batch", original)
     RecomputeJob.objects.filter(pk=job.pk).update(status="pending")
     job = services.scoring_recompute_all(job=job, batch_size=2)
     assert (job.status, job.done) == ("done", 4)
@@ -201,16 +204,18 @@ def test_a_superseded_job_stops_at_its_next_batch(make_rule):
     assert services.scoring_recompute_all(job=new).status == "done"
 
 
-def test_recompute_promotes_leads_that_now_qualify(make_rule, sales_rep):
+def test_recompute_promotes_leads_that_now_qualify(make_rule, sales_rep, django_capture_on_commit_callbacks):
     services.scoring_settings_update(mql_threshold=40, recompute=False)
     rule = make_rule(name="Demo", interaction_type="demo_request", points=10)
     lead = LeadFactory()
     interaction = Interaction.objects.create(lead=lead, type="demo_request")
-    services.score_interactions(lead=lead, interactions=[interaction])
+    funnel.score_interactions(lead=lead, interactions=[interaction])
     lead.refresh_from_db()
     assert lead.stage == "visitor"
     services.rule_update(rule=rule, points=100, recompute=False)
-    job = services.scoring_recompute_all()
+    with django_capture_on_commit_callbacks(execute=True):  # the funnel promotes off the outbox
+        job = services.scoring_recompute_all()
+    job.refresh_from_db()
     lead.refresh_from_db()
     assert (job.promoted, lead.stage, lead.owner) == (1, "mql", sales_rep)
 
@@ -247,9 +252,9 @@ def test_recompute_keeps_reasons_with_tabs_backslashes_and_newlines_exact(make_r
     )
     make_rule(name="Click", interaction_type="email_click", points=3, max_points=4)
     lead = LeadFactory(title="VP\tSales \\ EMEA\nand\r\\N")
-    services.score_profile_change(lead=lead)
+    funnel.score_profile_change(lead=lead)
     for _ in range(2):  # the second click is capped: its reason says so
-        services.score_interactions(lead=lead, interactions=[Interaction.objects.create(lead=lead, type="email_click")])
+        funnel.score_interactions(lead=lead, interactions=[Interaction.objects.create(lead=lead, type="email_click")])
     before = sorted(ScoreContribution.objects.values_list("rule_id", "points", "reason", "field", "interaction_id"))
     assert any("\t" in reason and "\\ EMEA\n" in reason for _, _, reason, _, _ in before)
 
@@ -274,7 +279,7 @@ def test_recompute_promotion_takes_the_same_queries_for_one_lead_or_many(make_ru
         Interaction.objects.bulk_create([Interaction(lead=lead, type="demo_request") for lead in leads])
         job = services.scoring_recompute_all(promote=False)
         with CaptureQueriesContext(connection) as ctx:
-            assert services.scores_promote_qualified(job=job) == n
+            assert leads_promote_qualified(job_id=job.pk) == n
         transitions = StageTransition.objects.filter(lead__in=leads, to_stage="mql")
         assert {(t.cause, t.cause_ref, t.owner_id) for t in transitions} == {
             ("rule", f"recompute:{job.pk}", sales_rep.pk)
@@ -316,7 +321,7 @@ def test_recompute_reads_properties_like_the_incremental_path(make_rule):
         ("email_click", {"campaign": ""}),
     ]:
         interaction = Interaction.objects.create(lead=lead, type=itype, properties=properties)
-        services.score_interactions(lead=lead, interactions=[interaction])
+        funnel.score_interactions(lead=lead, interactions=[interaction])
     before = sorted(ScoreContribution.objects.values_list("rule_id", "points", "interaction_id", "reason"))
     assert len(before) == 9  # pricing 1, any view 4, long 1, newsletter 2 (nested and literal key), campaign 1
     assert Counter(points for _, points, _, _ in before) == {3: 1, 1: 4, 4: 1, 5: 2, 6: 1}

@@ -8,6 +8,7 @@ import pytest
 from leads.models import Interaction, Lead
 from scoring import services
 from scoring.models import LeadRuleTotal, RecomputeJob, RecomputeRange, ScoreContribution
+from scoring.services import recompute
 from tests.factories import LeadFactory
 
 RECOMPUTE = "/api/v1/scoring/recompute/"
@@ -88,7 +89,7 @@ def test_a_failed_range_resumes_where_it_stopped_and_the_progress_api_follows(
     body = marketer_client.get(RECOMPUTE).json()
     assert (body["status"], body["done"], body["total"]) == ("failed", 4, 8)
 
-    monkeypatch.setattr(services, "_copy_out", original)
+    monkeypatch.setattr(recompute, "_write_batch", original)
     RecomputeJob.objects.filter(pk=job.pk).update(status="pending")
     job = services.scoring_recompute_all(job=job, workers=1, batch_size=2)  # the ranges are kept
     assert (job.status, job.done) == ("done", 8)
@@ -104,7 +105,7 @@ def test_a_single_worker_job_resumed_with_workers_splits_only_what_is_left(make_
     job = RecomputeJob.objects.create(total=6)
     with pytest.raises(RuntimeError):
         services.scoring_recompute_all(job=job, workers=1, batch_size=2)
-    monkeypatch.setattr(services, "_copy_out", original)
+    monkeypatch.setattr(recompute, "_write_batch", original)
     RecomputeJob.objects.filter(pk=job.pk).update(status="pending")
     job = services.scoring_recompute_all(job=job, workers=2, batch_size=2)
     assert (job.status, job.done) == ("done", 6)
@@ -121,17 +122,17 @@ def test_workers_run_in_parallel_threads_on_committed_data(make_rule, sales_rep)
     services.scoring_settings_update(mql_threshold=5, required_profile_fields=[], recompute=False)
     _world(make_rule, n=12)
     seen = set()
-    original = services._recompute_leads
+    original = recompute._recompute_leads
 
     def spy(rows, **kwargs):
         seen.add(threading.current_thread().name)
         return original(rows, **kwargs)
 
-    services._recompute_leads = spy
+    recompute._recompute_leads = spy
     try:
         job = services.scoring_recompute_all(workers=2, batch_size=3)
     finally:
-        services._recompute_leads = original
+        recompute._recompute_leads = original
     assert len(seen) == 2 and all(name.startswith("recompute") for name in seen)
     assert (job.status, job.done, job.total) == ("done", 12, 12)
     parallel = _scores()
@@ -158,21 +159,21 @@ def test_workers_can_be_forked_processes(make_rule):
 @pytest.mark.django_db(transaction=True)
 def test_a_failing_worker_process_fails_the_job_and_it_resumes(make_rule, monkeypatch):
     _world(make_rule, n=6)
-    original = services._recompute_leads
+    original = recompute._recompute_leads
 
     def fail_in_the_second_range(rows, **kwargs):
         if rows[0]["id"] > Lead.objects.order_by("pk").values_list("pk", flat=True)[2]:
             raise RuntimeError("worker lost")
         return original(rows, **kwargs)
 
-    monkeypatch.setattr(services, "_recompute_leads", fail_in_the_second_range)
+    monkeypatch.setattr(recompute, "_recompute_leads", fail_in_the_second_range)
     job = RecomputeJob.objects.create(total=6)
     with pytest.raises(RuntimeError, match="RuntimeError: worker lost.*can be resumed"):
         services.scoring_recompute_all(job=job, workers=2, batch_size=3, processes=True)
     job.refresh_from_db()
     assert (job.status, job.done) == ("failed", 3)
 
-    monkeypatch.setattr(services, "_recompute_leads", original)
+    monkeypatch.setattr(recompute, "_recompute_leads", original)
     RecomputeJob.objects.filter(pk=job.pk).update(status="pending")
     job = services.scoring_recompute_all(job=job, workers=2, processes=True)
     assert (job.status, job.done) == ("done", 6)

@@ -7,7 +7,7 @@ import time_machine
 
 from leadfunnel.celery import app
 from leads.models import Interaction, Lead
-from scoring import services, tasks
+from scoring import tasks
 from scoring.models import RecomputeJob
 from tests.factories import LeadFactory
 
@@ -52,6 +52,6 @@ def test_a_stalled_job_is_queued_again(make_rule):
     RecomputeJob.objects.filter(pk=stalled.pk).update(
         created_at=datetime.now(UTC) - timedelta(hours=1), heartbeat_at=datetime.now(UTC) - timedelta(hours=1)
     )
-    assert services.recompute_resume_stale() == [stalled.pk]
+    assert tasks.recompute_resume_stale() == [stalled.pk]
     stalled.refresh_from_db()
     assert stalled.status == "done"  # eager in tests: the re-queued task ran to the end

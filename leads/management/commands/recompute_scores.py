@@ -1,9 +1,12 @@
-"""Recompute every lead's score now, in this process (the API queues the same work in Celery)."""
+"""Recompute every lead's score now, in this process (the API queues the same work in Celery),
+then move the visitors that now qualify into MQL. Lives with the funnel, which applies
+scoring's qualifications."""
 
 import time
 
 from django.core.management.base import BaseCommand
 
+from leads.services import leads_promote_qualified
 from scoring import services
 from scoring.models import RecomputeJob
 
@@ -47,5 +50,5 @@ class Command(BaseCommand):
         )
         if not options["no_promote"] and job.status == RecomputeJob.Status.DONE:
             started = time.perf_counter()
-            promoted = services.scores_promote_qualified(job=job)
+            promoted = leads_promote_qualified(job_id=job.pk)
             self.stdout.write(f"promoted {promoted} visitors to MQL in {time.perf_counter() - started:.1f} s")

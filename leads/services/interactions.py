@@ -1,0 +1,334 @@
+"""Interactions in: one event or a thousand, stored, flagged on the lead and scored set-based."""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from leadfunnel.errors import ValidationFailed
+from leadfunnel.outbox import outbox_publish_many
+
+from .. import intake, sql
+from ..models import Channel, Interaction, InteractionType, Lead, Stage, TransitionCause
+from .funnel import Entered, Entry, leads_enter_funnel
+from .qualification import leads_score
+
+# Interactions we send rather than the lead does: they do not count as the lead's activity.
+OUTBOUND_TYPES = frozenset({InteractionType.EMAIL_SENT, InteractionType.SMS_SENT})
+INTERACTION_TYPES = frozenset(InteractionType.values)
+MAX_BULK_EVENTS = 1000
+MAX_PROPERTIES_SIZE = 16_000
+# How far in the future an event's occurred_at may be (clock skew of the sender).
+MAX_FUTURE_SKEW = timedelta(days=1)
+
+
+def unknown_email_policy() -> str:
+    """LEADFUNNEL_UNKNOWN_EMAIL_EVENTS: "create" a visitor for an event's unknown email, or "reject" the event."""
+    return getattr(settings, "LEADFUNNEL_UNKNOWN_EMAIL_EVENTS", "create")
+
+
+@dataclass
+class CleanEvent:
+    type: str
+    occurred_at: datetime
+    properties: dict
+    lead_id: int | None = None
+    email: str | None = None
+    source: str = ""
+    external_id: str | None = None
+
+
+def event_clean(item: Any, *, default_source: str = "api", now: datetime | None = None) -> CleanEvent:
+    """Validate one event (``{"lead"|"email", "type", "occurred_at", "properties", "source", "external_id"}``).
+
+    Plain Python on purpose: the bulk endpoint validates 1,000 of these per request.
+    Raises ValueError with a message naming the field.
+    """
+    if not isinstance(item, dict):
+        raise ValueError("Each event must be a JSON object.")
+    event_type = item.get("type")
+    if not isinstance(event_type, str) or event_type not in INTERACTION_TYPES:
+        raise ValueError(f"type: {event_type!r} is not a known interaction type.")
+    lead_id = item.get("lead")
+    email = item.get("email")
+    if lead_id is not None:
+        if isinstance(lead_id, bool) or not isinstance(lead_id, int) or lead_id <= 0:
+            if isinstance(lead_id, str) and lead_id.isdigit():
+                lead_id = int(lead_id)
+            else:
+                raise ValueError("lead: Must be a lead id (a positive integer).")
+    elif email is not None:
+        try:
+            email = intake.normalise_email(email)
+        except ValidationFailed as exc:
+            raise ValueError(exc.message) from None
+    else:
+        raise ValueError("Give the lead's id (lead) or its email.")
+    now = now or timezone.now()
+    occurred = item.get("occurred_at")
+    occurred_at = now if occurred in (None, "") else intake.parse_datetime_value(occurred)
+    if occurred_at > now + MAX_FUTURE_SKEW:
+        raise ValueError("occurred_at: Must not be in the future.")
+    properties = item.get("properties")
+    if properties is None:
+        properties = {}
+    if not isinstance(properties, dict):
+        raise ValueError("properties: Must be a JSON object.")
+    properties = intake.scrub(properties)
+    if len(str(properties)) > MAX_PROPERTIES_SIZE:
+        raise ValueError(f"properties: At most {MAX_PROPERTIES_SIZE} characters.")
+    source = item.get("source") or default_source
+    external_id = item.get("external_id")
+    if not isinstance(source, str) or len(source) > 100:
+        raise ValueError("source: Must be text of at most 100 characters.")
+    if external_id is not None:
+        if isinstance(external_id, bool) or not isinstance(external_id, (str, int)) or len(str(external_id)) > 200:
+            raise ValueError("external_id: Must be text of at most 200 characters.")
+        external_id = str(external_id)
+    return CleanEvent(
+        type=event_type,
+        occurred_at=occurred_at,
+        properties=properties,
+        lead_id=lead_id if isinstance(lead_id, int) else None,
+        email=email if lead_id is None else None,
+        source=source.replace("\x00", ""),
+        external_id=external_id,
+    )
+
+
+def _lead_flag_updates(events: list[tuple[int, str, datetime]]) -> dict[int, dict[str, datetime]]:
+    """Per lead: latest activity, first unsubscribe and first bounce among new events."""
+    per_lead: dict[int, dict[str, datetime]] = {}
+    for lead_id, event_type, at in events:
+        entry = per_lead.setdefault(lead_id, {})
+        if event_type not in OUTBOUND_TYPES and at > entry.get("last_activity_at", at - timedelta(seconds=1)):
+            entry["last_activity_at"] = at
+        if event_type == InteractionType.UNSUBSCRIBE and at < entry.get("unsubscribed_at", at + timedelta(seconds=1)):
+            entry["unsubscribed_at"] = at
+        if event_type == InteractionType.EMAIL_BOUNCE and at < entry.get("email_bounced_at", at + timedelta(seconds=1)):
+            entry["email_bounced_at"] = at
+    return per_lead
+
+
+def _enter_unknown(emails: set[str], *, source: str, now: datetime) -> Entered:
+    """Visitors for events whose email no lead has (LEADFUNNEL_UNKNOWN_EMAIL_EVENTS=create), and
+    the leads that have them, locked."""
+    return leads_enter_funnel(
+        entries=[
+            Entry(
+                lead=Lead(
+                    email=email,
+                    source=source[:100],
+                    channel=Channel.INTERACTION,
+                    stage=Stage.VISITOR,
+                    stage_changed_at=now,
+                    created_at=now,
+                    updated_at=now,
+                ),
+                cause=TransitionCause.API,
+                cause_ref=f"interactions:{source}",
+                reason="Created by an interaction for an unknown email",
+            )
+            for email in emails
+        ],
+        touch=False,
+    )
+
+
+def _email_leads(emails: set[str], *, source: str, now: datetime) -> tuple[dict[str, int], list[int]]:
+    """Lock the leads with these emails, creating visitors for unknown ones when the policy
+    allows. Returns ({email: lead id}, ids of the leads created here)."""
+    if not emails:
+        return {}, []
+    if unknown_email_policy() != "create":
+        found = Lead.objects.select_for_update().filter(email__in=emails).order_by("pk").values_list("email", "pk")
+        return dict(found), []
+    entered = _enter_unknown(emails, source=source, now=now)
+    return {email: lead.pk for email, lead in entered.leads.items()}, sorted(entered.created)
+
+
+def _unknown_email_error(email: str) -> str:
+    return f"No lead has the email {email} (unknown emails are rejected: LEADFUNNEL_UNKNOWN_EMAIL_EVENTS=reject)."
+
+
+@transaction.atomic
+def interaction_record(
+    *,
+    type: str,
+    lead: Lead | int | None = None,
+    email: str | None = None,
+    occurred_at: datetime | str | None = None,
+    properties: dict | None = None,
+    source: str = "api",
+    external_id: str | None = None,
+) -> tuple[Interaction, bool]:
+    """Record one interaction, update the lead's flags and score it. Returns (interaction, created).
+
+    An event whose (source, external_id) was already recorded returns the stored one
+    (created False) and changes nothing. The query count does not depend on the
+    lead's history.
+    """
+    item = {
+        "type": type,
+        "lead": lead.pk if isinstance(lead, Lead) else lead,
+        "email": email,
+        "occurred_at": occurred_at.isoformat() if isinstance(occurred_at, datetime) else occurred_at,
+        "properties": properties,
+        "source": source,
+        "external_id": external_id,
+    }
+    now = timezone.now()
+    try:
+        event = event_clean(item, default_source=source or "api", now=now)
+    except ValueError as exc:
+        field_name = str(exc).split(":")[0] if ":" in str(exc) else "non_field_errors"
+        raise ValidationFailed(str(exc), fields={field_name: [str(exc)]}) from None
+
+    if event.lead_id is not None:
+        locked = Lead.objects.select_for_update().filter(pk=event.lead_id).first()
+        if locked is None:
+            raise ValidationFailed(f"lead: No lead with id {event.lead_id}.", fields={"lead": ["Unknown lead."]})
+    elif unknown_email_policy() == "create":
+        locked = _enter_unknown({event.email}, source=event.source, now=now).leads[event.email]
+    else:
+        locked = Lead.objects.select_for_update().filter(email=event.email).first()
+        if locked is None:
+            message = _unknown_email_error(event.email)
+            raise ValidationFailed(message, fields={"email": [message]})
+
+    interaction = Interaction(
+        lead=locked,
+        type=event.type,
+        occurred_at=event.occurred_at,
+        received_at=now,
+        properties=event.properties,
+        source=event.source,
+        external_id=event.external_id,
+    )
+    if event.external_id is not None:
+        try:
+            with transaction.atomic():
+                interaction.save(force_insert=True)
+        except IntegrityError:
+            existing = Interaction.objects.get(source=event.source, external_id=event.external_id)
+            return existing, False
+    else:
+        interaction.save(force_insert=True)
+
+    flags = _lead_flag_updates([(locked.pk, event.type, event.occurred_at)])
+    sql.lead_flags_apply(flags)
+    for name, value in flags.get(locked.pk, {}).items():
+        current = getattr(locked, name)
+        if current is None or (name == "last_activity_at" and current < value):
+            setattr(locked, name, value)
+    outbox_publish_many(messages=[("interactions.recorded", {"lead_ids": [locked.pk], "types": [event.type]})])
+    leads_score(interactions=[interaction], caller_leads={locked.pk: locked})
+    return interaction, True
+
+
+@dataclass
+class BulkResult:
+    accepted: int = 0
+    duplicates: int = 0
+    errors: list[dict] = field(default_factory=list)
+    created_lead_ids: list[int] = field(default_factory=list)
+
+
+def interactions_record_bulk(*, events: list, source: str = "api") -> BulkResult:
+    """Record up to 1,000 events at once, set-based: a handful of queries whatever the size.
+
+    Bad events are reported per index (``{"index", "error"}``) and do not sink the
+    rest. Unknown emails make visitors (or errors, per LEADFUNNEL_UNKNOWN_EMAIL_EVENTS).
+    Scoring runs once for the batch; one ``interactions.recorded`` message is published.
+    """
+    if not isinstance(events, list):
+        raise ValidationFailed("events: Must be a list of events.", fields={"events": ["Must be a list."]})
+    if len(events) > MAX_BULK_EVENTS:
+        raise ValidationFailed(
+            f"events: At most {MAX_BULK_EVENTS} events per request (got {len(events)}).",
+            fields={"events": [f"At most {MAX_BULK_EVENTS} events."]},
+        )
+    result = BulkResult()
+    now = timezone.now()
+    valid: list[tuple[int, CleanEvent]] = []
+    for index, item in enumerate(events):
+        try:
+            valid.append((index, event_clean(item, default_source=source or "api", now=now)))
+        except ValueError as exc:
+            result.errors.append({"index": index, "error": str(exc)})
+    if not valid:
+        return result
+
+    with transaction.atomic():
+        ids = {e.lead_id for _, e in valid if e.lead_id is not None}
+        # Lock every lead of the batch in id order, so concurrent batches cannot deadlock.
+        known_ids = (
+            set(Lead.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+            if ids
+            else set()
+        )
+        by_email, created_ids = _email_leads(
+            {e.email for _, e in valid if e.email is not None}, source=source or "api", now=now
+        )
+        result.created_lead_ids = created_ids
+
+        external = {(e.source, e.external_id) for _, e in valid if e.external_id is not None}
+        seen: set[tuple[str, str]] = set()
+        if external:
+            q = Q()
+            for src, ext in external:
+                q |= Q(source=src, external_id=ext)
+            seen = set(Interaction.objects.filter(q).values_list("source", "external_id"))
+
+        rows: list[Interaction] = []
+        for index, event in valid:
+            if event.lead_id is not None:
+                lead_id = event.lead_id if event.lead_id in known_ids else None
+                if lead_id is None:
+                    result.errors.append({"index": index, "error": f"lead: No lead with id {event.lead_id}."})
+                    continue
+            else:
+                lead_id = by_email.get(event.email)
+                if lead_id is None:
+                    result.errors.append({"index": index, "error": _unknown_email_error(event.email)})
+                    continue
+            if event.external_id is not None:
+                ext_key = (event.source, event.external_id)
+                if ext_key in seen:
+                    result.duplicates += 1
+                    continue
+                seen.add(ext_key)
+            rows.append(
+                Interaction(
+                    lead_id=lead_id,
+                    type=event.type,
+                    occurred_at=event.occurred_at,
+                    received_at=now,
+                    properties=event.properties,
+                    source=event.source,
+                    external_id=event.external_id,
+                )
+            )
+        result.errors.sort(key=lambda e: e["index"])
+        if rows:
+            sql.interactions_insert(rows)
+            sql.lead_flags_apply(_lead_flag_updates([(r.lead_id, r.type, r.occurred_at) for r in rows]))
+            leads_score(interactions=rows)
+        result.accepted = len(rows)
+        messages: list[tuple[str, dict]] = []
+        if rows:
+            messages.append(
+                (
+                    "interactions.recorded",
+                    {
+                        "lead_ids": sorted({r.lead_id for r in rows}),
+                        "types": sorted({r.type for r in rows}),
+                    },
+                )
+            )
+        outbox_publish_many(messages=messages)
+    return result
