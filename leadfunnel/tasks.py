@@ -1,4 +1,4 @@
-"""Cross-cutting periodic work: the outbox sweeper and housekeeping."""
+"""Cross-cutting periodic work: the outbox sweeper and housekeeping (``CELERY_BEAT_SCHEDULE``)."""
 
 from datetime import timedelta
 
@@ -7,11 +7,6 @@ from django.utils import timezone
 
 from .models import OutboxMessage
 from .outbox import outbox_dispatch
-
-BEAT_SCHEDULE = {
-    "outbox-sweep": {"task": "leadfunnel.tasks.sweep_outbox", "schedule": 15.0},
-    "housekeeping": {"task": "leadfunnel.tasks.housekeeping", "schedule": 3600.0},
-}
 
 # Dispatched outbox rows are kept this long for inspection, then deleted.
 OUTBOX_RETENTION = timedelta(days=7)

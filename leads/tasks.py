@@ -3,7 +3,8 @@
 Thin wrappers: they take ids and call services. Import tasks are named ``import_*`` so
 they are routed to the ``bulk`` queue (``CELERY_TASK_ROUTES``); the rest go to ``events``.
 Importing this module also registers the outbox handlers of notifications and webhooks
-(the worker autodiscovers it).
+(the worker autodiscovers it). The periodic ones are in ``CELERY_BEAT_SCHEDULE``
+(leadfunnel/settings.py).
 """
 
 from datetime import timedelta
@@ -16,13 +17,6 @@ import leadfunnel.webhooks as webhooks
 
 from . import imports, sla
 from .models import ImportJob
-
-BEAT_SCHEDULE = {
-    "sla-enforce": {"task": "leads.tasks.sla_enforce", "schedule": 60.0},
-    "notifications-sweep": {"task": "leads.tasks.notifications_sweep", "schedule": 30.0},
-    "webhooks-sweep": {"task": "leads.tasks.webhooks_sweep", "schedule": 15.0},
-    "imports-resume-stalled": {"task": "leads.tasks.import_resume_stalled", "schedule": 300.0},
-}
 
 # An import that has not advanced for this long is considered abandoned by a dead worker.
 IMPORT_STALL = timedelta(minutes=10)

@@ -1,10 +1,10 @@
 """Scoring tasks: thin wrappers that take ids and call services.
 
-Routing (leadfunnel/settings.py): ``scoring.tasks.recompute_*`` run on the ``bulk`` queue.
+Routing (leadfunnel/settings.py): ``scoring.tasks.recompute_*`` run on the ``bulk`` queue;
+the periodic ones are in ``CELERY_BEAT_SCHEDULE`` there too.
 """
 
 from celery import shared_task
-from celery.schedules import crontab
 
 from . import services
 
@@ -26,15 +26,3 @@ def recompute_decayed_scores() -> int:
 def recompute_resume_stale() -> list[int]:
     """Queue again recompute jobs whose worker died or that never reached a worker."""
     return services.recompute_resume_stale()
-
-
-BEAT_SCHEDULE = {
-    "scoring-decay-refresh": {
-        "task": "scoring.tasks.recompute_decayed_scores",
-        "schedule": crontab(minute=17),  # hourly; decay half-lives are days
-    },
-    "scoring-recompute-resume": {
-        "task": "scoring.tasks.recompute_resume_stale",
-        "schedule": 300.0,
-    },
-}

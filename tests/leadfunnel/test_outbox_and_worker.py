@@ -1,8 +1,10 @@
 from datetime import timedelta
 
 import pytest
+from celery.schedules import crontab
 from django.utils import timezone
 
+from leadfunnel.celery import app
 from leadfunnel.models import OutboxMessage
 from leadfunnel.outbox import outbox_dispatch, outbox_handler, outbox_publish
 from leadfunnel.tasks import housekeeping
@@ -65,9 +67,27 @@ def test_housekeeping_runs_through_a_real_worker_on_redis(celery_worker_factory,
 
 
 def test_the_beat_schedule_gathers_periodic_jobs():
-    from leadfunnel.celery import app
-
     app.finalize()
     assert "outbox-sweep" in app.conf.beat_schedule
     assert app.conf.task_acks_late is True
     assert app.conf.accept_content == ["json"]
+
+
+def test_the_beat_schedule_is_every_periodic_job_of_every_app_by_task_name():
+    schedule = {name: (entry["task"], entry["schedule"]) for name, entry in app.conf.beat_schedule.items()}
+    assert schedule == {
+        "outbox-sweep": ("leadfunnel.tasks.sweep_outbox", 15.0),
+        "housekeeping": ("leadfunnel.tasks.housekeeping", 3600.0),
+        "notifications-sweep": ("leads.tasks.notifications_sweep", 30.0),
+        "webhooks-sweep": ("leads.tasks.webhooks_sweep", 15.0),
+        "sla-enforce": ("leads.tasks.sla_enforce", 60.0),
+        "imports-resume-stalled": ("leads.tasks.import_resume_stalled", 300.0),
+        "scoring-decay-refresh": ("scoring.tasks.recompute_decayed_scores", crontab(minute=17)),
+        "scoring-recompute-resume": ("scoring.tasks.recompute_resume_stale", 300.0),
+        "predictive-weekly-training": ("scoring.tasks.train_predictive_model", 7 * 24 * 3600.0),
+        "backtest-resume": ("scoring.tasks.recompute_backtest_resume", 300.0),
+        "nurture-tick": ("nurturing.tasks.tick", 60.0),
+        "nurture-segments": ("nurturing.tasks.enroll_segments", 300.0),
+    }
+    app.loader.import_default_modules()  # what a worker does at start: every app's tasks register
+    assert {task for task, _ in schedule.values()} <= set(app.tasks)
