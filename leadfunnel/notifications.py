@@ -5,7 +5,7 @@ Two halves, so an email is never sent inside a database transaction:
 - :func:`notification_create` writes a :class:`Notification` row (inside the caller's
   transaction: an outbox handler, the SLA sweep, the webhook disabler) and asks for
   delivery after commit;
-- :func:`notification_send` (the ``leadfunnel.tasks``-free task in ``leads.tasks``)
+- :func:`notification_send` (run by the task ``leadfunnel.tasks.notifications_send``)
   claims each row with a compare-and-swap update, sends it, and marks it sent.
 
 A claimed row that was never marked sent (the worker died mid-send) is released
@@ -24,20 +24,21 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from .celery import app
 from .models import Notification
-from .outbox import outbox_handler
 
 logger = logging.getLogger(__name__)
 
 CLAIM_TIMEOUT = timedelta(minutes=10)
 MAX_ATTEMPTS = 8
 
+# The task that sends given notifications (leadfunnel/tasks.py), queued by name.
+SEND_TASK = "leadfunnel.tasks.notifications_send"
+
 
 def _kick(ids: list[int]) -> None:
-    from leads.tasks import notifications_send
-
     try:
-        notifications_send.apply_async(args=[ids], retry=False)
+        app.signature(SEND_TASK, args=[ids]).apply_async(retry=False)
     except Exception as exc:  # broker down: the beat sweep sends them later
         logger.warning("broker unavailable, %d notification(s) left for the sweep: %s", len(ids), exc)
 
@@ -113,31 +114,3 @@ def notifications_pending_ids(*, limit: int = 500) -> list[int]:
 
 def admins() -> list:
     return list(get_user_model().objects.filter(is_superuser=True, is_active=True))
-
-
-# --- outbox handlers (DB-only) -------------------------------------------------
-
-
-@outbox_handler("lead.stage_changed")
-def notify_rep_of_new_mql(payload: dict) -> None:
-    """A new MQL/PQL was assigned to a rep: tell the rep, with the SLA deadline."""
-    if payload.get("to") not in ("mql", "pql") or not payload.get("owner_id"):
-        return
-    from leads.models import Lead
-
-    lead = Lead.objects.filter(pk=payload["lead_id"]).select_related("owner").first()
-    if lead is None or lead.owner_id != payload["owner_id"]:
-        return  # moved on or reassigned since: the newer event notifies
-    stage = payload["to"].upper()
-    due = lead.sla_due_at.strftime("%Y-%m-%d %H:%M UTC") if lead.sla_due_at else "no deadline"
-    notification_create(
-        recipients=[lead.owner],
-        kind=Notification.Kind.MQL_ASSIGNED,
-        subject=f"New {stage} for you: {lead.full_name or lead.email}",
-        body=(
-            f"{lead.full_name or lead.email} ({lead.email}, {lead.title or 'no title'} at "
-            f"{lead.company_name or 'unknown company'}) is a new {stage} assigned to you.\n"
-            f"Please accept or reject before {due}.\n\n{settings.SITE_URL}/leads/{lead.pk}/\n"
-        ),
-        dedupe_key=f"mql_assigned:{payload.get('transition_id')}",
-    )

@@ -220,13 +220,13 @@ CELERY_TASK_ROUTES = {
 NURTURE_TICK_SECONDS = env_float("NURTURE_TICK_SECONDS", 60.0)
 # The beat schedule: every periodic job of every app, here and nowhere else (tasks by name).
 CELERY_BEAT_SCHEDULE: dict = {
-    # Plumbing (leadfunnel/tasks.py): side effects whose kick was lost, clean-up.
+    # Plumbing (leadfunnel/tasks.py): side effects whose kick was lost, retries, clean-up.
     "outbox-sweep": {"task": "leadfunnel.tasks.sweep_outbox", "schedule": 15.0},
     "housekeeping": {"task": "leadfunnel.tasks.housekeeping", "schedule": 3600.0},
-    # Leads (leads/tasks.py): SLA deadlines, unsent notifications, webhook retries, stalled imports.
+    "notifications-sweep": {"task": "leadfunnel.tasks.notifications_sweep", "schedule": 30.0},
+    "webhooks-sweep": {"task": "leadfunnel.tasks.webhooks_sweep", "schedule": 15.0},
+    # Leads (leads/tasks.py): SLA deadlines, imports abandoned by a dead worker.
     "sla-enforce": {"task": "leads.tasks.sla_enforce", "schedule": 60.0},
-    "notifications-sweep": {"task": "leads.tasks.notifications_sweep", "schedule": 30.0},
-    "webhooks-sweep": {"task": "leads.tasks.webhooks_sweep", "schedule": 15.0},
     "imports-resume-stalled": {"task": "leads.tasks.import_resume_stalled", "schedule": 300.0},
     # Scoring (scoring/tasks.py, scoring/predictive_tasks.py).
     "scoring-decay-refresh": {
