@@ -6,6 +6,8 @@ class LeadFunnelConfig(AppConfig):
     verbose_name = "LeadFunnel core"
 
     def ready(self) -> None:
-        # Register the outbox handlers of notifications and outgoing webhooks in every
-        # process (web, worker, beat, tests), not only where Celery autodiscovers tasks.
-        from . import notifications, webhooks  # noqa: F401
+        # Register the outbox handlers of outgoing webhooks and the plumbing's Celery tasks
+        # in every process (web, worker, beat, tests), not only where Celery autodiscovers
+        # tasks: the outbox, notifications and webhooks queue those tasks by name, and with
+        # CELERY_TASK_ALWAYS_EAGER a kick runs the registered task in-process.
+        from . import tasks, webhooks  # noqa: F401

@@ -14,7 +14,7 @@ class TimeStampedModel(models.Model):
 class OutboxMessage(models.Model):
     """A side effect written in the same transaction as the change that causes it.
 
-    Delivered by Celery (``leadfunnel.tasks.dispatch_outbox_message``) right after
+    Delivered by Celery (``leadfunnel.tasks.dispatch_outbox_messages``) right after
     commit; when the broker is down the periodic sweeper delivers whatever is
     still pending once it is back. A message is dispatched at most once: the
     dispatcher claims it with ``SELECT … FOR UPDATE SKIP LOCKED`` and marks it

@@ -5,7 +5,7 @@ Two halves, so an email is never sent inside a database transaction:
 - :func:`notification_create` writes a :class:`Notification` row (inside the caller's
   transaction: an outbox handler, the SLA sweep, the webhook disabler) and asks for
   delivery after commit;
-- :func:`notification_send` (the ``leadfunnel.tasks``-free task in ``leads.tasks``)
+- :func:`notification_send` (run by the task ``leadfunnel.tasks.notifications_send``)
   claims each row with a compare-and-swap update, sends it, and marks it sent.
 
 A claimed row that was never marked sent (the worker died mid-send) is released
@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from .celery import app
 from .models import Notification
 
 logger = logging.getLogger(__name__)
@@ -31,12 +32,13 @@ logger = logging.getLogger(__name__)
 CLAIM_TIMEOUT = timedelta(minutes=10)
 MAX_ATTEMPTS = 8
 
+# The task that sends given notifications (leadfunnel/tasks.py), queued by name.
+SEND_TASK = "leadfunnel.tasks.notifications_send"
+
 
 def _kick(ids: list[int]) -> None:
-    from leads.tasks import notifications_send
-
     try:
-        notifications_send.apply_async(args=[ids], retry=False)
+        app.signature(SEND_TASK, args=[ids]).apply_async(retry=False)
     except Exception as exc:  # broker down: the beat sweep sends them later
         logger.warning("broker unavailable, %d notification(s) left for the sweep: %s", len(ids), exc)
 

@@ -23,6 +23,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from .celery import app
 from .models import OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,10 @@ Handler = Callable[[dict], None]
 _handlers: dict[str, list[Handler]] = {}
 
 MAX_ATTEMPTS = 10
+
+# The task that dispatches given messages (leadfunnel/tasks.py), queued by name: the
+# task module imports this one, not the other way round.
+DISPATCH_TASK = "leadfunnel.tasks.dispatch_outbox_messages"
 
 
 def outbox_handler(topic: str) -> Callable[[Handler], Handler]:
@@ -59,21 +64,22 @@ def _kick(message_ids: list[int]) -> None:
     Runs after commit, inside the request that made the change, so it must fail fast:
     a plain ``apply_async`` spends 3–4 s in kombu's connection retries when Redis refuses
     connections. The connection is checked once without retries first.
-    """
-    from .celery import app
-    from .tasks import dispatch_outbox_messages
 
+    The task is queued by name (a signature resolves to the registered task, so with
+    ``CELERY_TASK_ALWAYS_EAGER`` it runs in-process, as in tests).
+    """
     broker = str(app.conf.broker_url)
+    dispatch = app.signature(DISPATCH_TASK, args=[message_ids])
     try:
         if app.conf.task_always_eager:
-            dispatch_outbox_messages.apply_async(args=[message_ids])
+            dispatch.apply_async()
             return
         if time.monotonic() < _broker_down_until.get(broker, 0.0):
             logger.info("broker marked down, %d outbox message(s) left for the sweeper", len(message_ids))
             return
         with app.producer_or_acquire() as producer:
             producer.connection.ensure_connection(max_retries=0, timeout=1)
-            dispatch_outbox_messages.apply_async(args=[message_ids], producer=producer, retry=False)
+            dispatch.apply_async(producer=producer, retry=False)
     except Exception as exc:
         if not app.conf.task_always_eager:
             _broker_down_until[broker] = time.monotonic() + BROKER_BACKOFF_SECONDS

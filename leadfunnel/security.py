@@ -23,7 +23,9 @@ import hashlib
 import logging
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
@@ -38,6 +40,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 
 from .api import error_body
+from .audit import audit_record
 
 logger = logging.getLogger(__name__)
 
@@ -89,10 +92,6 @@ def login_failure_record(*, username: str, ip: str) -> None:
     count = _bump(user_key)
     _bump(ip_key)
     if count == _max_failures():
-        from django.contrib.auth import get_user_model
-
-        from .audit import audit_record
-
         user = get_user_model().objects.filter(username__iexact=username).first() if username else None
         logger.warning("login locked for %r from %s after %d failures", username, ip, count)
         audit_record(
@@ -113,8 +112,6 @@ class LockoutBackend:
 
     def authenticate(self, request, username=None, password=None, **kwargs):
         if username is None:
-            from django.contrib.auth import get_user_model
-
             username = kwargs.get(get_user_model().USERNAME_FIELD)
         if username is not None and login_is_locked(username=str(username), ip=request_ip(request)):
             raise PermissionDenied("Too many failed sign-ins.")
@@ -123,8 +120,6 @@ class LockoutBackend:
     def get_user(self, user_id):
         # Sessions created by force_login() without a backend name this (first) backend;
         # loading the user is the model backend's job either way.
-        from django.contrib.auth.backends import ModelBackend
-
         return ModelBackend().get_user(user_id)
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -36,6 +37,16 @@ def env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -205,12 +216,30 @@ CELERY_TASK_ROUTES = {
     "scoring.tasks.train_*": {"queue": "bulk"},
     "leads.tasks.import_*": {"queue": "bulk"},
 }
-# The beat schedule: each app adds its periodic jobs in its own `BEAT_SCHEDULE`
-# dict (see leadfunnel/celery.py), so this stays the one place they are gathered.
+# How often beat asks for due nurture steps (seconds). Tests of the real beat set it to 1.
+NURTURE_TICK_SECONDS = env_float("NURTURE_TICK_SECONDS", 60.0)
+# The beat schedule: every periodic job of every app, here and nowhere else (tasks by name).
 CELERY_BEAT_SCHEDULE: dict = {
-    # Predictive scoring: retrain weekly on the recorded history (scoring/predictive_tasks.py).
+    # Plumbing (leadfunnel/tasks.py): side effects whose kick was lost, retries, clean-up.
+    "outbox-sweep": {"task": "leadfunnel.tasks.sweep_outbox", "schedule": 15.0},
+    "housekeeping": {"task": "leadfunnel.tasks.housekeeping", "schedule": 3600.0},
+    "notifications-sweep": {"task": "leadfunnel.tasks.notifications_sweep", "schedule": 30.0},
+    "webhooks-sweep": {"task": "leadfunnel.tasks.webhooks_sweep", "schedule": 15.0},
+    # Leads (leads/tasks.py): SLA deadlines, imports abandoned by a dead worker.
+    "sla-enforce": {"task": "leads.tasks.sla_enforce", "schedule": 60.0},
+    "imports-resume-stalled": {"task": "leads.tasks.import_resume_stalled", "schedule": 300.0},
+    # Scoring (scoring/tasks.py, scoring/predictive_tasks.py).
+    "scoring-decay-refresh": {
+        "task": "scoring.tasks.recompute_decayed_scores",
+        "schedule": crontab(minute=17),  # hourly; decay half-lives are days
+    },
+    "scoring-recompute-resume": {"task": "scoring.tasks.recompute_resume_stale", "schedule": 300.0},
+    # Predictive scoring: retrain weekly on the recorded history.
     "predictive-weekly-training": {"task": "scoring.tasks.train_predictive_model", "schedule": 7 * 24 * 3600.0},
     "backtest-resume": {"task": "scoring.tasks.recompute_backtest_resume", "schedule": 300.0},
+    # Nurturing (nurturing/tasks.py): due steps, then segment enrolments.
+    "nurture-tick": {"task": "nurturing.tasks.tick", "schedule": NURTURE_TICK_SECONDS},
+    "nurture-segments": {"task": "nurturing.tasks.enroll_segments", "schedule": 300.0},
 }
 
 # --- Predictive scoring and back-testing ------------------------------------------

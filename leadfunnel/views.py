@@ -9,6 +9,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
 from .api import json_error_response
+from .celery import app
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +31,6 @@ def check_database() -> str | None:
 
 
 def check_broker() -> str | None:
-    from leadfunnel.celery import app
-
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)

@@ -1,10 +1,12 @@
-"""Outgoing webhooks: subscriptions, the outbox handlers that queue deliveries, and delivery.
+"""Outgoing webhooks: subscriptions, queueing, and delivery.
 
 Flow: a service publishes an outbox topic (``lead.stage_changed``, ``lead.created``,
-``sequence.goal_reached`` …) → the handlers here write one :class:`WebhookDelivery`
-per matching active subscription (DB-only, inside the outbox transaction) and ask
-for delivery after commit → :func:`webhook_deliver` claims the row (compare-and-swap),
-POSTs it with a timeout **outside any transaction**, and records the answer.
+``sequence.goal_reached`` …) → an outbox handler calls :func:`webhook_queue`, which
+writes one :class:`WebhookDelivery` per matching active subscription (DB-only, inside
+the outbox transaction) and asks for delivery after commit → :func:`webhook_deliver`
+claims the row (compare-and-swap), POSTs it with a timeout **outside any transaction**,
+and records the answer. The handlers of ``lead.*`` topics (which event names a stage
+change means) are the leads app's (``leads/handlers.py``); the ``sequence.*`` ones are here.
 
 Retries: timeouts, connection errors, 408/429 and 5xx are retried with exponential
 backoff (``WEBHOOKS_RETRY_BASE_SECONDS`` · 2^(attempt-1), capped at an hour) until
@@ -32,6 +34,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from .audit import audit_record
+from .celery import app
 from .errors import NotFound, ValidationFailed
 from .models import Notification, WebhookDelivery, WebhookSubscription
 from .notifications import admins, notification_create
@@ -61,6 +65,9 @@ EVENTS: dict[str, str] = {
 RETRY_CAP = timedelta(hours=1)
 RESPONSE_KEEP_CHARS = 2000
 USER_AGENT = "LeadFunnel-Webhooks/1.0"
+
+# The task that attempts one delivery (leadfunnel/tasks.py), queued by name.
+DELIVER_TASK = "leadfunnel.tasks.webhooks_deliver"
 
 
 class DeliveryRefused(Exception):
@@ -131,8 +138,6 @@ def _validate(*, url: str, events: list[str]) -> None:
 def webhook_create(
     *, url: str, secret: str, events: list[str], active: bool = True, description: str = "", actor=None
 ) -> WebhookSubscription:
-    from .audit import audit_record
-
     events = list(dict.fromkeys(events))
     _validate(url=url, events=events)
     subscription = WebhookSubscription.objects.create(
@@ -148,8 +153,6 @@ def webhook_create(
 
 
 def webhook_update(*, subscription_id: int, actor=None, **changes) -> WebhookSubscription:
-    from .audit import audit_record
-
     with transaction.atomic():
         subscription = WebhookSubscription.objects.select_for_update().filter(pk=subscription_id).first()
         if subscription is None:
@@ -178,8 +181,6 @@ def webhook_update(*, subscription_id: int, actor=None, **changes) -> WebhookSub
 
 
 def webhook_delete(*, subscription_id: int, actor=None) -> None:
-    from .audit import audit_record
-
     deleted, _ = WebhookSubscription.objects.filter(pk=subscription_id).delete()
     if not deleted:
         raise NotFound("No such webhook subscription.")
@@ -191,15 +192,13 @@ def webhook_delete(*, subscription_id: int, actor=None) -> None:
     )
 
 
-# --- queueing (outbox handlers, DB-only) -------------------------------------------
+# --- queueing (DB-only, called by outbox handlers) ---------------------------------
 
 
 def _kick(ids: list[int]) -> None:
-    from leads.tasks import webhooks_deliver
-
     for delivery_id in ids:
         try:
-            webhooks_deliver.apply_async(args=[delivery_id], retry=False)
+            app.signature(DELIVER_TASK, args=[delivery_id]).apply_async(retry=False)
         except Exception as exc:  # broker down: the sweep delivers later
             logger.warning("broker unavailable, webhook delivery %s left for the sweep: %s", delivery_id, exc)
             return
@@ -243,47 +242,11 @@ def webhook_queue(*, events: list[str], data: dict, event_key: str) -> list[Webh
     return created
 
 
-STAGE_EVENTS = {
-    "mql": "lead.mql",
-    "pql": "lead.pql",
-    "sal": "lead.sal_accepted",
-    "sql": "lead.sql",
-    "customer": "lead.customer",
-    "lost": "lead.lost",
-    "disqualified": "lead.disqualified",
-}
-
-
-def events_for_stage_change(from_stage: str, to_stage: str) -> list[str]:
-    events = ["lead.stage_changed"]
-    if to_stage == "recycled":
-        events.append("lead.sal_rejected" if from_stage in ("mql", "pql") else "lead.recycled")
-    elif to_stage in STAGE_EVENTS:
-        events.append(STAGE_EVENTS[to_stage])
-    return events
-
-
-@outbox_handler("lead.stage_changed")
-def webhooks_on_stage_changed(payload: dict) -> None:
-    webhook_queue(
-        events=events_for_stage_change(payload.get("from", ""), payload.get("to", "")),
-        data=payload,
-        event_key=f"transition:{payload.get('transition_id')}",
-    )
+# Nurture sequences' events: the payload carries everything, so its hash identifies the happening.
 
 
 def _payload_key(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:40]
-
-
-@outbox_handler("lead.created")
-def webhooks_on_lead_created(payload: dict) -> None:
-    webhook_queue(events=["lead.created"], data=payload, event_key=f"lead:{payload.get('lead_id')}")
-
-
-@outbox_handler("lead.form_submitted")
-def webhooks_on_form_submitted(payload: dict) -> None:
-    webhook_queue(events=["lead.form_submitted"], data=payload, event_key=f"submission:{payload.get('submission_id')}")
 
 
 @outbox_handler("sequence.goal_reached")

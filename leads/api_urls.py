@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api
+from . import api, ops_api
 
 urlpatterns = [
     path("forms/", api.FormListCreateView.as_view(), name="api-forms"),
@@ -17,4 +17,11 @@ urlpatterns = [
     path("leads/<int:lead_id>/disqualify/", api.DisqualifyView.as_view(), name="api-lead-disqualify"),
     path("interactions/", api.InteractionCreateView.as_view(), name="api-interactions"),
     path("interactions/bulk/", api.InteractionBulkView.as_view(), name="api-interactions-bulk"),
+    path("funnel/", ops_api.FunnelView.as_view(), name="api-funnel"),
+    path("reps/<int:user_id>/", ops_api.RepUpdateView.as_view(), name="api-rep"),
+    path("leads/export.csv", ops_api.LeadExportView.as_view(), name="api-leads-export"),
+    path("leads/<int:lead_id>/assignments/", ops_api.LeadAssignmentsView.as_view(), name="api-lead-assignments"),
+    path("imports/", ops_api.ImportListView.as_view(), name="api-imports"),
+    path("imports/<int:pk>/", ops_api.ImportDetailView.as_view(), name="api-import"),
+    path("imports/<int:pk>/errors.csv", ops_api.ImportErrorsView.as_view(), name="api-import-errors"),
 ]

@@ -6,4 +6,4 @@ class LeadsConfig(AppConfig):
 
     def ready(self) -> None:
         # Register the leads app's outbox handlers in every process (web, worker, beat, tests).
-        from . import handlers, notices, tasks  # noqa: F401
+        from . import handlers, tasks  # noqa: F401

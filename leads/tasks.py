@@ -1,9 +1,8 @@
-"""Celery tasks of the leads app: SLA enforcement, notifications, webhook delivery, imports.
+"""Celery tasks of the leads app: SLA enforcement and imports.
 
 Thin wrappers: they take ids and call services. Import tasks are named ``import_*`` so
 they are routed to the ``bulk`` queue (``CELERY_TASK_ROUTES``); the rest go to ``events``.
-Importing this module also registers the outbox handlers of notifications and webhooks
-(the worker autodiscovers it).
+The periodic ones are in ``CELERY_BEAT_SCHEDULE`` (leadfunnel/settings.py).
 """
 
 import logging
@@ -13,21 +12,12 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-import leadfunnel.notifications as notifications
-import leadfunnel.webhooks as webhooks
 from leadfunnel.outbox import outbox_handler
 
 from . import imports, sla
 from .models import ImportJob
 
 logger = logging.getLogger(__name__)
-
-BEAT_SCHEDULE = {
-    "sla-enforce": {"task": "leads.tasks.sla_enforce", "schedule": 60.0},
-    "notifications-sweep": {"task": "leads.tasks.notifications_sweep", "schedule": 30.0},
-    "webhooks-sweep": {"task": "leads.tasks.webhooks_sweep", "schedule": 15.0},
-    "imports-resume-stalled": {"task": "leads.tasks.import_resume_stalled", "schedule": 300.0},
-}
 
 # An import that has not advanced for this long is considered abandoned by a dead worker.
 IMPORT_STALL = timedelta(minutes=10)
@@ -36,33 +26,6 @@ IMPORT_STALL = timedelta(minutes=10)
 @shared_task(acks_late=True)
 def sla_enforce() -> dict:
     return sla.sla_enforce()
-
-
-@shared_task(acks_late=True)
-def notifications_send(notification_ids: list[int]) -> int:
-    return sum(1 for pk in notification_ids if notifications.notification_send(notification_id=pk))
-
-
-@shared_task(acks_late=True)
-def notifications_sweep() -> int:
-    return sum(
-        1 for pk in notifications.notifications_pending_ids() if notifications.notification_send(notification_id=pk)
-    )
-
-
-@shared_task(acks_late=True)
-def webhooks_deliver(delivery_id: int) -> str | None:
-    return webhooks.webhook_deliver(delivery_id=delivery_id)
-
-
-@shared_task(acks_late=True)
-def webhooks_sweep() -> int:
-    """Retries whose time has come, and deliveries whose kick was lost."""
-    done = 0
-    for pk in webhooks.webhooks_due_ids():
-        if webhooks.webhook_deliver(delivery_id=pk) is not None:
-            done += 1
-    return done
 
 
 @shared_task(acks_late=True)

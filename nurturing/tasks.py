@@ -1,6 +1,7 @@
 """Nurture tasks (queue "nurture"): thin wrappers around nurturing.services.
 
-Beat runs ``tick`` every NURTURE_TICK_SECONDS: it fans out as many
+Beat runs ``tick`` every NURTURE_TICK_SECONDS (``CELERY_BEAT_SCHEDULE`` in
+leadfunnel/settings.py): it fans out as many
 ``process_due`` tasks as there are batches due (bounded), and one sweeper.
 Each ``process_due`` claims its own batches with SKIP LOCKED, so tasks from a
 duplicate tick simply find nothing left to claim.
@@ -13,11 +14,6 @@ from celery import shared_task
 
 from . import services
 from .conf import nurture_setting
-
-BEAT_SCHEDULE = {
-    "nurture-tick": {"task": "nurturing.tasks.tick", "schedule": float(nurture_setting("TICK_SECONDS"))},
-    "nurture-segments": {"task": "nurturing.tasks.enroll_segments", "schedule": 300.0},
-}
 
 
 @shared_task(acks_late=True)

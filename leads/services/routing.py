@@ -148,7 +148,7 @@ def assignment_columns(owner_id: int | None, at: datetime, sla: timedelta, *, es
 def assigned_message(*, lead_id: int, owner_id: int, previous_owner_id: int | None, at: datetime, sla_due_at,
                      cause: str, reason: str, stage: str, cycle: int, transition_id: int | None = None,
                      assignment_id: int | None = None) -> tuple[str, dict]:  # fmt: skip
-    """The ``lead.assigned`` outbox message: the rep is told (see ``leads.notices``)."""
+    """The ``lead.assigned`` outbox message: the rep is told (``leads.handlers``)."""
     return (
         "lead.assigned",
         {

@@ -1,8 +1,16 @@
+import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from celery.schedules import crontab
 from django.utils import timezone
 
+from leadfunnel import notifications, outbox, webhooks
+from leadfunnel.celery import app
 from leadfunnel.models import OutboxMessage
 from leadfunnel.outbox import outbox_dispatch, outbox_handler, outbox_publish
 from leadfunnel.tasks import housekeeping
@@ -65,9 +73,50 @@ def test_housekeeping_runs_through_a_real_worker_on_redis(celery_worker_factory,
 
 
 def test_the_beat_schedule_gathers_periodic_jobs():
-    from leadfunnel.celery import app
-
     app.finalize()
     assert "outbox-sweep" in app.conf.beat_schedule
     assert app.conf.task_acks_late is True
     assert app.conf.accept_content == ["json"]
+
+
+def test_the_beat_schedule_is_every_periodic_job_of_every_app_by_task_name():
+    schedule = {name: (entry["task"], entry["schedule"]) for name, entry in app.conf.beat_schedule.items()}
+    assert schedule == {
+        "outbox-sweep": ("leadfunnel.tasks.sweep_outbox", 15.0),
+        "housekeeping": ("leadfunnel.tasks.housekeeping", 3600.0),
+        "notifications-sweep": ("leadfunnel.tasks.notifications_sweep", 30.0),
+        "webhooks-sweep": ("leadfunnel.tasks.webhooks_sweep", 15.0),
+        "sla-enforce": ("leads.tasks.sla_enforce", 60.0),
+        "imports-resume-stalled": ("leads.tasks.import_resume_stalled", 300.0),
+        "scoring-decay-refresh": ("scoring.tasks.recompute_decayed_scores", crontab(minute=17)),
+        "scoring-recompute-resume": ("scoring.tasks.recompute_resume_stale", 300.0),
+        "predictive-weekly-training": ("scoring.tasks.train_predictive_model", 7 * 24 * 3600.0),
+        "backtest-resume": ("scoring.tasks.recompute_backtest_resume", 300.0),
+        "nurture-tick": ("nurturing.tasks.tick", 60.0),
+        "nurture-segments": ("nurturing.tasks.enroll_segments", 300.0),
+    }
+    app.loader.import_default_modules()  # what a worker does at start: every app's tasks register
+    assert {task for task, _ in schedule.values()} <= set(app.tasks)
+
+
+def test_the_tasks_queued_by_name_are_registered_in_every_process():
+    # A fresh process that only sets Django up (as the web process does, no autodiscovery)
+    # knows them, so a kick under CELERY_TASK_ALWAYS_EAGER runs the task in-process.
+    names = [outbox.DISPATCH_TASK, notifications.SEND_TASK, webhooks.DELIVER_TASK]
+    script = (
+        "import django, json; django.setup(); from leadfunnel.celery import app; "
+        f"print(json.dumps([name in app.tasks for name in {names!r}]))"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "leadfunnel.settings"}
+    answer = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert json.loads(answer.stdout.strip().splitlines()[-1]) == [True, True, True], answer.stderr
+    assert app.amqp.router.route({}, "leads.tasks.import_run_job")["queue"].name == "bulk"
+    assert app.amqp.router.route({}, webhooks.DELIVER_TASK)["queue"].name == "events"

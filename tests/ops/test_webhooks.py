@@ -14,9 +14,10 @@ from django.utils import timezone
 
 from leadfunnel.models import Notification, WebhookDelivery, WebhookSubscription
 from leadfunnel.outbox import outbox_dispatch, outbox_publish
-from leadfunnel.webhooks import _is_public_address, events_for_stage_change, webhook_deliver
+from leadfunnel.tasks import webhooks_sweep
+from leadfunnel.webhooks import _is_public_address, webhook_deliver
+from leads.handlers import events_for_stage_change
 from leads.services import lead_change_stage
-from leads.tasks import webhooks_sweep
 from tests.factories import LeadFactory
 
 SECRET = "s3cret-s3cret-s3cret"

@@ -150,7 +150,7 @@ def test_intake_with_redis_down_answers_201_and_every_side_effect_arrives_once_a
         sweep_outbox.delay()
         process_due.delay()
         deliver_pending.delay()
-        from leads.tasks import notifications_sweep, webhooks_sweep
+        from leadfunnel.tasks import notifications_sweep, webhooks_sweep
 
         webhooks_sweep.delay()
         notifications_sweep.delay()

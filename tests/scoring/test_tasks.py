@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from celery.schedules import crontab
 
 from leadfunnel.celery import app
 from leads.models import Interaction, Lead
@@ -20,8 +21,10 @@ def test_recompute_tasks_run_on_the_bulk_queue():
 
 
 def test_beat_refreshes_decayed_scores_and_resumes_stalled_recomputes():
-    tasks_scheduled = {entry["task"] for entry in tasks.BEAT_SCHEDULE.values()}
-    assert tasks_scheduled == {"scoring.tasks.recompute_decayed_scores", "scoring.tasks.recompute_resume_stale"}
+    schedule = {entry["task"]: entry["schedule"] for entry in app.conf.beat_schedule.values()}
+    assert schedule["scoring.tasks.recompute_decayed_scores"] == crontab(minute=17)
+    assert schedule["scoring.tasks.recompute_resume_stale"] == 300.0
+    assert "scoring.tasks.recompute_scores" not in schedule  # a full recompute runs only when asked for
 
 
 def test_the_decay_task_lowers_stored_engagement(make_rule, record):

@@ -1,10 +1,11 @@
 """Load the demo data set. Idempotent: running it again changes nothing that exists.
 
-Each app adds its part through a ``seed_demo`` function in ``<app>/demo.py``
-(``leads.demo``, ``scoring.demo``, ``nurturing.demo``), called in that order.
+Each app adds its part through a ``seed_demo`` function in ``<app>/demo.py``, called in
+the order ``scoring.demo``, ``leads.demo``, ``nurturing.demo``; then a year of past leads
+for predictive scoring. The command lives in nurturing, the one app that may import the
+other two.
 """
 
-import importlib
 import secrets
 
 from django.contrib.auth import get_user_model
@@ -13,6 +14,10 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from leadfunnel.roles import MARKETER, SALES
+from leads import demo as leads_demo
+from nurturing import demo as nurturing_demo
+from scoring import demo as scoring_demo
+from scoring.demo_predictive import seed_predictive_history
 
 DEMO_USERS = (
     # username, group, superuser, first name, last name
@@ -21,7 +26,7 @@ DEMO_USERS = (
     ("sales", SALES, False, "Sam", "Seller"),
     ("sales2", SALES, False, "Sasha", "Closer"),
 )
-SEED_APPS = ("scoring", "leads", "nurturing")
+SEED_APPS = (("scoring", scoring_demo), ("leads", leads_demo), ("nurturing", nurturing_demo))
 
 
 class Command(BaseCommand):
@@ -34,19 +39,11 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         created = self.seed_users(options.get("password"))
         if not options["users_only"]:
-            for app_label in SEED_APPS:
-                try:
-                    module = importlib.import_module(f"{app_label}.demo")
-                except ModuleNotFoundError as exc:
-                    if exc.name != f"{app_label}.demo":
-                        raise
-                    continue
+            for app_label, module in SEED_APPS:
                 summary = module.seed_demo()
                 if summary:
                     self.stdout.write(f"{app_label}: {summary}")
             # Predictive scoring and back-tests need outcomes: a year of past leads, then the first model.
-            from scoring.demo_predictive import seed_predictive_history
-
             self.stdout.write(f"predictive: {seed_predictive_history()}")
         if created:
             self.stdout.write(self.style.SUCCESS("Demo logins (shown once, keep them):"))
