@@ -6,5 +6,5 @@ class ScoringConfig(AppConfig):
 
     def ready(self) -> None:
         # Celery autodiscovery imports only scoring.tasks; the predictive and back-test
-        # tasks live in their own module and register here.
-        from . import predictive_tasks  # noqa: F401
+        # tasks live in scoring/predictive/tasks.py and register here, once the apps are loaded.
+        from .predictive import tasks  # noqa: F401
