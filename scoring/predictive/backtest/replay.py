@@ -5,21 +5,23 @@ The replay streams every lead (ordered by id) merged with its interactions
 arithmetic, :class:`scoring.engine.LeadScorer` (the same code the incremental
 path and the full recompute use), once with the **current** rules and once with
 the **candidate**. After the profile and after every interaction it asks the
-engine for the score; the first moment a lead qualifies (score ≥ MQL
-threshold, required profile present, no blocking negative) is when it would
+engine for the score; the first moment a lead qualifies — as decided by the one
+MQL predicate, :func:`scoring.qualification.qualifies_for_mql` (score ≥ MQL
+threshold, required profile present, no blocking negative) — is when it would
 have become an MQL. Leads whose first qualifying moment falls in
 ``[since, until)`` are that side's MQLs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from leads.models import Form
 
-from ...engine import LeadScorer, effective_at, profile_complete
+from ...engine import LeadScorer, effective_at
+from ...qualification import qualifies_for_mql
 from ...rules import lead_profile
 from ...selectors import Ruleset
 from .streams import by_lead, interaction_stream, lead_stream
@@ -58,30 +60,44 @@ def first_qualifications(
     events: list[tuple],
     created_at: datetime,
     until: datetime,
-    thresholds: dict[str, int],
+    sides: Mapping[str, Ruleset],
 ) -> dict[str, tuple[datetime, int]]:
-    """Replay one lead once for every side in ``thresholds`` (sides that share the scoring):
-    {side: first (time, score) at which score ≥ its threshold without a blocking negative, before ``until``}.
+    """Replay one lead once for every side in ``sides`` (rule sets that share the scoring, each
+    with its own threshold and required profile fields): {side: the first (time, score) before
+    ``until`` at which :func:`qualifies_for_mql` says the lead qualifies}.
 
     The score is checked after the profile and after every interaction that awarded points
     (between awards it can only fall, unless some negative points decay; then after every one).
+    The profile is today's and does not change during the replay, so the predicate tests the
+    required fields at the first check only: a side missing one is dropped (it never qualifies),
+    and the later checks of the other sides ask it about the score and blocking alone.
     """
     hits: dict[str, tuple[datetime, int]] = {}
     if created_at >= until:
         return hits
-    waiting = dict(thresholds)
+    # side → the required profile fields the next check tests: all of them first, none after.
+    waiting = {side: list(ruleset.required_profile_fields) for side, ruleset in sides.items()}
     every_event = _score_can_rise_without_points(scorer.ruleset)
     scorer.now = created_at
     scorer.apply_profile(profile)
 
     def check(at: datetime) -> None:
         result = scorer.result()
-        if result.blocked:
-            return
-        for side, threshold in list(waiting.items()):
-            if result.score >= threshold:
+        for side, required in list(waiting.items()):
+            mql = qualifies_for_mql(
+                score=result.score,
+                blocked=result.blocked,
+                profile=profile,
+                threshold=sides[side].mql_threshold,
+                required_profile_fields=required,
+            )
+            if mql.ok:
                 hits[side] = (at, result.score)
                 del waiting[side]
+            elif mql.missing_profile:
+                del waiting[side]  # the profile is today's: this side never qualifies
+            elif required:
+                waiting[side] = []  # the profile passed; only the score and blocking change now
 
     check(created_at)
     for interaction_id, itype, properties, occurred_at, received_at in events:
@@ -108,11 +124,9 @@ def first_qualifications(
 def first_qualification(
     scorer: LeadScorer, ruleset: Ruleset, profile: dict, events: list[tuple], created_at: datetime, until: datetime
 ) -> tuple[datetime, int] | None:
-    """Replay one lead under one rule set: the first (time, score) at which it qualifies before ``until``."""
-    if profile_complete(profile, ruleset.required_profile_fields):
-        return None  # missing required profile: never qualifies (the profile is today's)
-    hits = first_qualifications(scorer, profile, events, created_at, until, {"side": ruleset.mql_threshold})
-    return hits.get("side")
+    """Replay one lead under one rule set (a batch of one side): the first (time, score) at which it
+    qualifies before ``until``, or None."""
+    return first_qualifications(scorer, profile, events, created_at, until, {"side": ruleset}).get("side")
 
 
 def replay(
@@ -138,6 +152,7 @@ def replay(
                 break
         else:
             groups.append([name])
+    group_sides = [{name: rulesets[name] for name in group} for group in groups]
     types = {itype for ruleset in rulesets.values() for itype in ruleset.by_type}
     property_types = {
         itype
@@ -155,21 +170,11 @@ def replay(
         if pending is not None and pending[0] == lead_id:
             events = pending[1]
             pending = next(events_by_lead, None)
-        for group in groups:
-            ruleset = rulesets[group[0]]
+        for sides in group_sides:
+            ruleset = next(iter(sides.values()))
             profile = lead_profile(columns, ruleset.lists)
-            # Missing required profile: that side never qualifies (the profile is today's).
-            thresholds = {
-                name: rulesets[name].mql_threshold
-                for name in group
-                if not profile_complete(profile, rulesets[name].required_profile_fields)
-            }
-            if not thresholds:
-                continue
             scorer = LeadScorer(lead_id=lead_id, ruleset=ruleset, totals={}, now=created_at, form_weights=form_weights)
-            for name, (at, score) in first_qualifications(
-                scorer, profile, events, created_at, until, thresholds
-            ).items():
+            for name, (at, score) in first_qualifications(scorer, profile, events, created_at, until, sides).items():
                 if at >= since:
                     out[name].at[lead_id] = at
                     out[name].score[lead_id] = score
