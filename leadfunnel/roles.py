@@ -1,6 +1,12 @@
 """Roles are Django groups (``marketer``, ``sales``); an admin is a superuser."""
 
+import functools
+from collections.abc import Callable
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
 from rest_framework.permissions import BasePermission
 
 MARKETER = "marketer"
@@ -32,6 +38,28 @@ def is_marketer(user) -> bool:
 
 def is_sales(user) -> bool:
     return is_admin(user) or SALES in user_roles(user)
+
+
+def role_required(*, marketer: bool = False, sales: bool = False) -> Callable:
+    """Dashboard pages: anonymous → login page; logged in without one of the roles → the 403 page."""
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            allowed = (marketer and is_marketer(request.user)) or (sales and is_sales(request.user))
+            if not allowed:
+                raise PermissionDenied("This page is for " + (" and ".join(_role_names(marketer, sales))) + ".")
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def _role_names(marketer: bool, sales: bool) -> list[str]:
+    return [name for name, on in (("marketers", marketer), ("sales reps", sales)) if on]
 
 
 class IsMarketer(BasePermission):

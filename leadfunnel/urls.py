@@ -19,13 +19,13 @@ urlpatterns = [
     path("api/v1/auth/token/", TokenObtainView.as_view(), name="api-token"),
     path("api/v1/", include("leads.api_urls")),
     path("api/v1/", include("scoring.api_urls")),
-    path("api/v1/", include("scoring.predictive_urls")),
+    path("api/v1/", include("scoring.predictive.urls")),
     path("api/v1/", include("nurturing.api_urls")),
     path("api/v1/", include("leadfunnel.api_urls")),
     path("t/", include("nurturing.tracking_urls")),
     path("", include("nurturing.urls")),
     path("", include("scoring.urls")),
-    path("", include("scoring.predictive_page_urls")),
+    path("", include("scoring.predictive.page_urls")),
     path("", include("leads.urls")),
 ]
 

@@ -6,8 +6,6 @@ rules (who may accept, which moves are legal) live in ``leads.services``; a
 ``DomainError`` from a service becomes a message on the page.
 """
 
-import functools
-from collections.abc import Callable
 from urllib.parse import urlencode
 
 from django import forms
@@ -25,34 +23,13 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from leadfunnel.errors import DomainError
-from leadfunnel.roles import is_marketer, is_sales
+from leadfunnel.roles import is_marketer, is_sales, role_required
 
 from . import dashboard
 from .models import Form, LossReason, RejectionReason, Stage
 
 # --- access ---------------------------------------------------------------------------------
-
-
-def role_required(*, marketer: bool = False, sales: bool = False) -> Callable:
-    """Anonymous → login page; logged in without one of the roles → the 403 page."""
-
-    def decorator(view: Callable) -> Callable:
-        @functools.wraps(view)
-        def wrapper(request: HttpRequest, *args, **kwargs):
-            if not request.user.is_authenticated:
-                return redirect_to_login(request.get_full_path())
-            allowed = (marketer and is_marketer(request.user)) or (sales and is_sales(request.user))
-            if not allowed:
-                raise PermissionDenied("This page is for " + (" and ".join(_role_names(marketer, sales))) + ".")
-            return view(request, *args, **kwargs)
-
-        return wrapper
-
-    return decorator
-
-
-def _role_names(marketer: bool, sales: bool) -> list[str]:
-    return [name for name, on in (("marketers", marketer), ("sales reps", sales)) if on]
+# role_required (login page for anonymous callers, 403 without the role) lives in leadfunnel.roles.
 
 
 def is_htmx(request: HttpRequest) -> bool:

@@ -262,6 +262,6 @@ class RecomputeRange(models.Model):
         return f"Recompute {self.job_id} leads ({self.after_lead_id}, {self.until_lead_id or '…'}]"
 
 
-# Predictive scoring and back-testing records live in their own module; importing them here
-# makes them part of the scoring app (and its migrations).
-from .models_predictive import BacktestJob, PredictiveModel  # noqa: E402, F401
+# Predictive scoring and back-testing records live in scoring/predictive/models.py; importing them
+# here makes them part of the scoring app (and its migrations).
+from .predictive.models import BacktestJob, PredictiveModel  # noqa: E402, F401

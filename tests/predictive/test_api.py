@@ -3,7 +3,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from scoring.models_predictive import BacktestJob, PredictiveModel
+from leadfunnel.models import AuditEvent
+from scoring.models import RecomputeJob, ScoringRule, ScoringSettings
+from scoring.predictive.backtest import backtest_create
+from scoring.predictive.models import BacktestJob, PredictiveModel
+from scoring.predictive.runs import predictive_model_request, predictive_model_train
+from scoring.predictive.tasks import recompute_backtest_resume, train_predictive_model
+from scoring.services import rule_update
 from tests.factories import LeadFactory
 from tests.predictive.histories import planted_history
 from tests.predictive.test_backtest import build_history, install_current_rules
@@ -203,9 +209,6 @@ def test_channel_quality_answers_and_refuses_unknown_groupings(marketer_client):
 def test_applying_a_back_test_changes_the_live_rules_once_and_queues_one_recompute(
     marketer_client, sales_client, django_capture_on_commit_callbacks
 ):
-    from leadfunnel.models import AuditEvent
-    from scoring.models import RecomputeJob, ScoringRule, ScoringSettings
-
     now = timezone.now()
     install_current_rules()
     build_history(now, n=10)
@@ -239,9 +242,6 @@ def test_applying_a_back_test_changes_the_live_rules_once_and_queues_one_recompu
 
 @pytest.mark.django_db
 def test_a_back_test_is_not_applied_after_the_rules_changed(marketer_client):
-    from scoring.models import ScoringRule
-    from scoring.services import rule_update
-
     install_current_rules()
     build_history(timezone.now(), n=5)
     job = marketer_client.post(BACKTEST, {"settings": {"mql_threshold": 40}}, format="json").json()
@@ -255,9 +255,6 @@ def test_a_back_test_is_not_applied_after_the_rules_changed(marketer_client):
 
 @pytest.mark.django_db
 def test_the_weekly_task_trains_a_run_left_queued_and_never_trains_one_twice():
-    from scoring.predictive import predictive_model_request, predictive_model_train
-    from scoring.predictive_tasks import train_predictive_model
-
     LeadFactory.create_batch(2)
     stuck, _ = predictive_model_request()  # its message never reached a worker
 
@@ -271,9 +268,6 @@ def test_the_weekly_task_trains_a_run_left_queued_and_never_trains_one_twice():
 
 @pytest.mark.django_db
 def test_back_tests_whose_message_was_lost_or_whose_worker_died_are_run_again():
-    from scoring.backtest import backtest_create
-    from scoring.predictive_tasks import recompute_backtest_resume
-
     now = timezone.now()
     install_current_rules()
     build_history(now, n=5)

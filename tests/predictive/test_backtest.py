@@ -8,9 +8,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from leads.models import Interaction, Lead, StageTransition
-from scoring.backtest import backtest_compare, candidate_ruleset, current_ruleset
 from scoring.engine import LeadScorer, effective_at, profile_complete
 from scoring.models import ScoringRule, ScoringSettings
+from scoring.predictive.backtest import backtest_compare, candidate_ruleset, current_ruleset
 from scoring.rules import PROFILE_COLUMNS, lead_profile
 from scoring.selectors import ruleset_forget, scoring_settings_get
 from tests.factories import LeadFactory

@@ -3,7 +3,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from scoring.channel_quality import channel_quality, suggested_points
+from scoring.predictive.channel_quality import channel_quality, suggested_points
 from tests.factories import FormFactory, LeadFactory, StageTransitionFactory
 
 

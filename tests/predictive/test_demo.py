@@ -1,8 +1,9 @@
 import pytest
 
+from leads.funnel import can_move
 from leads.models import Lead, Opportunity, StageTransition
-from scoring.demo_predictive import seed_predictive_history
-from scoring.models_predictive import PredictiveModel
+from scoring.predictive.demo import seed_predictive_history
+from scoring.predictive.models import PredictiveModel
 
 
 @pytest.mark.postgres
@@ -18,8 +19,6 @@ def test_the_demo_history_trains_a_meaningful_model_once():
     assert customers >= 30
     assert Opportunity.objects.filter(status="won").count() == customers
     # Every recorded move is a legal one, in time order.
-    from leads.funnel import can_move
-
     for from_stage, to_stage in StageTransition.objects.values_list("from_stage", "to_stage").distinct():
         assert can_move(from_stage, to_stage), (from_stage, to_stage)
     leads = Lead.objects.count()

@@ -3,7 +3,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from scoring.models_predictive import BacktestJob
+from scoring.models import ScoringSettings
+from scoring.predictive.models import BacktestJob
 from tests.predictive.test_backtest import build_history, install_current_rules
 
 PAGE = "/scoring/insights/"
@@ -26,8 +27,6 @@ def test_the_insights_page_is_for_marketers(client, sales_rep):
 
 @pytest.mark.django_db
 def test_a_marketer_back_tests_a_threshold_compares_and_applies_it(marketer_browser):
-    from scoring.models import ScoringSettings
-
     now = timezone.now()
     install_current_rules()
     build_history(now, n=15)

@@ -1,18 +1,16 @@
 import numpy as np
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from leads.models import Lead
-from scoring.models_predictive import PredictiveModel
-from scoring.predictive import (
-    TrainingParams,
-    _fit,
-    lead_prediction,
-    precision_at_top,
-    predictive_model_train_now,
-    write_probabilities,
-)
-from tests.factories import LeadFactory
+from scoring.predictive.features import Vocabulary
+from scoring.predictive.models import PredictiveModel
+from scoring.predictive.prediction import lead_prediction, write_probabilities
+from scoring.predictive.runs import predictive_model_train_now
+from scoring.predictive.training import TrainingParams, _fit, precision_at_top
+from tests.factories import InteractionFactory, LeadFactory
 from tests.predictive.histories import planted_history
 
 PARAMS = {"horizon_days": 60, "snapshot_days": 30, "max_snapshots": 6, "min_outcomes": 10}
@@ -61,8 +59,6 @@ def test_the_stored_json_model_predicts_exactly_what_scikit_learn_predicts():
     rng = np.random.default_rng(3)
     x = rng.normal(size=(300, 4)).astype(np.float32)
     y = (x[:, 0] + rng.normal(scale=0.5, size=300) > 0).astype(np.int8)
-    from scoring.predictive import Vocabulary
-
     model, estimator = _fit(x, y, c=1.0, names=["a", "b", "c", "d"], vocab=Vocabulary())
 
     np.testing.assert_allclose(model.probability(x.astype(np.float64)), estimator.predict_proba(x)[:, 1], rtol=1e-5)
@@ -111,11 +107,6 @@ def test_a_leads_top_factors_explain_its_probability():
 @pytest.mark.postgres
 @pytest.mark.django_db
 def test_a_leads_prediction_takes_the_same_queries_however_long_its_history():
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    from tests.factories import InteractionFactory
-
     now = timezone.now()
     planted_history(now=now, n=500, days=330)
     predictive_model_train_now(params=PARAMS, now=now)

@@ -1,6 +1,7 @@
 """Predictive scoring and back-testing records: trained models and back-test jobs.
 
-Imported at the end of ``scoring/models.py`` so they belong to the scoring app.
+Imported at the end of ``scoring/models.py``: that import is what registers them with the
+scoring app (and its migrations), whose ``app_label`` and tables they keep.
 """
 
 from django.conf import settings

@@ -9,7 +9,7 @@ training is in ``CELERY_BEAT_SCHEDULE`` (leadfunnel/settings.py).
 from celery import shared_task
 
 from .backtest import backtest_jobs_to_resume, backtest_run
-from .predictive import predictive_model_request, predictive_model_train
+from .runs import predictive_model_request, predictive_model_train
 
 
 @shared_task(name="scoring.tasks.train_predictive_model", acks_late=True)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import predictive_api as api
+from . import api
 
 urlpatterns = [
     path("scoring/predictive/", api.PredictiveStatusView.as_view(), name="predictive-status"),

@@ -17,8 +17,9 @@ from leadfunnel.errors import ValidationFailed
 from leadfunnel.roles import IsMarketer, IsMarketerOrSales
 from leads.models import Lead
 
-from . import backtest, channel_quality, predictive
-from .models_predictive import BacktestJob, PredictiveModel
+from . import backtest, channel_quality, prediction, runs, training
+from .models import BacktestJob, PredictiveModel
+from .tasks import recompute_backtest, train_predictive_model
 
 DEFAULT_PERIOD = timedelta(days=90)
 
@@ -83,8 +84,8 @@ class PredictiveStatusView(APIView):
 
     @extend_schema(responses=PredictiveStatusOut, summary="Predictive model: status and held-out metrics")
     def get(self, request):
-        active = predictive.predictive_model_active()
-        latest = predictive.predictive_model_latest()
+        active = prediction.predictive_model_active()
+        latest = prediction.predictive_model_latest()
         if active is not None:
             message = active.message
         elif latest is not None and latest.message:
@@ -96,13 +97,13 @@ class PredictiveStatusView(APIView):
             "message": message,
             "active": active,
             "latest": latest,
-            "min_outcomes": predictive.TrainingParams.from_settings().min_outcomes,
+            "min_outcomes": training.TrainingParams.from_settings().min_outcomes,
         }
         return Response(PredictiveStatusOut(data).data)
 
 
 class TrainIn(serializers.Serializer):
-    target = serializers.ChoiceField(choices=sorted(predictive.TARGETS), required=False)
+    target = serializers.ChoiceField(choices=sorted(training.TARGETS), required=False)
     horizon_days = serializers.IntegerField(min_value=7, max_value=730, required=False)
     snapshot_days = serializers.IntegerField(min_value=1, max_value=365, required=False)
     max_snapshots = serializers.IntegerField(min_value=1, max_value=24, required=False)
@@ -121,12 +122,10 @@ class PredictiveTrainView(APIView):
         payload = TrainIn(data=request.data or {})
         payload.is_valid(raise_exception=True)
         with transaction.atomic():
-            row, _created = predictive.predictive_model_request(user=request.user, params=payload.validated_data)
+            row, _created = runs.predictive_model_request(user=request.user, params=payload.validated_data)
             if row.status == PredictiveModel.Status.QUEUED:
                 # Also re-sent for a run still queued (its first message may have been lost):
                 # the task claims the row, so it never trains twice.
-                from .predictive_tasks import train_predictive_model
-
                 transaction.on_commit(lambda: train_predictive_model.delay(row.pk))
         row.refresh_from_db()
         return Response(PredictiveModelOut(row).data, status=status.HTTP_202_ACCEPTED)
@@ -155,7 +154,7 @@ class LeadPredictionView(APIView):
     @extend_schema(responses=LeadPredictionOut, summary="A lead's predicted probability and its top factors")
     def get(self, request, pk: int):
         lead = get_object_or_404(Lead, pk=pk)
-        return Response(LeadPredictionOut(predictive.lead_prediction(lead=lead)).data)
+        return Response(LeadPredictionOut(prediction.lead_prediction(lead=lead)).data)
 
 
 # --- back-tests -------------------------------------------------------------------------------
@@ -218,8 +217,6 @@ class BacktestCreateView(APIView):
             # Small history: answer right away.
             job = backtest.backtest_run(job_id=job.pk) or job
             return Response(BacktestOut(job).data, status=status.HTTP_200_OK)
-        from .predictive_tasks import recompute_backtest
-
         transaction.on_commit(lambda: recompute_backtest.delay(job.pk))
         return Response(BacktestOut(job).data, status=status.HTTP_202_ACCEPTED)
 

@@ -21,7 +21,8 @@ from django.utils import timezone
 
 from leads.models import Form, Interaction, Lead, Opportunity, StageTransition
 
-from .predictive import predictive_model_active, predictive_model_train_now
+from .prediction import predictive_model_active
+from .runs import predictive_model_train_now
 
 DOMAIN_SUFFIX = "history.example"
 DAYS = 420

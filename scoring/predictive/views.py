@@ -12,11 +12,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from leadfunnel.errors import DomainError
-from leads.views import role_required
+from leadfunnel.roles import role_required
 
-from . import backtest, channel_quality, predictive
-from .models_predictive import BacktestJob, PredictiveModel
-from .predictive_api import parse_period
+from . import backtest, channel_quality, prediction, runs
+from .api import parse_period
+from .models import BacktestJob, PredictiveModel
+from .tasks import recompute_backtest, train_predictive_model
 
 JOBS_SHOWN = 5
 
@@ -38,8 +39,8 @@ def insights(request: HttpRequest) -> HttpResponse:
         "scoring/insights.html",
         {
             "nav": "scoring",
-            "active": predictive.predictive_model_active(),
-            "latest": predictive.predictive_model_latest(),
+            "active": prediction.predictive_model_active(),
+            "latest": prediction.predictive_model_latest(),
             "quality": channel_quality.channel_quality(since=since, until=until, group_by=group_by),
             "group_choices": sorted(channel_quality.GROUP_BY),
             "since": since.date().isoformat(),
@@ -54,10 +55,8 @@ def insights(request: HttpRequest) -> HttpResponse:
 @role_required(marketer=True)
 def train(request: HttpRequest) -> HttpResponse:
     with transaction.atomic():
-        row, _created = predictive.predictive_model_request(user=request.user)
+        row, _created = runs.predictive_model_request(user=request.user)
         if row.status == PredictiveModel.Status.QUEUED:
-            from .predictive_tasks import train_predictive_model
-
             transaction.on_commit(lambda: train_predictive_model.delay(row.pk))
     messages.success(request, f"Training of model v{row.version} started; this page shows the result when done.")
     return redirect("predictive_ui:insights")
@@ -89,8 +88,6 @@ def backtest_start(request: HttpRequest) -> HttpResponse:
     if backtest.backtest_interactions_in_scope(until=until) <= limit:
         backtest.backtest_run(job_id=job.pk)
     else:
-        from .predictive_tasks import recompute_backtest
-
         transaction.on_commit(lambda: recompute_backtest.delay(job.pk))
         messages.info(request, "The back-test runs in the background; reload to see its progress.")
     return redirect(reverse("predictive_ui:insights") + f"#backtest-{job.pk}")
