@@ -2,9 +2,10 @@
 
 Each function here returns plain data for one page region with a fixed number
 of queries, whatever the number of rows. Where the owning app ships a selector
-(``leads.selectors``, ``leads.analytics``, ``scoring.selectors``,
-``nurturing.selectors``) the views call that instead; what stays here is
-specific to how the dashboard shows things (keyset pages, queue cards).
+(``leads.selectors``, ``leads.analytics``, ``scoring.selectors``) the views call
+that instead; what stays here is specific to how the dashboard shows things
+(keyset pages, queue cards). Reads about sequences and enrolments belong to the
+sequences app, which renders its own regions of the leads pages (template tags).
 """
 
 import base64
@@ -543,61 +544,8 @@ def rule_totals_for(*, leads: list[Lead], per_lead: int = 5) -> dict[int, list[d
     return result
 
 
-# --- nurture sequences list (all sequences' headline numbers at once) ----------------------
-
-
-def sequence_list_stats(*, sequence_ids: list[int]) -> dict[int, dict]:
-    """Enrolment counts by status and message engagement per sequence: two aggregate queries."""
-    if not sequence_ids:
-        return {}
-    from nurturing.models import Enrollment, Message
-
-    stats: dict[int, dict] = {
-        pk: {
-            "enrolled": 0,
-            "active": 0,
-            "completed": 0,
-            "goal_reached": 0,
-            "exited": 0,
-            "sent": 0,
-            "opened": 0,
-            "clicked": 0,
-        }
-        for pk in sequence_ids
-    }
-    for row in (
-        Enrollment.objects.filter(sequence_id__in=sequence_ids).values("sequence_id", "status").annotate(n=Count("pk"))
-    ):
-        entry = stats[row["sequence_id"]]
-        entry["enrolled"] += row["n"]
-        entry[row["status"]] = entry.get(row["status"], 0) + row["n"]
-    for row in (
-        Message.objects.filter(sequence_id__in=sequence_ids, purpose=Message.Purpose.NURTURE)
-        .values("sequence_id")
-        .annotate(sent=Count("sent_at"), opened=Count("opened_at"), clicked=Count("clicked_at"))
-    ):
-        stats[row["sequence_id"]].update(sent=row["sent"], opened=row["opened"], clicked=row["clicked"])
-    for entry in stats.values():
-        entry["open_rate"] = entry["opened"] / entry["sent"] if entry["sent"] else None
-        entry["click_rate"] = entry["clicked"] / entry["sent"] if entry["sent"] else None
-        entry["goal_rate"] = entry["goal_reached"] / entry["enrolled"] if entry["enrolled"] else None
-    return stats
+# --- lookups for other apps' pages ------------------------------------------------------------
 
 
 def lead_id_by_email(*, email: str) -> int | None:
     return Lead.objects.filter(email=email.strip().lower()).values_list("pk", flat=True).first()
-
-
-def sequence_choices() -> list[tuple[int, str]]:
-    """Active sequences for the enrol pickers (id, name), one query without the steps."""
-    from nurturing.models import Sequence
-
-    return list(Sequence.objects.filter(active=True).order_by("name").values_list("id", "name")[:200])
-
-
-def enrollments_for_lead(*, lead_id: int, limit: int = 20) -> list:
-    from nurturing.models import Enrollment
-
-    return list(
-        Enrollment.objects.filter(lead_id=lead_id).select_related("sequence").order_by("-enrolled_at", "-pk")[:limit]
-    )
