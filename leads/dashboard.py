@@ -13,13 +13,18 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Window
+from django.core.cache import cache
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Window, prefetch_related_objects
 from django.db.models.functions import RowNumber, TruncWeek
+from django.http import QueryDict
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
+from scoring.models import LeadRuleTotal
+
 from .funnel import AWAITING_SALES
 from .models import Form, Interaction, Lead, Opportunity, Stage, StageTransition
+from .selectors import LeadFilter
 
 FUNNEL_STAGES = (Stage.VISITOR, Stage.MQL, Stage.SAL, Stage.SQL, Stage.CUSTOMER)
 ENTERED_STAGES = (Stage.MQL, Stage.PQL, Stage.SAL, Stage.SQL, Stage.CUSTOMER)
@@ -216,10 +221,6 @@ def lead_filters_from_params(params) -> LeadFilters:
 def leads_filtered(*, filters: LeadFilters, user) -> QuerySet[Lead]:
     """The API's own filters (``leads.selectors.LeadFilter``) plus the dashboard's drill-downs
     (entered a stage in a period, UTM campaign)."""
-    from django.http import QueryDict
-
-    from .selectors import LeadFilter
-
     data = QueryDict(mutable=True)
     simple = {
         "search": filters.q,
@@ -315,7 +316,6 @@ def leads_page(
 
 def lead_sources() -> list[str]:
     """Sources for the filter menu: a DISTINCT over every lead, so cached for a few minutes."""
-    from django.core.cache import cache
 
     def load() -> list[str]:
         return list(
@@ -419,8 +419,6 @@ def pipeline_leads(*, user, limit: int = QUEUE_LIMIT) -> dict:
 
     sals = column(Stage.SAL)
     sqls = column(Stage.SQL)
-    from django.db.models import prefetch_related_objects
-
     prefetch_related_objects(sqls, open_opportunities)
     return {"sal": sals, "sql": sqls, "totals": totals}
 
@@ -445,8 +443,6 @@ FORMS_CACHE_KEY = "dashboard:forms-with-counts"
 def forms_with_counts() -> list[Form]:
     """Forms with submission counts (an aggregate over every submission): cached for a minute,
     dropped when a form is created."""
-    from django.core.cache import cache
-
     return cache.get_or_set(FORMS_CACHE_KEY, lambda: list(_forms_annotated().order_by("-active", "name")), 60)
 
 
@@ -520,10 +516,6 @@ def form_snippet(form: Form, endpoint: str) -> str:
 def rule_totals_for(*, leads: list[Lead], per_lead: int = 5) -> dict[int, list[dict]]:
     """Per lead, the rules that gave it the most points (awarded, before decay), in one query."""
     if not leads:
-        return {}
-    try:
-        from scoring.models import LeadRuleTotal
-    except ImportError:
         return {}
     rows = (
         LeadRuleTotal.objects.filter(lead_id__in=[lead.pk for lead in leads], matches__gt=0)

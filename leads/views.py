@@ -24,11 +24,14 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from leadfunnel.audit import audit_record
 from leadfunnel.errors import DomainError
 from leadfunnel.roles import is_marketer, is_sales
+from scoring.selectors import lead_score_get
 
-from . import dashboard
+from . import analytics, dashboard, services
 from .models import Form, LossReason, RejectionReason, Stage
+from .serializers import FormSerializer
 
 # --- access ---------------------------------------------------------------------------------
 
@@ -67,12 +70,6 @@ def safe_next(request: HttpRequest, default: str) -> str:
     return default
 
 
-def _leads_services():
-    from . import services
-
-    return services
-
-
 # --- funnel overview (home) ---------------------------------------------------------------
 
 
@@ -91,8 +88,6 @@ FUNNEL_CACHE_SECONDS = 60
 
 
 def funnel_overview(request: HttpRequest) -> HttpResponse:
-    from . import analytics
-
     period = dashboard.period_from_params(request.GET)
     group_by = request.GET.get("group_by") if request.GET.get("group_by") in dashboard.GROUPINGS else "source"
     # Aggregates over the whole stage history: computed at most once a minute per period and grouping.
@@ -312,11 +307,9 @@ def leads_bulk(request: HttpRequest) -> HttpResponse:
     for lead_id in data["ids"]:
         try:
             if data["action"] == "mark_mql":
-                _leads_services().lead_mark_mql(lead=lead_id, actor=request.user, reason=data["reason"])
+                services.lead_mark_mql(lead=lead_id, actor=request.user, reason=data["reason"])
             else:
-                _leads_services().lead_disqualify(
-                    lead=lead_id, actor=request.user, reason=data["reason"], reason_code="other"
-                )
+                services.lead_disqualify(lead=lead_id, actor=request.user, reason=data["reason"], reason_code="other")
             done += 1
         except DomainError as exc:
             failed.append(f"#{lead_id}: {exc.message}")
@@ -361,8 +354,6 @@ def _lead_detail_context(request: HttpRequest, lead) -> dict:
 
 def _score_breakdown(lead) -> dict:
     """The scoring app's explanation: points per rule (with caps and decay) and the ledger."""
-    from scoring.selectors import lead_score_get
-
     data = lead_score_get(lead=lead)
     rules = sorted(data.get("rules", []), key=lambda r: -abs(r.get("current_points") or 0))
     return {
@@ -442,7 +433,6 @@ class ReasonForm(forms.Form):
 
 
 def _run_action(action: str, *, lead_id: int, data: dict, user):
-    services = _leads_services()
     if action == "accept":
         return services.lead_accept(lead=lead_id, actor=user)
     if action == "reject":
@@ -640,10 +630,6 @@ def forms_list(request: HttpRequest) -> HttpResponse:
 @role_required(marketer=True)
 def form_create(request: HttpRequest) -> HttpResponse:
     """Create a form through the API's serializer (same validation and audit as POST /api/v1/forms/)."""
-    from leadfunnel.audit import audit_record
-
-    from .serializers import FormSerializer
-
     form = WebFormForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = {**form.cleaned_data, "allowed_origins": form.cleaned_data["allowed_origins_text"]}
