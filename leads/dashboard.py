@@ -2,9 +2,10 @@
 
 Each function here returns plain data for one page region with a fixed number
 of queries, whatever the number of rows. Where the owning app ships a selector
-(``leads.selectors``, ``leads.analytics``, ``scoring.selectors``,
-``nurturing.selectors``) the views call that instead; what stays here is
-specific to how the dashboard shows things (keyset pages, queue cards).
+(``leads.selectors``, ``leads.analytics``, ``scoring.selectors``) the views call
+that instead; what stays here is specific to how the dashboard shows things
+(keyset pages, queue cards). Reads about sequences and enrolments belong to the
+sequences app, which renders its own regions of the leads pages (template tags).
 """
 
 import base64
@@ -12,13 +13,18 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Window
+from django.core.cache import cache
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Window, prefetch_related_objects
 from django.db.models.functions import RowNumber, TruncWeek
+from django.http import QueryDict
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
+from scoring.models import LeadRuleTotal
+
 from .funnel import AWAITING_SALES
 from .models import Form, Interaction, Lead, Opportunity, Stage, StageTransition
+from .selectors import LeadFilter
 
 FUNNEL_STAGES = (Stage.VISITOR, Stage.MQL, Stage.SAL, Stage.SQL, Stage.CUSTOMER)
 ENTERED_STAGES = (Stage.MQL, Stage.PQL, Stage.SAL, Stage.SQL, Stage.CUSTOMER)
@@ -215,10 +221,6 @@ def lead_filters_from_params(params) -> LeadFilters:
 def leads_filtered(*, filters: LeadFilters, user) -> QuerySet[Lead]:
     """The API's own filters (``leads.selectors.LeadFilter``) plus the dashboard's drill-downs
     (entered a stage in a period, UTM campaign)."""
-    from django.http import QueryDict
-
-    from .selectors import LeadFilter
-
     data = QueryDict(mutable=True)
     simple = {
         "search": filters.q,
@@ -314,7 +316,6 @@ def leads_page(
 
 def lead_sources() -> list[str]:
     """Sources for the filter menu: a DISTINCT over every lead, so cached for a few minutes."""
-    from django.core.cache import cache
 
     def load() -> list[str]:
         return list(
@@ -418,8 +419,6 @@ def pipeline_leads(*, user, limit: int = QUEUE_LIMIT) -> dict:
 
     sals = column(Stage.SAL)
     sqls = column(Stage.SQL)
-    from django.db.models import prefetch_related_objects
-
     prefetch_related_objects(sqls, open_opportunities)
     return {"sal": sals, "sql": sqls, "totals": totals}
 
@@ -444,8 +443,6 @@ FORMS_CACHE_KEY = "dashboard:forms-with-counts"
 def forms_with_counts() -> list[Form]:
     """Forms with submission counts (an aggregate over every submission): cached for a minute,
     dropped when a form is created."""
-    from django.core.cache import cache
-
     return cache.get_or_set(FORMS_CACHE_KEY, lambda: list(_forms_annotated().order_by("-active", "name")), 60)
 
 
@@ -520,10 +517,6 @@ def rule_totals_for(*, leads: list[Lead], per_lead: int = 5) -> dict[int, list[d
     """Per lead, the rules that gave it the most points (awarded, before decay), in one query."""
     if not leads:
         return {}
-    try:
-        from scoring.models import LeadRuleTotal
-    except ImportError:
-        return {}
     rows = (
         LeadRuleTotal.objects.filter(lead_id__in=[lead.pk for lead in leads], matches__gt=0)
         .exclude(points=0)
@@ -543,61 +536,8 @@ def rule_totals_for(*, leads: list[Lead], per_lead: int = 5) -> dict[int, list[d
     return result
 
 
-# --- nurture sequences list (all sequences' headline numbers at once) ----------------------
-
-
-def sequence_list_stats(*, sequence_ids: list[int]) -> dict[int, dict]:
-    """Enrolment counts by status and message engagement per sequence: two aggregate queries."""
-    if not sequence_ids:
-        return {}
-    from nurturing.models import Enrollment, Message
-
-    stats: dict[int, dict] = {
-        pk: {
-            "enrolled": 0,
-            "active": 0,
-            "completed": 0,
-            "goal_reached": 0,
-            "exited": 0,
-            "sent": 0,
-            "opened": 0,
-            "clicked": 0,
-        }
-        for pk in sequence_ids
-    }
-    for row in (
-        Enrollment.objects.filter(sequence_id__in=sequence_ids).values("sequence_id", "status").annotate(n=Count("pk"))
-    ):
-        entry = stats[row["sequence_id"]]
-        entry["enrolled"] += row["n"]
-        entry[row["status"]] = entry.get(row["status"], 0) + row["n"]
-    for row in (
-        Message.objects.filter(sequence_id__in=sequence_ids, purpose=Message.Purpose.NURTURE)
-        .values("sequence_id")
-        .annotate(sent=Count("sent_at"), opened=Count("opened_at"), clicked=Count("clicked_at"))
-    ):
-        stats[row["sequence_id"]].update(sent=row["sent"], opened=row["opened"], clicked=row["clicked"])
-    for entry in stats.values():
-        entry["open_rate"] = entry["opened"] / entry["sent"] if entry["sent"] else None
-        entry["click_rate"] = entry["clicked"] / entry["sent"] if entry["sent"] else None
-        entry["goal_rate"] = entry["goal_reached"] / entry["enrolled"] if entry["enrolled"] else None
-    return stats
+# --- lookups for other apps' pages ------------------------------------------------------------
 
 
 def lead_id_by_email(*, email: str) -> int | None:
     return Lead.objects.filter(email=email.strip().lower()).values_list("pk", flat=True).first()
-
-
-def sequence_choices() -> list[tuple[int, str]]:
-    """Active sequences for the enrol pickers (id, name), one query without the steps."""
-    from nurturing.models import Sequence
-
-    return list(Sequence.objects.filter(active=True).order_by("name").values_list("id", "name")[:200])
-
-
-def enrollments_for_lead(*, lead_id: int, limit: int = 20) -> list:
-    from nurturing.models import Enrollment
-
-    return list(
-        Enrollment.objects.filter(lead_id=lead_id).select_related("sequence").order_by("-enrolled_at", "-pk")[:limit]
-    )

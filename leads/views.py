@@ -22,11 +22,14 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from leadfunnel.audit import audit_record
 from leadfunnel.errors import DomainError
 from leadfunnel.roles import is_marketer, is_sales, role_required
+from scoring.selectors import lead_score_get
 
-from . import dashboard
+from . import analytics, dashboard, services
 from .models import Form, LossReason, RejectionReason, Stage
+from .serializers import FormSerializer
 
 # --- access ---------------------------------------------------------------------------------
 # role_required (login page for anonymous callers, 403 without the role) lives in leadfunnel.roles.
@@ -36,17 +39,12 @@ def is_htmx(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def _safe_next(request: HttpRequest, default: str) -> str:
+def safe_next(request: HttpRequest, default: str) -> str:
+    """The ``next`` URL the form carries, if it points back at this site; else ``default``."""
     target = request.POST.get("next") or request.GET.get("next") or ""
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         return target
     return default
-
-
-def _leads_services():
-    from . import services
-
-    return services
 
 
 # --- funnel overview (home) ---------------------------------------------------------------
@@ -67,8 +65,6 @@ FUNNEL_CACHE_SECONDS = 60
 
 
 def funnel_overview(request: HttpRequest) -> HttpResponse:
-    from . import analytics
-
     period = dashboard.period_from_params(request.GET)
     group_by = request.GET.get("group_by") if request.GET.get("group_by") in dashboard.GROUPINGS else "source"
     # Aggregates over the whole stage history: computed at most once a minute per period and grouping.
@@ -216,7 +212,6 @@ def leads_list(request: HttpRequest) -> HttpResponse:
         "next_query": next_params.urlencode() if page.next_cursor else "",
         "is_first_page": not request.GET.get("cursor"),
         "export_url": _export_url(filters, request.user),
-        "sequences": _sequence_choices() if is_marketer(request.user) else [],
         "can_bulk": is_marketer(request.user),
         "rejection_reasons": RejectionReason.choices,
     }
@@ -249,15 +244,17 @@ def _export_url(filters, user) -> str:
     return "/api/v1/leads/export.csv" + ("?" + query if query else "")
 
 
-def _sequence_choices() -> list:
-    return dashboard.sequence_choices()
-
-
 class BulkForm(forms.Form):
-    ACTIONS = (("enroll", "Enrol in sequence"), ("mark_mql", "Mark as MQL"), ("disqualify", "Disqualify"))
-    action = forms.ChoiceField(choices=ACTIONS)
+    """The bulk bar's stage actions. Its "Enrol" button posts the same selection to /sequences/enroll/."""
+
+    ACTIONS = (("mark_mql", "Mark as MQL"), ("disqualify", "Disqualify"))
+    action = forms.ChoiceField(
+        choices=ACTIONS,
+        error_messages={
+            "invalid_choice": "Pick “Mark as MQL” or “Disqualify”; to enrol the leads, pick a sequence and press Enrol."
+        },
+    )
     ids = forms.TypedMultipleChoiceField(coerce=int, choices=(), error_messages={"required": "Select some leads."})
-    sequence = forms.IntegerField(required=False)
     reason = forms.CharField(required=False, max_length=500)
 
     def __init__(self, *args, **kwargs):
@@ -267,8 +264,6 @@ class BulkForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if data.get("action") == "enroll" and not data.get("sequence"):
-            raise forms.ValidationError("Pick a sequence to enrol the leads in.")
         if data.get("action") in ("mark_mql", "disqualify") and not data.get("reason", "").strip():
             raise forms.ValidationError("Give a reason; it is kept in each lead's history.")
         if len(data.get("ids") or []) > 500:
@@ -280,7 +275,7 @@ class BulkForm(forms.Form):
 @role_required(marketer=True)
 def leads_bulk(request: HttpRequest) -> HttpResponse:
     form = BulkForm(request.POST)
-    back = _safe_next(request, reverse("dashboard:leads"))
+    back = safe_next(request, reverse("dashboard:leads"))
     if not form.is_valid():
         messages.error(request, " ".join(" ".join(errors) for errors in form.errors.values()))
         return redirect(back)
@@ -288,14 +283,10 @@ def leads_bulk(request: HttpRequest) -> HttpResponse:
     done, failed = 0, []
     for lead_id in data["ids"]:
         try:
-            if data["action"] == "enroll":
-                _enroll(lead_id=lead_id, sequence_id=data["sequence"], actor=request.user)
-            elif data["action"] == "mark_mql":
-                _leads_services().lead_mark_mql(lead=lead_id, actor=request.user, reason=data["reason"])
+            if data["action"] == "mark_mql":
+                services.lead_mark_mql(lead=lead_id, actor=request.user, reason=data["reason"])
             else:
-                _leads_services().lead_disqualify(
-                    lead=lead_id, actor=request.user, reason=data["reason"], reason_code="other"
-                )
+                services.lead_disqualify(lead=lead_id, actor=request.user, reason=data["reason"], reason_code="other")
             done += 1
         except DomainError as exc:
             failed.append(f"#{lead_id}: {exc.message}")
@@ -304,27 +295,6 @@ def leads_bulk(request: HttpRequest) -> HttpResponse:
     if failed:
         messages.error(request, f"{len(failed)} lead(s) not changed — " + "; ".join(failed[:5]))
     return redirect(back)
-
-
-def _enroll(*, lead_id: int, sequence_id: int, actor) -> None:
-    service = _enroll_service()
-    if service is None:
-        raise DomainError("Nurture sequences are not available yet.")
-    from nurturing.models import Sequence
-
-    from .models import Lead
-
-    sequence = Sequence.objects.filter(pk=sequence_id).first()
-    lead = Lead.objects.filter(pk=lead_id).first()
-    if sequence is None or lead is None:
-        raise DomainError("That sequence or lead no longer exists.")
-    service(sequence=sequence, lead=lead, source="manual", actor=actor)
-
-
-def _enroll_service():
-    from nurturing.services import enrollment_create
-
-    return enrollment_create
 
 
 # --- lead detail ------------------------------------------------------------------------------
@@ -351,20 +321,16 @@ def _lead_detail_context(request: HttpRequest, lead) -> dict:
         "cycles": sorted(cycles.items()),
         "timeline": dashboard.timeline_merge(interactions=interactions, transitions=transitions),
         "score": _score_breakdown(lead),
-        "enrollments": _enrollments_for(lead),
         "opportunities": list(lead.opportunities.all()),
         "actions": _allowed_actions(request.user, lead),
         "rejection_reasons": RejectionReason.choices,
         "loss_reasons": LossReason.choices,
         "qualify_form": QualifyForm(),
-        "sequences": _sequence_choices() if is_marketer(request.user) else [],
     }
 
 
 def _score_breakdown(lead) -> dict:
     """The scoring app's explanation: points per rule (with caps and decay) and the ledger."""
-    from scoring.selectors import lead_score_get
-
     data = lead_score_get(lead=lead)
     rules = sorted(data.get("rules", []), key=lambda r: -abs(r.get("current_points") or 0))
     return {
@@ -392,10 +358,6 @@ def _contribution_row(contribution) -> dict:
     }
 
 
-def _enrollments_for(lead) -> list:
-    return dashboard.enrollments_for_lead(lead_id=lead.pk)
-
-
 def _allowed_actions(user, lead) -> set[str]:
     actions: set[str] = set()
     owns = lead.owner_id == user.pk or user.is_superuser
@@ -408,11 +370,8 @@ def _allowed_actions(user, lead) -> set[str]:
             actions |= {"close"}
         if lead.stage in (Stage.MQL, Stage.PQL, Stage.SAL, Stage.SQL):
             actions |= {"disqualify"}
-    if is_marketer(user):
-        if lead.stage in (Stage.VISITOR, Stage.RECYCLED, Stage.LOST):
-            actions |= {"mark_mql", "disqualify"}
-        if _enroll_service() is not None:
-            actions |= {"enroll"}
+    if is_marketer(user) and lead.stage in (Stage.VISITOR, Stage.RECYCLED, Stage.LOST):
+        actions |= {"mark_mql", "disqualify"}
     return actions
 
 
@@ -450,12 +409,7 @@ class ReasonForm(forms.Form):
     reason_code = forms.ChoiceField(choices=[("", "—"), *RejectionReason.choices], required=False)
 
 
-class EnrollForm(forms.Form):
-    sequence = forms.IntegerField(error_messages={"required": "Pick a sequence."})
-
-
 def _run_action(action: str, *, lead_id: int, data: dict, user):
-    services = _leads_services()
     if action == "accept":
         return services.lead_accept(lead=lead_id, actor=user)
     if action == "reject":
@@ -481,8 +435,6 @@ def _run_action(action: str, *, lead_id: int, data: dict, user):
         )
     if action == "mark_mql":
         return services.lead_mark_mql(lead=lead_id, actor=user, reason=data["reason"])
-    if action == "enroll":
-        return _enroll(lead_id=lead_id, sequence_id=data["sequence"], actor=user)
     raise Http404("Unknown action.")
 
 
@@ -493,7 +445,6 @@ ACTION_FORMS = {
     "close": CloseForm,
     "disqualify": ReasonForm,
     "mark_mql": ReasonForm,
-    "enroll": EnrollForm,
 }
 ACTION_DONE = {
     "accept": "Accepted: the lead is now a SAL in your pipeline.",
@@ -502,7 +453,6 @@ ACTION_DONE = {
     "close": "Closed.",
     "disqualify": "Disqualified.",
     "mark_mql": "Marked as MQL and routed to sales.",
-    "enroll": "Enrolled in the sequence.",
 }
 
 
@@ -513,10 +463,10 @@ def lead_action(request: HttpRequest, lead_id: int, action: str) -> HttpResponse
         raise Http404("Unknown action.")
     form_class = ACTION_FORMS[action]
     form = form_class(request.POST) if form_class else None
-    back = _safe_next(request, reverse("dashboard:lead", args=[lead_id]))
+    back = safe_next(request, reverse("dashboard:lead", args=[lead_id]))
     error = None
     if form is not None and not form.is_valid():
-        error = _form_error_text(form)
+        error = form_error_text(form)
     else:
         try:
             _run_action(action, lead_id=lead_id, data=form.cleaned_data if form else {}, user=request.user)
@@ -531,7 +481,8 @@ def lead_action(request: HttpRequest, lead_id: int, action: str) -> HttpResponse
     return redirect(back)
 
 
-def _form_error_text(form) -> str:
+def form_error_text(form) -> str:
+    """A form's errors as one message line, each prefixed with its field's label."""
     parts = []
     for name, errors in form.errors.items():
         label = form.fields[name].label if name in form.fields and form.fields[name].label else name
@@ -656,10 +607,6 @@ def forms_list(request: HttpRequest) -> HttpResponse:
 @role_required(marketer=True)
 def form_create(request: HttpRequest) -> HttpResponse:
     """Create a form through the API's serializer (same validation and audit as POST /api/v1/forms/)."""
-    from leadfunnel.audit import audit_record
-
-    from .serializers import FormSerializer
-
     form = WebFormForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = {**form.cleaned_data, "allowed_origins": form.cleaned_data["allowed_origins_text"]}

@@ -1,4 +1,4 @@
-"""Nurturing reads: sequences with their steps, enrolments, per-step stats, previews."""
+"""Nurturing reads: sequences with their steps, enrolments, per-step stats, previews, pickers."""
 
 from collections import defaultdict
 
@@ -32,6 +32,54 @@ def enrollment_list(*, sequence: Sequence, status: str | None = None) -> QuerySe
             raise ValidationFailed(f"Unknown status {status!r}; use one of {', '.join(EnrollmentStatus.values)}.")
         enrollments = enrollments.filter(status=status)
     return enrollments
+
+
+def sequence_choices() -> list[tuple[int, str]]:
+    """Active sequences for the enrol pickers (id, name), one query without the steps."""
+    return list(Sequence.objects.filter(active=True).order_by("name").values_list("id", "name")[:200])
+
+
+def enrollments_for_lead(*, lead_id: int, limit: int = 20) -> list[Enrollment]:
+    """A lead's latest enrolments with their sequence, newest first (one query)."""
+    return list(
+        Enrollment.objects.filter(lead_id=lead_id).select_related("sequence").order_by("-enrolled_at", "-pk")[:limit]
+    )
+
+
+def sequence_list_stats(*, sequence_ids: list[int]) -> dict[int, dict]:
+    """Enrolment counts by status and message engagement per sequence: two aggregate queries."""
+    if not sequence_ids:
+        return {}
+    stats: dict[int, dict] = {
+        pk: {
+            "enrolled": 0,
+            "active": 0,
+            "completed": 0,
+            "goal_reached": 0,
+            "exited": 0,
+            "sent": 0,
+            "opened": 0,
+            "clicked": 0,
+        }
+        for pk in sequence_ids
+    }
+    for row in (
+        Enrollment.objects.filter(sequence_id__in=sequence_ids).values("sequence_id", "status").annotate(n=Count("pk"))
+    ):
+        entry = stats[row["sequence_id"]]
+        entry["enrolled"] += row["n"]
+        entry[row["status"]] = entry.get(row["status"], 0) + row["n"]
+    for row in (
+        Message.objects.filter(sequence_id__in=sequence_ids, purpose=Message.Purpose.NURTURE)
+        .values("sequence_id")
+        .annotate(sent=Count("sent_at"), opened=Count("opened_at"), clicked=Count("clicked_at"))
+    ):
+        stats[row["sequence_id"]].update(sent=row["sent"], opened=row["opened"], clicked=row["clicked"])
+    for entry in stats.values():
+        entry["open_rate"] = entry["opened"] / entry["sent"] if entry["sent"] else None
+        entry["click_rate"] = entry["clicked"] / entry["sent"] if entry["sent"] else None
+        entry["goal_rate"] = entry["goal_reached"] / entry["enrolled"] if entry["enrolled"] else None
+    return stats
 
 
 def sequence_stats(*, sequence: Sequence) -> dict:

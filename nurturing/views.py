@@ -1,5 +1,8 @@
 """Nurturing dashboard: sequences with their stats, the sequence editor, previews and enrolments.
 
+Enrolling by hand from the leads pages posts here too: one lead from its page, or the
+leads selected in the list's bulk bar. Both answer with a message and a redirect back.
+
 The editor posts the steps as parallel lists (one row per step, in order); the view
 turns them into the API's sequence shape, checks the shape with the API's input
 serializer, and the nurturing services do the real validation (same messages as the API).
@@ -11,12 +14,13 @@ from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from leadfunnel.errors import DomainError
 from leads import dashboard as lead_reads
-from leads.models import Form, Stage
-from leads.views import role_required
+from leads.models import Form, Lead, Stage
+from leads.views import form_error_text, role_required, safe_next
 
 from . import selectors, services
 from .models import EnrollmentStatus, Sequence, StepKind
@@ -225,7 +229,7 @@ def _place_errors(form: forms.Form, step_errors: dict, exc_fields: dict, message
 @role_required(marketer=True)
 def sequences_list(request: HttpRequest) -> HttpResponse:
     sequences = list(selectors.sequence_list())
-    stats = lead_reads.sequence_list_stats(sequence_ids=[s.pk for s in sequences])
+    stats = selectors.sequence_list_stats(sequence_ids=[s.pk for s in sequences])
     rows = [{"sequence": s, "stats": stats.get(s.pk, {})} for s in sequences]
     return render(request, "nurturing/list.html", {"nav": "sequences", "rows": rows})
 
@@ -361,3 +365,87 @@ def sequence_preview(request: HttpRequest, sequence_id: int) -> HttpResponse:
         except DomainError as exc:
             error = exc.message
     return render(request, "nurturing/_preview.html", {"preview": preview, "error": error, "sequence": sequence})
+
+
+# --- enrolling by hand from the leads pages ------------------------------------------------------
+
+BULK_ENROLL_LIMIT = 500
+GONE = "That sequence or lead no longer exists."
+
+
+class EnrollLeadForm(forms.Form):
+    sequence = forms.IntegerField(label="Sequence", error_messages={"required": "Pick a sequence."})
+
+
+class EnrollLeadsForm(forms.Form):
+    """The leads list's bulk bar (its ``action`` and ``reason`` fields are the leads app's, ignored here)."""
+
+    ids = forms.TypedMultipleChoiceField(coerce=int, choices=(), error_messages={"required": "Select some leads."})
+    sequence = forms.IntegerField(required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Any id is acceptable here; the enrolment service says no to leads that cannot be enrolled.
+        self.fields["ids"].valid_value = lambda value: True
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("sequence"):
+            raise forms.ValidationError("Pick a sequence to enrol the leads in.")
+        if len(data.get("ids") or []) > BULK_ENROLL_LIMIT:
+            raise forms.ValidationError(f"Select at most {BULK_ENROLL_LIMIT} leads at a time.")
+        return data
+
+
+def _enroll_one(*, sequence: Sequence | None, lead: Lead | None, actor) -> None:
+    if sequence is None or lead is None:
+        raise DomainError(GONE)
+    services.enrollment_create(sequence=sequence, lead=lead, source="manual", actor=actor)
+
+
+@require_POST
+@role_required(marketer=True)
+def lead_enroll(request: HttpRequest, lead_id: int) -> HttpResponse:
+    """The lead page's "Enrol in a sequence" form."""
+    form = EnrollLeadForm(request.POST)
+    back = safe_next(request, reverse("dashboard:lead", args=[lead_id]))
+    if not form.is_valid():
+        messages.error(request, form_error_text(form))
+        return redirect(back)
+    try:
+        _enroll_one(
+            sequence=Sequence.objects.filter(pk=form.cleaned_data["sequence"]).first(),
+            lead=Lead.objects.filter(pk=lead_id).first(),
+            actor=request.user,
+        )
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Enrolled in the sequence.")
+    return redirect(back)
+
+
+@require_POST
+@role_required(marketer=True)
+def leads_enroll(request: HttpRequest) -> HttpResponse:
+    """The leads list's bulk "Enrol in sequence": each selected lead on its own, failures reported by id."""
+    form = EnrollLeadsForm(request.POST)
+    back = safe_next(request, reverse("dashboard:leads"))
+    if not form.is_valid():
+        messages.error(request, " ".join(" ".join(errors) for errors in form.errors.values()))
+        return redirect(back)
+    lead_ids = form.cleaned_data["ids"]
+    sequence = Sequence.objects.filter(pk=form.cleaned_data["sequence"]).first()
+    leads = Lead.objects.in_bulk(lead_ids)
+    done, failed = 0, []
+    for lead_id in lead_ids:
+        try:
+            _enroll_one(sequence=sequence, lead=leads.get(lead_id), actor=request.user)
+            done += 1
+        except DomainError as exc:
+            failed.append(f"#{lead_id}: {exc.message}")
+    if done:
+        messages.success(request, f"Enrol in sequence: done for {done} lead(s).")
+    if failed:
+        messages.error(request, f"{len(failed)} lead(s) not changed — " + "; ".join(failed[:5]))
+    return redirect(back)

@@ -14,8 +14,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from leadfunnel.errors import DomainError
+from leadfunnel.roles import role_required
 from leads.models import InteractionType
-from leads.views import role_required
 
 from . import selectors, services
 from .models import Dimension, RecomputeJob, RuleSource, ScoringRule

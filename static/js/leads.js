@@ -1,5 +1,7 @@
 // Leads list: select-all and the selected counter for bulk actions; the bulk
-// fields that do not apply to the chosen action are hidden.
+// fields and button that do not apply to the chosen action are hidden and disabled.
+// "Enrol in sequence" submits with the Enrol button (it posts to /sequences/enroll/),
+// the other actions with Apply (/leads/bulk/); without this script all are shown.
 (function () {
   var form = document.getElementById("bulk-form");
   if (!form) return;
@@ -7,17 +9,27 @@
   var counter = document.getElementById("selected-count");
   var action = document.getElementById("bulk-action");
   var sequence = document.getElementById("bulk-sequence");
+  var enroll = document.getElementById("bulk-enroll");
   var reason = document.getElementById("bulk-reason");
+  var apply = document.getElementById("bulk-apply");
   function boxes() { return form.querySelectorAll('input[name="ids"]'); }
   function refresh() {
     var n = 0;
     boxes().forEach(function (box) { if (box.checked) n += 1; });
     if (counter) counter.textContent = String(n);
   }
+  function show(element, on) {
+    if (!element) return;
+    element.hidden = !on;
+    if (element.tagName === "BUTTON") element.disabled = !on;
+  }
   function toggleFields() {
     if (!action) return;
-    sequence.hidden = action.value !== "enroll";
-    reason.hidden = action.value === "enroll";
+    var enrolling = action.value === "enroll";
+    show(sequence, enrolling);
+    show(enroll, enrolling);
+    show(reason, !enrolling);
+    show(apply, !enrolling);
   }
   if (all) all.addEventListener("change", function () {
     boxes().forEach(function (box) { box.checked = all.checked; });

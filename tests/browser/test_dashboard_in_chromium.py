@@ -8,6 +8,7 @@ from django.utils import timezone
 from leads import services
 from leads.models import Lead, Opportunity, StageTransition
 from nurturing import services as nurture
+from nurturing.models import Enrollment
 from scoring.models import ScoringRule
 from tests.browser.conftest import PHONE, log_in
 from tests.dashboard.conftest import walk
@@ -81,6 +82,38 @@ def test_a_marketer_reads_the_funnel_opens_a_lead_and_edits_a_rule(page, live_se
     assert page.locator("#score-rules td", has_text="Requested a demo").first.is_visible()
     assert page.locator("#score-total").inner_text() == str(dana.score)
     shot(page, "03-marketer-lead-detail")
+
+    # Enrol her in a sequence from her page (the Sequences card posts to the sequences app).
+    sequences = page.locator("#lead-sequences")
+    assert sequences.get_by_text("Not enrolled in any sequence.").is_visible()
+    sequences.get_by_text("Enrol in a sequence…").click()
+    sequences.locator("#enroll-seq").select_option(label="Recycled: back in 90 days")
+    sequences.get_by_role("button", name="Enrol").click()
+    page.wait_for_url(f"**/leads/{dana.pk}/")
+    assert page.locator(".flash").get_by_text("Enrolled in the sequence.").is_visible()
+    assert page.locator("#lead-sequences").get_by_role("link", name="Recycled: back in 90 days").is_visible()
+    assert Enrollment.objects.filter(lead=dana, sequence__name="Recycled: back in 90 days").count() == 1
+
+    # Enrol two visitors at once from the list's bulk bar: the sequence picker and Enrol show
+    # for "Enrol in sequence", the reason and Apply for the other actions.
+    visitors = list(Lead.objects.filter(stage="visitor").order_by("pk")[:2])
+    page.goto(f"{base}/leads/?stage=visitor")
+    for lead in visitors:
+        page.get_by_label(f"Select {lead.email}").check()
+    assert page.locator("#selected-count").inner_text() == "2"
+    page.select_option("#bulk-action", "disqualify")
+    assert page.locator("#bulk-reason").is_visible() and page.locator("#bulk-apply").is_visible()
+    assert page.locator("#bulk-sequence").is_hidden() and page.locator("#bulk-enroll").is_hidden()
+    page.select_option("#bulk-action", "enroll")
+    assert page.locator("#bulk-reason").is_hidden() and page.locator("#bulk-apply").is_hidden()
+    page.select_option("#bulk-sequence", label="Recycled: back in 90 days")
+    shot(page, "03a-marketer-bulk-enrol")
+    page.locator("#bulk-enroll").click()
+    page.wait_for_url("**/leads/?stage=visitor")
+    assert page.locator(".flash").get_by_text("Enrol in sequence: done for 2 lead(s).").is_visible()
+    assert set(Enrollment.objects.filter(lead__in=visitors).values_list("lead_id", flat=True)) == {
+        lead.pk for lead in visitors
+    }
 
     # Edit a rule; the recompute runs and the page shows it finished.
     page.goto(f"{base}/scoring/")

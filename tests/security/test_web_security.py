@@ -198,16 +198,26 @@ def test_a_lead_name_with_markup_is_escaped_inside_the_email_it_receives():
 def test_dashboard_forms_refuse_posts_without_a_csrf_token(marketer, sales_rep):
     lead = LeadFactory()
     posts = {
-        marketer: ["/forms/new/", "/scoring/rules/new/", "/scoring/settings/", "/sequences/new/", "/leads/bulk/"],
+        marketer: [
+            "/forms/new/",
+            "/scoring/rules/new/",
+            "/scoring/settings/",
+            "/sequences/new/",
+            "/leads/bulk/",
+            "/sequences/enroll/",
+            f"/sequences/enroll/{lead.pk}/",
+        ],
         sales_rep: [f"/leads/{lead.pk}/accept/", f"/leads/{lead.pk}/reject/"],
     }
+    sequence = make_sequence(name="Welcome", active=True)
     for user, paths in posts.items():
         client = Client(enforce_csrf_checks=True)
         client.force_login(user)
         for path in paths:
-            response = client.post(path, {"name": "x", "reason": "x"})
+            response = client.post(path, {"name": "x", "reason": "x", "ids": [lead.pk], "sequence": sequence.pk})
             assert response.status_code == 403, path
     assert Lead.objects.get(pk=lead.pk).stage == "visitor"
+    assert not sequence.enrollments.exists()
 
 
 def test_the_login_form_carries_a_csrf_token_and_refuses_a_post_without_it(marketer):
