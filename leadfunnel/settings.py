@@ -228,7 +228,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Leads (leads/tasks.py): SLA deadlines, imports abandoned by a dead worker.
     "sla-enforce": {"task": "leads.tasks.sla_enforce", "schedule": 60.0},
     "imports-resume-stalled": {"task": "leads.tasks.import_resume_stalled", "schedule": 300.0},
-    # Scoring (scoring/tasks.py, scoring/predictive_tasks.py).
+    # Scoring (scoring/tasks.py, scoring/predictive/tasks.py).
     "scoring-decay-refresh": {
         "task": "scoring.tasks.recompute_decayed_scores",
         "schedule": crontab(minute=17),  # hourly; decay half-lives are days

@@ -18,9 +18,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from leadfunnel.errors import DomainError
+from leadfunnel.roles import role_required
 from leads import dashboard as lead_reads
 from leads.models import Form, Lead, Stage
-from leads.views import form_error_text, role_required, safe_next
+from leads.views import form_error_text, safe_next
 
 from . import selectors, services
 from .models import EnrollmentStatus, Sequence, StepKind

@@ -17,7 +17,7 @@ from leadfunnel.roles import MARKETER, SALES
 from leads import demo as leads_demo
 from nurturing import demo as nurturing_demo
 from scoring import demo as scoring_demo
-from scoring.demo_predictive import seed_predictive_history
+from scoring.predictive.demo import seed_predictive_history
 
 DEMO_USERS = (
     # username, group, superuser, first name, last name
