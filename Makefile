@@ -18,15 +18,17 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(PY) manage.py runstack
 
-## make test: lint, then the whole suite (PostgreSQL and Redis when reachable)
+## make test: lint and the layer contracts, then the whole suite (PostgreSQL and Redis when reachable)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 	$(PY) scripts/test.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(PY) -m ruff check --fix .

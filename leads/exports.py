@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 from leadfunnel.errors import ValidationFailed
 
 from .models import Lead
+from .selectors import LeadFilter
 
 EXPORT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("id", "id"),
@@ -51,8 +52,6 @@ def leads_export_queryset(params, *, request=None) -> QuerySet:
     """The leads list's own filters (``leads.selectors.LeadFilter``: email, stage, owner,
     min_score, max_score, source, channel, company, form, search, created_after/before,
     ordering) on a QueryDict/dict. 400 on malformed values."""
-    from .selectors import LeadFilter
-
     filterset = LeadFilter(data=params, queryset=Lead.objects.all(), request=request)
     if not filterset.is_valid():
         errors = {name: [str(e) for e in messages] for name, messages in filterset.errors.items()}

@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 
 from leadfunnel.errors import ValidationFailed
+from scoring.defaults import FREE_MAIL_DOMAINS as SCORING_FREE_MAIL_DOMAINS
 
 # Profile fields a form may fill, with the longest value each column stores.
 PROFILE_FIELDS: dict[str, int] = {
@@ -129,11 +130,7 @@ FREE_MAIL_DOMAINS = frozenset(
 
 @functools.cache
 def free_mail_domains() -> frozenset[str]:
-    try:
-        from scoring.rules import FREE_MAIL_DOMAINS as scoring_list  # type: ignore[attr-defined]
-    except ImportError:
-        return FREE_MAIL_DOMAINS
-    return frozenset(scoring_list) | FREE_MAIL_DOMAINS
+    return frozenset(SCORING_FREE_MAIL_DOMAINS) | FREE_MAIL_DOMAINS
 
 
 def email_domain(email: str) -> str:

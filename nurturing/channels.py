@@ -13,6 +13,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.utils.module_loading import import_string
 
 from .conf import nurture_setting
+from .tracking import tracking_url
 
 
 class ProviderError(Exception):
@@ -49,8 +50,6 @@ def email_build(
 ) -> EmailMultiAlternatives:
     """The email for a stored Message row (``message.token`` gives the unsubscribe URL, unless the
     caller passes the one it signed when rendering the body)."""
-    from .tracking import tracking_url
-
     headers = {"X-LeadFunnel-Message": message.token}
     if message.purpose == "nurture":
         headers["List-Unsubscribe"] = f"<{unsubscribe_url or tracking_url(message.token, 'u')}>"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import tracking
+from . import tracking_views as tracking
 
 # Mounted at /t/ by leadfunnel/urls.py.
 urlpatterns = [

@@ -13,6 +13,8 @@ from django.utils import timezone
 
 from leadfunnel.models import TimeStampedModel
 
+from .defaults import DISPOSABLE_DOMAINS, FREE_MAIL_DOMAINS, ROLE_ACCOUNT_PREFIXES
+
 
 class Dimension(models.TextChoices):
     FIT = "fit", "Fit (who they are)"
@@ -79,20 +81,14 @@ def _default_pql_rule() -> dict:
 
 
 def _default_free_mail() -> list[str]:
-    from .defaults import FREE_MAIL_DOMAINS
-
     return list(FREE_MAIL_DOMAINS)
 
 
 def _default_disposable() -> list[str]:
-    from .defaults import DISPOSABLE_DOMAINS
-
     return list(DISPOSABLE_DOMAINS)
 
 
 def _default_role_prefixes() -> list[str]:
-    from .defaults import ROLE_ACCOUNT_PREFIXES
-
     return list(ROLE_ACCOUNT_PREFIXES)
 
 

@@ -15,11 +15,12 @@ derived fields (``email_domain_kind``, ``is_role_account``, ...).
 
 from __future__ import annotations
 
+import math
 import re
 import sre_constants
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -673,8 +674,6 @@ def decay_factor(half_life_days: float | None, since: datetime | None, until: da
 
 def round_half_up(value: float) -> int:
     """Same rounding in Python and in SQL (FLOOR(x + 0.5)); Python's round() is banker's."""
-    import math
-
     return int(math.floor(value + 0.5))
 
 
@@ -692,8 +691,6 @@ def combined_score(fit_score: int, engagement_score: int, *, fit_weight: int, en
 
 def pql_reached(rule: Mapping, *, trial_times: Iterable[datetime], usage_times: Iterable[datetime]) -> bool:
     """PQL rule: a trial started, then at least ``min_usage`` usage events within ``within_days`` of it."""
-    from datetime import timedelta
-
     if not rule or not rule.get("enabled"):
         return False
     min_usage = int(rule.get("min_usage") or 0)

@@ -16,7 +16,7 @@ from leadfunnel.errors import Conflict, ValidationFailed
 from leadfunnel.outbox import outbox_publish_many
 from leads.models import Interaction, Lead, Stage
 
-from ..conditions import condition_kind, interaction_matches
+from ..conditions import LEAD_FIELDS, condition_kind, interaction_matches
 from ..models import Enrollment, EnrollmentStatus, ExitReason, Sequence
 
 # Entering one of these hands the lead to sales; sequences with stop_on_handoff let go.
@@ -132,8 +132,6 @@ SEGMENT_FILTER_KEYS = ("stage", "min_score", "max_score", "source", "owner", "fi
 
 def leads_matching(spec: dict) -> QuerySet:
     """Leads matching a segment / bulk filter: stage, score range, source, field values."""
-    from ..conditions import LEAD_FIELDS
-
     unknown = set(spec) - {*SEGMENT_FILTER_KEYS, "kind"}
     if unknown:
         raise ValidationFailed(f"Unknown filter key(s): {', '.join(sorted(unknown))}.")

@@ -55,7 +55,7 @@ from ..models import (
 )
 from ..rendering import compile_template, merge_context, render_email, render_sms
 from ..tracking import tracking_url
-from .enrollment import HANDOFF_STAGES
+from .enrollment import HANDOFF_STAGES, enrollments_exit
 from .interactions import interactions_record_many
 from .schedule import wait_until, window_next_open, zone_for
 
@@ -793,8 +793,6 @@ def _deliveries_record(*, sent: list, skipped: list, failed: list[tuple], now: d
 
 
 def _bounces_record(*, lead_ids: set[int], now: datetime) -> None:
-    from .enrollment import enrollments_exit
-
     Lead.objects.filter(pk__in=lead_ids, email_bounced_at__isnull=True).update(email_bounced_at=now)
     at = now.isoformat()
     interactions_record_many(
