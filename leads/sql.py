@@ -121,19 +121,37 @@ def submission_insert(
     the submission): one statement on PostgreSQL. Answers (submission id, interaction id)."""
     if not is_postgres():
         submission = FormSubmission.objects.create(
-            form_id=form_id, lead_id=lead_id, payload=payload, ip=ip, user_agent=user_agent, idempotency_key=key,
+            form_id=form_id,
+            lead_id=lead_id,
+            payload=payload,
+            ip=ip,
+            user_agent=user_agent,
+            idempotency_key=key,
             received_at=now,
-        )  # fmt: skip
+        )
         interaction = Interaction.objects.create(
-            lead_id=lead_id, type="form_submit", occurred_at=now, received_at=now, source="form",
+            lead_id=lead_id,
+            type="form_submit",
+            occurred_at=now,
+            received_at=now,
+            source="form",
             properties={**properties, "submission_id": submission.pk},
-        )  # fmt: skip
+        )
         return submission.pk, interaction.pk
     json_field = FormSubmission._meta.get_field("payload")
     params = [
-        form_id, lead_id, json_field.get_db_prep_save(payload, connection), ip, user_agent, key, now,
-        lead_id, now, now, json_field.get_db_prep_save(properties, connection),
-    ]  # fmt: skip
+        form_id,
+        lead_id,
+        json_field.get_db_prep_save(payload, connection),
+        ip,
+        user_agent,
+        key,
+        now,
+        lead_id,
+        now,
+        now,
+        json_field.get_db_prep_save(properties, connection),
+    ]
     sql = (
         f"WITH s AS (INSERT INTO {_q(FormSubmission._meta.db_table)} "  # noqa: S608
         "(form_id, lead_id, payload, ip, user_agent, idempotency_key, is_spam, received_at) "

@@ -33,8 +33,9 @@ def qualifies_for_mql(
     required profile present, and no blocking negative. The one place this rule is written."""
     missing = tuple(profile_complete(profile, required_profile_fields))
     below = score < threshold
-    return MqlCheck(ok=not below and not blocked and not missing, below_threshold=below, blocked=blocked,
-                    missing_profile=missing)  # fmt: skip
+    return MqlCheck(
+        ok=not below and not blocked and not missing, below_threshold=below, blocked=blocked, missing_profile=missing
+    )
 
 
 @dataclass

@@ -16,6 +16,10 @@ from django.contrib.auth.models import Group
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from scoring import services as scoring_services
+from scoring.models import ScoringRule
+from scoring.selectors import scoring_settings_get
+from scoring.services import configuration as scoring_configuration
 from tests.factories import UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -318,3 +322,26 @@ def wait_until(predicate, timeout: float = 20, interval: float = 0.1, message: s
             return result
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s: {message}")
+
+
+# --- scoring rules -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def blank_model(db):
+    """The settings row with every default rule inactive, so a test sees only its own rules."""
+    scoring_settings_get()
+    ScoringRule.objects.update(active=False)
+    scoring_configuration._bump_version()
+    return scoring_settings_get()
+
+
+@pytest.fixture
+def make_rule(blank_model):
+    def make(**data):
+        data.setdefault("name", f"rule {ScoringRule.objects.count() + 1}")
+        data.setdefault("dimension", "engagement")
+        data.setdefault("source", "interaction")
+        return scoring_services.rule_create(recompute=False, **data)
+
+    return make

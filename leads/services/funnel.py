@@ -185,23 +185,27 @@ def leads_change_stage(
     if roster is not None:
         roster.save()
     StageTransition.objects.bulk_create(transitions)
-    messages = [("lead.stage_changed", stage_changed_payload(t)) for t in transitions]
-    for index in assigned:
-        t, row = transitions[index], updates[index]
-        messages.append(
-            assigned_message(
-                lead_id=t.lead_id,
-                owner_id=t.owner_id,
-                previous_owner_id=locked[t.lead_id]["owner_id"],
-                at=t.at,
-                sla_due_at=row[5 + ASSIGNMENT_COLUMNS.index("sla_due_at")],
-                cause="routing",
-                reason=t.reason,
-                stage=t.to_stage,
-                cycle=t.cycle,
-                transition_id=t.pk,
-            )  # fmt: skip
-        )
+    # Per lead, in the order moved: its stage change, then its assignment (as one move at a time gives).
+    assigned_set = set(assigned)
+    messages = []
+    for index, t in enumerate(transitions):
+        messages.append(("lead.stage_changed", stage_changed_payload(t)))
+        if index in assigned_set:
+            row = updates[index]
+            messages.append(
+                assigned_message(
+                    lead_id=t.lead_id,
+                    owner_id=t.owner_id,
+                    previous_owner_id=locked[t.lead_id]["owner_id"],
+                    at=t.at,
+                    sla_due_at=row[5 + ASSIGNMENT_COLUMNS.index("sla_due_at")],
+                    cause="routing",
+                    reason=t.reason,
+                    stage=t.to_stage,
+                    cycle=t.cycle,
+                    transition_id=t.pk,
+                )
+            )
     outbox_publish_many(messages=messages)
     instances = instances or {}
     for row, transition in zip(updates, transitions, strict=True):
@@ -213,6 +217,7 @@ def leads_change_stage(
     return result
 
 
+@transaction.atomic  # a savepoint: a caller may catch the 409 and go on with its transaction
 def lead_change_stage(
     *,
     lead: Lead | int,
@@ -230,10 +235,17 @@ def lead_change_stage(
     (409) for an illegal one. ``owner``: the rep to assign when entering MQL/PQL."""
     lead_id = lead if isinstance(lead, int) else lead.pk
     move = StageMove(
-        lead_id=lead_id, to_stage=to_stage, cause=cause, actor=actor, cause_ref=cause_ref, reason=reason,
-        reason_code=reason_code, details=details, expected_from=expected_from,
+        lead_id=lead_id,
+        to_stage=to_stage,
+        cause=cause,
+        actor=actor,
+        cause_ref=cause_ref,
+        reason=reason,
+        reason_code=reason_code,
+        details=details,
+        expected_from=expected_from,
         owner_id=getattr(owner, "pk", owner),
-    )  # fmt: skip
+    )
     instances = {} if isinstance(lead, int) else {lead_id: lead}
     return leads_change_stage(moves=[move], strict=True, instances=instances).transitions[lead_id]
 
@@ -251,7 +263,7 @@ def leads_apply_qualifications(
             reason=q.reason,
             details=q.details,
             expected_from=q.expected_from,
-        )  # fmt: skip
+        )
         for q in qualifications
     ]
     return leads_change_stage(moves=moves, instances=instances)
@@ -323,7 +335,7 @@ def leads_enter_funnel(*, entries: list[Entry], touch: bool = True, publish: boo
                     cause_ref=entry.cause_ref[:100],
                     reason=entry.reason,
                     cycle=lead.cycle,
-                )  # fmt: skip
+                )
             )
             form_slug = entry.cause_ref.removeprefix("form:") if entry.cause_ref.startswith("form:") else None
             messages.append(("lead.created", {"lead_id": lead.pk, "source": lead.source, "form_slug": form_slug}))

@@ -254,15 +254,18 @@ def leads_assign(
                 stage=row["stage"],
                 cycle=row["cycle"],
                 assignment_id=assignment.pk,
-            )  # fmt: skip
+            )
         )
         audit_record(
             actor=actor,
             action="lead.reassigned",
             object_type="leads.lead",
             object_id=str(row["id"]),
-            changes={"owner": [assignment.from_owner_id, assignment.to_owner_id], "cause": cause,
-                     "assignment_id": assignment.pk},
-        )  # fmt: skip
+            changes={
+                "owner": [assignment.from_owner_id, assignment.to_owner_id],
+                "cause": cause,
+                "assignment_id": assignment.pk,
+            },
+        )
     outbox_publish_many(messages=messages)
     return {a.lead_id: a for a in history}

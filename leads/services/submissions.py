@@ -179,9 +179,15 @@ def _submit(
         **parsed.first_touch,
     }
     submission_id, interaction_id = sql.submission_insert(
-        form_id=form.pk, lead_id=lead.pk, payload=payload, ip=ip, user_agent=user_agent, key=key, now=now,
+        form_id=form.pk,
+        lead_id=lead.pk,
+        payload=payload,
+        ip=ip,
+        user_agent=user_agent,
+        key=key,
+        now=now,
         properties=properties,
-    )  # fmt: skip
+    )
     properties["submission_id"] = submission_id
     interaction = Interaction(
         id=interaction_id,

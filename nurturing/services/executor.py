@@ -576,7 +576,8 @@ def _action_assign(config, enrollment, lead, sequence, step, batch) -> dict:
             Reassignment(lead_id=lead.pk, owner_id=owner_id, reason=f"Sequence “{sequence.name}”, step {step.position}")
         ],
         cause=LeadAssignment.Cause.SEQUENCE,
-        now=batch.now,
+        # The clock, not the batch's instant: the round-robin orders reps by when they were given a lead.
+        now=None,
     )
     assignment = assigned.get(lead.pk)
     if assignment is None:

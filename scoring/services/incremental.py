@@ -149,7 +149,11 @@ def _score(
         if lead is not None:
             refresh_instance(lead, result, now if lead_id in changed_ids else None, stored=leads[lead_id])
 
-    return ScoreOutcome(qualifications=_qualifications(ruleset=ruleset, leads=leads, scorers=scorers, results=results))
+    return ScoreOutcome(
+        qualifications=_qualifications(
+            ruleset=ruleset, leads=leads, scorers=scorers, results=results, interactions=interactions
+        )
+    )
 
 
 def _pql_leads(ruleset: Ruleset, candidates: list[int]) -> set[int]:
@@ -180,9 +184,16 @@ def _pql_leads(ruleset: Ruleset, candidates: list[int]) -> set[int]:
 
 
 def _qualifications(
-    *, ruleset: Ruleset, leads: dict[int, dict], scorers: dict[int, LeadScorer], results: dict
+    *,
+    ruleset: Ruleset,
+    leads: dict[int, dict],
+    scorers: dict[int, LeadScorer],
+    results: dict,
+    interactions: list[Interaction],
 ) -> list[Qualification]:
-    """Visitors (and recycled leads that cross the threshold again) that now qualify for MQL or PQL.
+    """Visitors (and recycled leads that cross the threshold again) that now qualify for MQL or PQL,
+    in the order of their latest event in the batch (the order one event at a time would route
+    them to reps in).
 
     Never demotes: a lead below the threshold keeps its stage (and its rep). A recycled lead comes
     back only by crossing the threshold from below, so a rep's rejection is not undone by the next
@@ -191,6 +202,8 @@ def _qualifications(
     promotable = {lead_id: row for lead_id, row in leads.items() if row["stage"] in PROMOTABLE}
     if not promotable:
         return []
+    latest = {i.lead_id: n for n, i in enumerate(interactions)}
+    promotable = dict(sorted(promotable.items(), key=lambda item: (latest.get(item[0], -1), item[0])))
     pql_rule = ruleset.pql_rule
     pql_ids: set[int] = set()
     if pql_rule.get("enabled"):

@@ -369,3 +369,58 @@ def test_notify_owner_emails_the_rep_without_counting_against_the_lead(sales_rep
     assert email.to == [sales_rep.email] and email.subject == "Kim Lee is hot"
     assert "List-Unsubscribe" not in email.extra_headers
     assert not Interaction.objects.filter(lead=lead, type="email_sent").exists()
+
+
+def test_the_assign_action_routes_through_the_assignment_rule(sales_rep, other_rep, django_capture_on_commit_callbacks):
+    """A sequence's assign gives the lead a rep the way promotion and the SLA do: an SLA deadline,
+    the ownership history, the round-robin advanced (the next lead goes to the other rep), the rep told."""
+    from leadfunnel.models import LeadAssignment
+    from leads.models import Lead, SalesRepProfile
+    from leads.selectors import current_sla_hours
+
+    SalesRepProfile.objects.create(user=sales_rep, last_assigned_at=timezone.now() - timedelta(days=2))
+    SalesRepProfile.objects.create(user=other_rep, last_assigned_at=timezone.now() - timedelta(days=1))
+    sequence = make_sequence(steps=[{"kind": "action", "action": "assign"}], stop_on_handoff=False)
+    first, second = LeadFactory(stage="mql", first_name="Ann"), LeadFactory(stage="mql", first_name="Bob")
+    services.enrollments_create(sequence=sequence, lead_ids=[first.pk, second.pk])
+
+    now = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _run(now=now) == 2
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    # Round-robin advanced: the rep assigned longest ago first, then the other one.
+    assert (first.owner, second.owner) == (sales_rep, other_rep)
+    for lead in (first, second):
+        assert lead.assigned_at is not None and lead.sla_breached_at is None
+        assert lead.sla_due_at - lead.assigned_at == timedelta(hours=current_sla_hours())
+    history = list(LeadAssignment.objects.order_by("at").values_list("lead_id", "to_owner_id", "cause"))
+    assert history == [(first.pk, sales_rep.pk, "sequence"), (second.pk, other_rep.pk, "sequence")]
+    assert LeadAssignment.objects.get(lead=first).reason.startswith(f"Sequence “{sequence.name}”")
+    assert (
+        SalesRepProfile.objects.get(user=other_rep).last_assigned_at
+        > SalesRepProfile.objects.get(user=sales_rep).last_assigned_at
+    )
+    executions = StepExecution.objects.filter(enrollment__sequence=sequence).order_by("enrollment__lead_id")
+    assert [e.detail["owner_id"] for e in executions] == [sales_rep.pk, other_rep.pk]
+    # Each rep is told about the lead now theirs, with the deadline.
+    subjects = sorted((m.to[0], m.subject) for m in mail.outbox)
+    assert subjects == sorted(
+        [
+            (sales_rep.email, f"Lead assigned to you: {first.full_name} ({first.email})"),
+            (other_rep.email, f"Lead assigned to you: {second.full_name} ({second.email})"),
+        ]
+    )
+    assert all("Please accept or reject before" in m.body for m in mail.outbox)
+    # A lead given to a chosen rep still advances that rep's turn.
+    chosen = make_sequence(steps=[{"kind": "action", "action": "assign", "owner": sales_rep.pk}], stop_on_handoff=False)
+    third = LeadFactory(stage="mql")
+    services.enrollments_create(sequence=chosen, lead_ids=[third.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        _run(now=now + timedelta(minutes=1))
+    assert Lead.objects.get(pk=third.pk).owner == sales_rep
+    assert (
+        SalesRepProfile.objects.get(user=sales_rep).last_assigned_at
+        > SalesRepProfile.objects.get(user=other_rep).last_assigned_at
+    )

@@ -3,31 +3,7 @@
 import pytest
 
 from leads.models import Interaction
-from scoring import services
-from scoring.models import ScoringRule
-from scoring.selectors import scoring_settings_get
-from scoring.services import configuration
 from tests.scoring import funnel
-
-
-@pytest.fixture
-def blank_model(db):
-    """The settings row with every default rule inactive, so a test sees only its own rules."""
-    scoring_settings_get()
-    ScoringRule.objects.update(active=False)
-    configuration._bump_version()
-    return scoring_settings_get()
-
-
-@pytest.fixture
-def make_rule(blank_model):
-    def make(**data):
-        data.setdefault("name", f"rule {ScoringRule.objects.count() + 1}")
-        data.setdefault("dimension", "engagement")
-        data.setdefault("source", "interaction")
-        return services.rule_create(recompute=False, **data)
-
-    return make
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Set-based promotion gives what one lead_change_stage call per lead gives, in constant queries."""
+"""Changing the stage of many leads at once gives what one lead_change_stage call per lead gives
+(reps in round-robin order, capacity and away honoured, SLA, history, outbox), in constant queries."""
 
 from datetime import timedelta
 
@@ -10,8 +11,7 @@ from django.utils import timezone
 
 from leadfunnel.models import OutboxMessage
 from leads.models import Lead, SalesRepProfile, StageTransition
-from leads.promotion import Promotion, leads_promote_many
-from leads.services import lead_change_stage, rep_pick_next
+from leads.services import IllegalTransition, StageMove, lead_change_stage, leads_change_stage, rep_pick_next
 from tests.factories import LeadFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -48,9 +48,9 @@ def _world():
     return leads
 
 
-def _promotions(leads) -> list[Promotion]:
+def _moves(leads) -> list[StageMove]:
     return [
-        Promotion(
+        StageMove(
             lead_id=lead.pk,
             to_stage="pql" if n % 5 == 4 else "mql",
             cause="rule",
@@ -91,6 +91,8 @@ def _observed(leads, since_outbox: int) -> dict:
         payload = dict(m.payload)
         t = StageTransition.objects.get(pk=payload.pop("transition_id"))
         assert payload.pop("at") == t.at.isoformat()
+        if m.topic == "lead.assigned":
+            assert payload.pop("sla_due_at") == (t.at + sla).isoformat()
         outbox.append((m.topic, t.lead_id, payload))
     profiles = SalesRepProfile.objects.order_by("last_assigned_at", "user_id")
     return {
@@ -108,7 +110,7 @@ def _last_outbox() -> int:
 
 def test_promoting_many_leads_at_once_matches_promoting_them_one_by_one(reps):
     leads = _world()
-    promotions = _promotions(leads)
+    promotions = _moves(leads)
     start = _last_outbox()
 
     with transaction.atomic():
@@ -127,7 +129,7 @@ def test_promoting_many_leads_at_once_matches_promoting_them_one_by_one(reps):
         one_by_one = _observed(leads, start)
         transaction.set_rollback(True)
 
-    result = leads_promote_many(promotions=promotions)
+    result = leads_change_stage(moves=promotions)
     at_once = _observed(leads, start)
 
     assert at_once == one_by_one
@@ -143,21 +145,23 @@ def test_promoting_many_leads_at_once_matches_promoting_them_one_by_one(reps):
     assert at_once["leads"][leads[-1].pk]["stage"] == "customer"
     assert set(result.transitions) == {lead.pk for lead in leads[:10]}
     assert list(result.skipped) == [leads[-1].pk]
-    assert len(at_once["outbox"]) == 10
+    topics = [topic for topic, _, _ in at_once["outbox"]]
+    assert topics.count("lead.stage_changed") == 10
+    assert topics.count("lead.assigned") == sum(1 for lead in leads[:10] if at_once["leads"][lead.pk]["owner"])
 
 
 def test_capacity_fills_up_within_one_call(reps):
     leads = [LeadFactory() for _ in range(10)]
     SalesRepProfile.objects.filter(user=reps["c"]).update(capacity=2)
     SalesRepProfile.objects.create(user=reps["b"], capacity=1)
-    leads_promote_many(promotions=[Promotion(lead_id=x.pk, to_stage="mql", cause="rule") for x in leads])
+    leads_change_stage(moves=[StageMove(lead_id=x.pk, to_stage="mql", cause="rule") for x in leads])
     owners = list(Lead.objects.filter(pk__in=[x.pk for x in leads]).order_by("pk").values_list("owner_id", flat=True))
     # b has room for 1, c for 2, a for 3, f (last in the queue) for the rest.
     assert owners.count(reps["b"].pk) == 1 and owners.count(reps["c"].pk) == 2 and owners.count(reps["a"].pk) == 3
     assert owners[6:] == [reps["f"].pk] * 4
     SalesRepProfile.objects.filter(user=reps["f"]).update(capacity=4)
     more = [LeadFactory() for _ in range(2)]
-    leads_promote_many(promotions=[Promotion(lead_id=x.pk, to_stage="mql", cause="rule") for x in more])
+    leads_change_stage(moves=[StageMove(lead_id=x.pk, to_stage="mql", cause="rule") for x in more])
     # Everyone is full now: the leads wait unassigned (no SLA clock without a rep).
     assert not Lead.objects.filter(pk__in=[x.pk for x in more]).exclude(owner=None, sla_due_at=None).exists()
     assert Lead.objects.filter(pk__in=[x.pk for x in leads + more], stage="mql").count() == 12
@@ -165,26 +169,34 @@ def test_capacity_fills_up_within_one_call(reps):
 
 def test_expected_stage_is_checked_under_the_lock():
     visitor, moved_on = LeadFactory(), LeadFactory(stage="sal")
-    result = leads_promote_many(
-        promotions=[
-            Promotion(lead_id=x.pk, to_stage="mql", cause="rule", expected_from=("visitor",))
+    result = leads_change_stage(
+        moves=[
+            StageMove(lead_id=x.pk, to_stage="mql", cause="rule", expected_from=("visitor",))
             for x in (visitor, moved_on)
         ]
     )
     assert list(result.transitions) == [visitor.pk]
-    assert result.skipped == {moved_on.pk: "is sal"}
+    assert list(result.skipped) == [moved_on.pk] and result.skipped[moved_on.pk].endswith("not Visitor.")
     moved_on.refresh_from_db()
     assert moved_on.stage == "sal" and not StageTransition.objects.filter(lead=moved_on).exists()
 
 
-def test_only_stages_awaiting_sales_are_accepted():
-    with pytest.raises(ValueError):
-        leads_promote_many(promotions=[Promotion(lead_id=LeadFactory().pk, to_stage="sal", cause="user")])
+def test_an_illegal_move_is_skipped_in_a_batch_and_refused_alone():
+    visitor, customer = LeadFactory(), LeadFactory(stage="customer")
+    result = leads_change_stage(
+        moves=[StageMove(lead_id=x.pk, to_stage="sal", cause="user") for x in (visitor, customer)]
+    )
+    assert result.transitions == {}
+    assert "cannot move from Visitor" in result.skipped[visitor.pk]
+    assert "cannot move any further" in result.skipped[customer.pk]
+    with pytest.raises(IllegalTransition):
+        lead_change_stage(lead=visitor, to_stage="sal", cause="user")
+    assert not StageTransition.objects.filter(lead__in=[visitor, customer]).exists()
 
 
 def test_the_callers_instances_are_kept_truthful(reps):
     lead = LeadFactory()
-    leads_promote_many(promotions=[Promotion(lead_id=lead.pk, to_stage="mql", cause="rule")], instances={lead.pk: lead})
+    leads_change_stage(moves=[StageMove(lead_id=lead.pk, to_stage="mql", cause="rule")], instances={lead.pk: lead})
     stored = Lead.objects.get(pk=lead.pk)
     for name in ("stage", "cycle", "owner_id", "assigned_at", "sla_due_at", "stage_changed_at"):
         assert getattr(lead, name) == getattr(stored, name), name
@@ -197,9 +209,10 @@ def test_query_count_does_not_grow_with_the_number_of_leads(reps):
 
     def count(n: int) -> int:
         leads = [LeadFactory() for _ in range(n)]
-        promotions = [Promotion(lead_id=x.pk, to_stage="mql", cause="rule") for x in leads]
+        moves = [StageMove(lead_id=x.pk, to_stage="mql", cause="rule") for x in leads]
         with CaptureQueriesContext(connection) as ctx:
-            result = leads_promote_many(promotions=promotions)
+            # lock, reps, SLA hours, leads UPDATE, rep profiles upsert, transitions INSERT, outbox INSERT
+            result = leads_change_stage(moves=moves)
         assert len(result.transitions) == n
         return len(ctx.captured_queries)
 
