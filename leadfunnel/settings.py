@@ -228,6 +228,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Leads (leads/tasks.py): SLA deadlines, imports abandoned by a dead worker.
     "sla-enforce": {"task": "leads.tasks.sla_enforce", "schedule": 60.0},
     "imports-resume-stalled": {"task": "leads.tasks.import_resume_stalled", "schedule": 300.0},
+    # Deferred scoring: whatever a lost kick left in the queue (SCORING_DEFERRED).
+    "scores-drain": {"task": "leads.tasks.scores_drain", "schedule": 5.0},
     # Scoring (scoring/tasks.py, scoring/predictive/tasks.py).
     "scoring-decay-refresh": {
         "task": "scoring.tasks.recompute_decayed_scores",
@@ -356,6 +358,21 @@ WEBHOOKS_DISABLE_AFTER_FAILURES = env_int("WEBHOOKS_DISABLE_AFTER_FAILURES", 15)
 FUNNEL_CACHE_SECONDS = env_int("FUNNEL_CACHE_SECONDS", 60)
 # Parallel workers of a full score recompute (PostgreSQL; SQLite always uses one).
 SCORING_RECOMPUTE_WORKERS = env_int("SCORING_RECOMPUTE_WORKERS", 2)
+# Where the form intake and the bulk interactions endpoint score: "on" stores the events with a
+# row in the scoring queue and a worker scores them after commit, in batches (the request answers
+# without scoring's queries); "off" scores inside the request. "auto": on with PostgreSQL and a
+# worker (not in eager mode), off for the embedded default and the tests. One interaction posted
+# alone is always scored in its request (its answer shows the score).
+_SCORING_DEFERRED = os.environ.get("SCORING_DEFERRED", "auto").strip().lower()
+if _SCORING_DEFERRED not in ("on", "off", "auto"):
+    raise ImproperlyConfigured(f"SCORING_DEFERRED must be on, off or auto, not {_SCORING_DEFERRED!r}")
+SCORING_DEFERRED = _SCORING_DEFERRED == "on" or (
+    _SCORING_DEFERRED == "auto"
+    and DATABASES["default"]["ENGINE"].endswith("postgresql")
+    and not CELERY_TASK_ALWAYS_EAGER
+)
+# Events a worker scores per transaction when draining the queue.
+SCORING_DRAIN_BATCH = env_int("SCORING_DRAIN_BATCH", 1000)
 IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", 500)
 IMPORT_MAX_FILE_MB = env_int("IMPORT_MAX_FILE_MB", 50)
 

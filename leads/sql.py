@@ -12,6 +12,7 @@ from datetime import datetime
 from django.db import IntegrityError, connection, transaction
 
 from leadfunnel.sql import array_params, bulk_insert, bulk_update, is_postgres
+from scoring.models import PendingScore
 
 from .models import Company, FormSubmission, Interaction, Lead
 
@@ -115,10 +116,11 @@ def companies_insert_missing(companies: list[Company]) -> dict[str, int]:
 
 def submission_insert(
     *, form_id: int, lead_id: int, payload: dict, ip: str | None, user_agent: str, key: str | None,
-    now: datetime, properties: dict,
+    now: datetime, properties: dict, queue_scoring: bool = False, profile_changed: bool = False,
 ) -> tuple[int, int]:  # fmt: skip
     """Store a raw form submission and its ``form_submit`` interaction (whose properties name
-    the submission): one statement on PostgreSQL. Answers (submission id, interaction id)."""
+    the submission) and, with ``queue_scoring``, its row in the deferred scoring queue: one
+    statement on PostgreSQL. Answers (submission id, interaction id)."""
     if not is_postgres():
         submission = FormSubmission.objects.create(
             form_id=form_id,
@@ -137,6 +139,8 @@ def submission_insert(
             source="form",
             properties={**properties, "submission_id": submission.pk},
         )
+        if queue_scoring:
+            PendingScore.objects.create(lead_id=lead_id, interaction_id=interaction.pk, profile=profile_changed)
         return submission.pk, interaction.pk
     json_field = FormSubmission._meta.get_field("payload")
     params = [
@@ -159,25 +163,58 @@ def submission_insert(
         f"i AS (INSERT INTO {_q(Interaction._meta.db_table)} "
         "(lead_id, type, occurred_at, received_at, properties, source, external_id) "
         "SELECT %s::bigint, 'form_submit', %s::timestamptz, %s::timestamptz, "
-        "%s::jsonb || jsonb_build_object('submission_id', s.id), 'form', NULL FROM s RETURNING id) "
-        "SELECT s.id, i.id FROM s, i"
+        "%s::jsonb || jsonb_build_object('submission_id', s.id), 'form', NULL FROM s RETURNING id, lead_id)"
+        + (
+            f", p AS (INSERT INTO {_q(PendingScore._meta.db_table)} (lead_id, interaction_id, profile, queued_at) "  # noqa: S608
+            "SELECT i.lead_id, i.id, %s, %s FROM i) "
+            if queue_scoring
+            else " "
+        )
+        + "SELECT s.id, i.id FROM s, i"
     )
+    if queue_scoring:
+        params += [profile_changed, now]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
 
 
-def interactions_insert(rows: list[Interaction]) -> None:
-    """Insert many interactions and set their ids (in input order)."""
+_INTERACTION_COLUMNS = ("lead_id", "type", "occurred_at", "received_at", "properties", "source", "external_id")
+
+
+def interactions_insert(rows: list[Interaction], *, queue_scoring: bool = False) -> None:
+    """Insert many interactions and set their ids (in input order); with ``queue_scoring`` each
+    gets its row in the deferred scoring queue, in the same statement on PostgreSQL."""
     if not is_postgres():
         Interaction.objects.bulk_create(rows)
+        if queue_scoring:
+            PendingScore.objects.bulk_create([PendingScore(lead_id=r.lead_id, interaction_id=r.pk) for r in rows])
         return
-    columns = ("lead_id", "type", "occurred_at", "received_at", "properties", "source", "external_id")
-    ids = bulk_insert(Interaction, columns, [tuple(getattr(r, c) for c in columns) for r in rows], returning=("id",))
+    values = [tuple(getattr(r, c) for c in _INTERACTION_COLUMNS) for r in rows]
+    if queue_scoring:
+        ids = _interactions_insert_queued(values)
+    else:
+        ids = bulk_insert(Interaction, _INTERACTION_COLUMNS, values, returning=("id",))
     for row, (pk,) in zip(rows, ids, strict=True):
         row.pk = pk
         row._state.adding = False
         row._state.db = connection.alias
+
+
+def _interactions_insert_queued(values: list[tuple]) -> list[tuple]:
+    fields = [Interaction._meta.get_field(name) for name in _INTERACTION_COLUMNS]
+    casts, params = array_params(fields, values)
+    pending = _q(PendingScore._meta.db_table)
+    sql = (
+        f"WITH i AS (INSERT INTO {_q(Interaction._meta.db_table)} ({', '.join(_q(f.column) for f in fields)}) "  # noqa: S608
+        f"SELECT * FROM unnest({', '.join(casts)}) RETURNING id, lead_id, received_at), "
+        f"p AS (INSERT INTO {pending} (lead_id, interaction_id, profile, queued_at) "
+        "SELECT lead_id, id, false, received_at FROM i) "
+        "SELECT id FROM i"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 _FLAG_EXPRESSIONS = {

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from leadfunnel.outbox import outbox_handler
 
-from . import imports, sla
+from . import imports, services, sla
 from .models import ImportJob
 
 logger = logging.getLogger(__name__)
@@ -26,6 +26,13 @@ IMPORT_STALL = timedelta(minutes=10)
 @shared_task(acks_late=True)
 def sla_enforce() -> dict:
     return sla.sla_enforce()
+
+
+@shared_task(name="leads.tasks.scores_drain", acks_late=True)
+def scores_drain() -> int:
+    """Score the events the intake and bulk paths queued (SCORING_DEFERRED). Safe to run twice:
+    batches are claimed with SKIP LOCKED and deleted in the transaction that scores them."""
+    return services.leads_score_pending_all()
 
 
 @shared_task(acks_late=True)

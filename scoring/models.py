@@ -258,6 +258,28 @@ class RecomputeRange(models.Model):
         return f"Recompute {self.job_id} leads ({self.after_lead_id}, {self.until_lead_id or '…'}]"
 
 
+class PendingScore(models.Model):
+    """An event stored but not scored yet: the deferred scoring queue (``SCORING_DEFERRED``).
+
+    The request that stores an interaction adds its row in the same statement; a worker claims
+    rows in id order (``FOR UPDATE SKIP LOCKED``), scores them and deletes them in one
+    transaction, so a crash puts them back and nothing is scored twice. ``profile``: the lead's
+    profile changed too (its fit rules are evaluated again). No foreign keys: the queue is written
+    on the hottest path and partition-friendly tables refer to it by id.
+    """
+
+    lead_id = models.BigIntegerField()
+    interaction_id = models.BigIntegerField(null=True, blank=True)
+    profile = models.BooleanField(default=False)
+    queued_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"lead {self.lead_id}: interaction {self.interaction_id or '-'} waiting to be scored"
+
+
 # Predictive scoring and back-testing records live in scoring/predictive/models.py; importing them
 # here makes them part of the scoring app (and its migrations).
 from .predictive.models import BacktestJob, PredictiveModel  # noqa: E402, F401

@@ -16,7 +16,7 @@ from django.db.models import JSONField
 from leadfunnel.sql import is_postgres
 from leads.models import Interaction, Lead
 
-from .models import LeadRuleTotal, ScoreContribution
+from .models import LeadRuleTotal, PendingScore, ScoreContribution
 from .rules import PROFILE_COLUMNS
 
 SCORE_COLUMNS = (
@@ -232,3 +232,26 @@ def copy_scores(scorers: dict, *, now) -> None:
                 f"COPY {LeadRuleTotal._meta.db_table} ({', '.join(TOTAL_COLUMNS)}) FROM STDIN",
                 io.StringIO(totals),
             )
+
+
+def pending_claim(limit: int) -> list[tuple[int, int | None, bool, object]]:
+    """Take up to ``limit`` rows of the deferred scoring queue, oldest first, skipping rows another
+    worker holds: deleted now, back in the queue if the caller's transaction rolls back.
+    Answers (lead id, interaction id, profile changed, queued at) rows."""
+    table = PendingScore._meta.db_table
+    if is_postgres():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "  # noqa: S608 - model names
+                "RETURNING id, lead_id, interaction_id, profile, queued_at",
+                [limit],
+            )
+            rows = sorted(cursor.fetchall())
+        return [row[1:] for row in rows]
+    rows = list(
+        PendingScore.objects.order_by("id").values_list("id", "lead_id", "interaction_id", "profile", "queued_at")[
+            :limit
+        ]
+    )
+    PendingScore.objects.filter(pk__in=[row[0] for row in rows]).delete()
+    return [row[1:] for row in rows]

@@ -38,7 +38,13 @@ from .interactions import (
     unknown_email_policy,
 )
 from .profile import EDITABLE_FIELDS, lead_create, lead_update_profile
-from .qualification import leads_promote_qualified, leads_score
+from .qualification import (
+    leads_promote_qualified,
+    leads_score,
+    leads_score_pending,
+    leads_score_pending_all,
+    scoring_deferred,
+)
 from .routing import Reassignment, RepRoster, leads_assign, rep_pick_next, rep_queue
 from .submissions import SubmitResult, lead_submit_form
 from .workflow import (
@@ -90,6 +96,9 @@ __all__ = [
     "leads_enter_funnel",
     "leads_promote_qualified",
     "leads_score",
+    "leads_score_pending",
+    "leads_score_pending_all",
+    "scoring_deferred",
     "rep_pick_next",
     "rep_queue",
     "stage_changed_payload",

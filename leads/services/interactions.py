@@ -15,7 +15,7 @@ from leadfunnel.outbox import outbox_publish_many
 from .. import intake, sql
 from ..models import Channel, Interaction, InteractionType, Lead, Stage, TransitionCause
 from .funnel import Entered, Entry, leads_enter_funnel
-from .qualification import leads_score
+from .qualification import leads_score, scores_drain_soon, scoring_deferred
 
 # Interactions we send rather than the lead does: they do not count as the lead's activity.
 OUTBOUND_TYPES = frozenset({InteractionType.EMAIL_SENT, InteractionType.SMS_SENT})
@@ -315,9 +315,13 @@ def interactions_record_bulk(*, events: list, source: str = "api") -> BulkResult
             )
         result.errors.sort(key=lambda e: e["index"])
         if rows:
-            sql.interactions_insert(rows)
+            deferred = scoring_deferred()
+            sql.interactions_insert(rows, queue_scoring=deferred)
             sql.lead_flags_apply(_lead_flag_updates([(r.lead_id, r.type, r.occurred_at) for r in rows]))
-            leads_score(interactions=rows)
+            if deferred:
+                scores_drain_soon()  # the same scoring, in a worker's batch after commit
+            else:
+                leads_score(interactions=rows)
         result.accepted = len(rows)
         messages: list[tuple[str, dict]] = []
         if rows:

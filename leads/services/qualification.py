@@ -1,13 +1,22 @@
 """Scores and stages follow a lead's events: scoring decides, the funnel applies.
 
 :func:`leads_score` scores new interactions and profile changes (any number of leads, the
-single event being a batch of one) and moves the leads scoring qualified into MQL/PQL;
-:func:`leads_promote_qualified` does the same after a full recompute, a batch at a time.
+single event being a batch of one) and moves the leads scoring qualified into MQL/PQL. Where it
+runs is the call site's choice: inside the request, or (``SCORING_DEFERRED``) after commit, where
+:func:`leads_score_pending` runs the very same function over a batch of queued events.
+:func:`leads_promote_qualified` moves the leads a full recompute qualified, a batch at a time.
 """
 
+from django.conf import settings
 from django.db import transaction
 
-from scoring.services import recompute_job_promoted, recompute_qualifications, score_leads
+from leadfunnel.kick import kick_once, kick_release
+from scoring.services import (
+    pending_claim,
+    recompute_job_promoted,
+    recompute_qualifications,
+    score_leads,
+)
 
 from ..models import Interaction, Lead
 from .funnel import StageChanges, leads_apply_qualifications
@@ -43,3 +52,47 @@ def leads_promote_qualified(*, job_id: int | None = None, batch_size: int = 1000
             promoted += len(leads_apply_qualifications(qualifications=batch.qualifications).transitions)
             if job_id is not None:
                 recompute_job_promoted(job_id=job_id, promoted=promoted)
+
+
+# --- deferred scoring ------------------------------------------------------------------------
+
+DRAIN_TASK = "leads.tasks.scores_drain"
+_DRAIN_KICK = "scores-drain"
+
+
+def scoring_deferred() -> bool:
+    """Whether the intake and bulk paths leave scoring to a worker (``SCORING_DEFERRED``)."""
+    return settings.SCORING_DEFERRED
+
+
+def scores_drain_soon() -> None:
+    """After commit, have a worker score what this transaction queued (one kick per moment)."""
+    transaction.on_commit(lambda: kick_once(DRAIN_TASK, key=_DRAIN_KICK))
+
+
+def leads_score_pending(*, limit: int | None = None) -> int:
+    """Score one batch of queued events (oldest first) and apply the qualifications, in one
+    transaction with the claim: a crash leaves the batch queued, nothing is scored twice.
+    Returns how many queued rows it took (0: the queue was empty)."""
+    with transaction.atomic():
+        batch = pending_claim(limit=limit or settings.SCORING_DRAIN_BATCH)
+        if batch is None:
+            return 0
+        leads_score(interactions=batch.interactions, profile_lead_ids=batch.profile_lead_ids)
+        return batch.size
+
+
+def leads_score_pending_all() -> int:
+    """Drain the queue (the worker's task). Before its last look it lets the next request kick
+    again, so an event committed meanwhile is either seen here or kicks a new drain."""
+    done = 0
+    while True:
+        taken = leads_score_pending()
+        done += taken
+        if taken:
+            continue
+        kick_release(_DRAIN_KICK)
+        taken = leads_score_pending()
+        if not taken:
+            return done
+        done += taken

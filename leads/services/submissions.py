@@ -1,5 +1,6 @@
 """The public intake: one form submission upserts its lead, records the submission and a
-``form_submit`` interaction, and scores them (this path is benchmarked)."""
+``form_submit`` interaction, and scores them — in the request, or (``SCORING_DEFERRED``) queued
+in the same statement for a worker to score after commit (this path is benchmarked)."""
 
 import ipaddress
 import logging
@@ -15,7 +16,7 @@ from .. import intake, sql
 from ..models import Form, FormSubmission, Interaction, InteractionType, Lead, TransitionCause
 from .funnel import Entry, companies_ensure, leads_enter_funnel
 from .profile import merge_custom, new_visitor
-from .qualification import leads_score
+from .qualification import leads_score, scores_drain_soon, scoring_deferred
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +179,7 @@ def _submit(
         "page_url": parsed.page_url,
         **parsed.first_touch,
     }
+    deferred = scoring_deferred()
     submission_id, interaction_id = sql.submission_insert(
         form_id=form.pk,
         lead_id=lead.pk,
@@ -187,6 +189,8 @@ def _submit(
         key=key,
         now=now,
         properties=properties,
+        queue_scoring=deferred,
+        profile_changed=profile_changed,
     )
     properties["submission_id"] = submission_id
     interaction = Interaction(
@@ -208,9 +212,12 @@ def _submit(
             ("interactions.recorded", {"lead_ids": [lead.pk], "types": [InteractionType.FORM_SUBMIT.value]}),
         ]
     )
-    leads_score(
-        interactions=[interaction],
-        profile_lead_ids={lead.pk} if profile_changed else set(),
-        caller_leads={lead.pk: lead},
-    )
+    if deferred:
+        scores_drain_soon()  # the same scoring, in a worker's batch after commit
+    else:
+        leads_score(
+            interactions=[interaction],
+            profile_lead_ids={lead.pk} if profile_changed else set(),
+            caller_leads={lead.pk: lead},
+        )
     return SubmitResult(submission_id=submission_id, lead=lead, created=created)

@@ -3,6 +3,7 @@
 - :mod:`.incremental` — live scoring of new interactions and profile changes (any number of
   leads); answers the leads that now qualify, for the funnel to apply;
 - :mod:`.ledger` — the contributions ledger, the running totals and the leads' score columns;
+- :mod:`.pending` — the deferred scoring queue (events scored after commit, in batches);
 - :mod:`.recompute` — the full recompute, and the qualifications it leaves;
 - :mod:`.configuration` — rules and settings edited by marketers;
 - :mod:`.decay` — refreshing decaying scores.
@@ -26,6 +27,7 @@ from .incremental import (
     score_leads,
     score_profile_change,
 )
+from .pending import PendingBatch, pending_add, pending_claim, pending_count
 from .recompute import (
     RECOMPUTE_BATCH,
     QualifiedBatch,
@@ -43,8 +45,12 @@ __all__ = [
     "RECOMPUTE_BATCH",
     "RULE_FIELDS",
     "SETTINGS_FIELDS",
+    "PendingBatch",
     "QualifiedBatch",
     "ScoreOutcome",
+    "pending_add",
+    "pending_claim",
+    "pending_count",
     "recompute_job_promoted",
     "recompute_job_run",
     "recompute_jobs_stale",
