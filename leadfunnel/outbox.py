@@ -16,14 +16,14 @@ delivery, a message to send) that their own claim-then-act tasks deliver.
 """
 
 import logging
-import time
 from collections.abc import Callable
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from .celery import app
+from .kick import kick_once, kick_release
 from .models import OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -33,9 +33,11 @@ _handlers: dict[str, list[Handler]] = {}
 
 MAX_ATTEMPTS = 10
 
-# The task that dispatches given messages (leadfunnel/tasks.py), queued by name: the
-# task module imports this one, not the other way round.
+# The tasks that dispatch given messages and drain every due one (leadfunnel/tasks.py), queued
+# by name: the task module imports this one, not the other way round.
 DISPATCH_TASK = "leadfunnel.tasks.dispatch_outbox_messages"
+DRAIN_TASK = "leadfunnel.tasks.drain_outbox"
+DRAIN_BATCH = 200
 
 
 def outbox_handler(topic: str) -> Callable[[Handler], Handler]:
@@ -52,40 +54,10 @@ def handlers_for(topic: str) -> list[Handler]:
     return list(_handlers.get(topic, ())) + list(_handlers.get("*", ()))
 
 
-# After a failed kick, further kicks to that broker are skipped for this long (the sweeper
-# delivers meanwhile), so an outage costs one fast connection attempt, not one per request.
-BROKER_BACKOFF_SECONDS = 10.0
-_broker_down_until: dict[str, float] = {}
-
-
 def _kick(message_ids: list[int]) -> None:
-    """Ask a worker to dispatch now. If the broker is down, the sweeper will do it later.
-
-    Runs after commit, inside the request that made the change, so it must fail fast:
-    a plain ``apply_async`` spends 3–4 s in kombu's connection retries when Redis refuses
-    connections. The connection is checked once without retries first.
-
-    The task is queued by name (a signature resolves to the registered task, so with
-    ``CELERY_TASK_ALWAYS_EAGER`` it runs in-process, as in tests).
-    """
-    broker = str(app.conf.broker_url)
-    dispatch = app.signature(DISPATCH_TASK, args=[message_ids])
-    try:
-        if app.conf.task_always_eager:
-            dispatch.apply_async()
-            return
-        if time.monotonic() < _broker_down_until.get(broker, 0.0):
-            logger.info("broker marked down, %d outbox message(s) left for the sweeper", len(message_ids))
-            return
-        with app.producer_or_acquire() as producer:
-            producer.connection.ensure_connection(max_retries=0, timeout=1)
-            dispatch.apply_async(producer=producer, retry=False)
-    except Exception as exc:
-        if not app.conf.task_always_eager:
-            _broker_down_until[broker] = time.monotonic() + BROKER_BACKOFF_SECONDS
-        logger.warning("broker unavailable, %d outbox message(s) left for the sweeper: %s", len(message_ids), exc)
-    else:
-        _broker_down_until.pop(broker, None)
+    """After commit: have a worker dispatch now (one drain for all the requests of a moment). If
+    the broker is down, the sweeper delivers later (see :mod:`leadfunnel.kick`)."""
+    kick_once(DRAIN_TASK, key="outbox")
 
 
 def outbox_publish(*, topic: str, payload: dict) -> OutboxMessage:
@@ -105,48 +77,55 @@ def outbox_publish_many(*, messages: list[tuple[str, dict]]) -> list[OutboxMessa
     return rows
 
 
-def outbox_dispatch(*, message_ids: list[int] | None = None, limit: int = 500) -> int:
-    """Dispatch pending messages (the given ones, or any due). Returns how many were handled.
+def outbox_dispatch(*, message_ids: list[int] | None = None, limit: int = DRAIN_BATCH) -> int:
+    """Dispatch one batch of pending messages (the given ones, or any due), oldest first. Returns
+    how many were handled.
 
-    Each message is claimed, handled and marked in its own transaction, so one
-    failing handler does not hold back the others; it is retried later with backoff.
+    The batch is claimed (``SKIP LOCKED``: another worker takes other messages), handled and
+    marked in one transaction; each message's handlers run in a savepoint of their own, so one
+    failing handler does not hold back the others: its message is retried later with backoff.
     """
     now = timezone.now()
-    pending = OutboxMessage.objects.filter(dispatched_at__isnull=True, available_at__lte=now)
-    if message_ids is not None:
-        pending = pending.filter(pk__in=message_ids)
-    candidate_ids = list(pending.order_by("available_at").values_list("pk", flat=True)[:limit])
-    done = 0
-    for message_id in candidate_ids:
-        if _dispatch_one(message_id):
-            done += 1
-    return done
-
-
-def _dispatch_one(message_id: int) -> bool:
-    try:
-        with transaction.atomic():
-            message = (
-                OutboxMessage.objects.select_for_update(skip_locked=True)
-                .filter(pk=message_id, dispatched_at__isnull=True)
-                .first()
-            )
-            if message is None:
-                return False  # someone else has it, or it is done
-            for handler in handlers_for(message.topic):
-                handler(message.payload)
-            message.dispatched_at = timezone.now()
-            message.attempts += 1
-            message.save(update_fields=["dispatched_at", "attempts"])
-            return True
-    except Exception as exc:
-        logger.exception("outbox message %s failed", message_id)
-        attempts = OutboxMessage.objects.filter(pk=message_id).values_list("attempts", flat=True).first() or 0
-        attempts += 1
-        delay = timedelta(seconds=min(3600, 2**attempts * 5))
-        OutboxMessage.objects.filter(pk=message_id, dispatched_at__isnull=True).update(
-            attempts=attempts,
-            last_error=f"{type(exc).__name__}: {exc}"[:2000],
-            available_at=timezone.now() + delay,
+    with transaction.atomic():
+        pending = OutboxMessage.objects.select_for_update(skip_locked=True).filter(
+            dispatched_at__isnull=True, available_at__lte=now
         )
-        return False
+        if message_ids is not None:
+            pending = pending.filter(pk__in=message_ids)
+        messages = list(pending.order_by("available_at", "pk")[:limit])
+        done, failed = [], []
+        for message in messages:
+            try:
+                with transaction.atomic():
+                    for handler in handlers_for(message.topic):
+                        handler(message.payload)
+            except Exception as exc:
+                logger.exception("outbox message %s failed", message.pk)
+                failed.append((message, exc))
+            else:
+                done.append(message.pk)
+        if done:
+            OutboxMessage.objects.filter(pk__in=done).update(dispatched_at=timezone.now(), attempts=F("attempts") + 1)
+        for message, exc in failed:
+            attempts = message.attempts + 1
+            OutboxMessage.objects.filter(pk=message.pk).update(
+                attempts=attempts,
+                last_error=f"{type(exc).__name__}: {exc}"[:2000],
+                available_at=timezone.now() + timedelta(seconds=min(3600, 2**attempts * 5)),
+            )
+    return len(done)
+
+
+def outbox_drain() -> int:
+    """Dispatch every due message, a batch at a time (the worker's task after a kick)."""
+    total = 0
+    while True:
+        done = outbox_dispatch()
+        total += done
+        if done:
+            continue
+        kick_release("outbox")
+        done = outbox_dispatch()
+        if not done:
+            return total
+        total += done

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models
@@ -24,18 +25,25 @@ def _fields(model: type[models.Model], names: Sequence[str]) -> list[models.Fiel
     return [model._meta.get_field(name) for name in names]
 
 
-def array_params(fields: list[models.Field], rows: Sequence[Sequence]) -> tuple[list[str], list[list]]:
+@lru_cache(maxsize=64)
+def array_casts(fields: tuple[models.Field, ...]) -> tuple[str, ...]:
+    """The ``unnest`` argument of each column: ``%s::<type>[]`` (worked out once per column list)."""
+    return tuple(
+        f"%s::{field.target_field.rel_db_type(connection) if field.is_relation else field.db_type(connection)}[]"
+        for field in fields
+    )
+
+
+def array_params(fields: Sequence[models.Field], rows: Sequence[Sequence]) -> tuple[list[str], list[list]]:
     """One ``unnest`` argument per column: its cast and its values (JSON encoded for JSON columns)."""
-    casts, columns = [], []
+    fields = tuple(fields)
+    columns = []
     for n, field in enumerate(fields):
         values = [row[n] for row in rows]
         if isinstance(field, models.JSONField):
             values = [None if v is None else json.dumps(v, cls=DjangoJSONEncoder) for v in values]
-        casts.append(
-            f"%s::{field.db_type(connection) if not field.is_relation else field.target_field.rel_db_type(connection)}[]"
-        )
         columns.append(values)
-    return casts, columns
+    return list(array_casts(fields)), columns
 
 
 def bulk_insert(

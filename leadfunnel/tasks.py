@@ -23,15 +23,16 @@ def dispatch_outbox_messages(message_ids: list[int]) -> int:
     return outbox.outbox_dispatch(message_ids=message_ids)
 
 
+@shared_task(name=outbox.DRAIN_TASK, acks_late=True)
+def drain_outbox() -> int:
+    """Dispatch every due message, a batch per transaction (after a request's kick)."""
+    return outbox.outbox_drain()
+
+
 @shared_task(name="leadfunnel.tasks.sweep_outbox", acks_late=True)
 def sweep_outbox() -> int:
     """Deliver side effects whose immediate kick was lost (broker down, worker killed)."""
-    total = 0
-    while True:
-        done = outbox.outbox_dispatch(limit=500)
-        total += done
-        if done < 500:
-            return total
+    return outbox.outbox_drain()
 
 
 @shared_task(name="leadfunnel.tasks.housekeeping", acks_late=True)

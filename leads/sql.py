@@ -8,10 +8,11 @@ metadata; every value is a bound parameter.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
 from django.db import IntegrityError, connection, transaction
 
-from leadfunnel.sql import array_params, bulk_insert, bulk_update, is_postgres
+from leadfunnel.sql import array_casts, array_params, bulk_insert, bulk_update, is_postgres
 from scoring.models import PendingScore
 
 from .models import Company, FormSubmission, Interaction, Lead
@@ -45,14 +46,23 @@ def leads_upsert(items: list[tuple[Lead, str | None]], *, touch: bool = True) ->
         return []
     if not is_postgres():
         return [_sqlite_upsert(lead, domain, touch=touch) for lead, domain in items]
-    table = _q(Lead._meta.db_table)
-    casts, params = array_params(_LEAD_FIELDS, [[getattr(lead, f.attname) for f in _LEAD_FIELDS] for lead, _ in items])
-    casts.append("%s::varchar[]")
+    _, params = array_params(_LEAD_FIELDS, [[getattr(lead, f.attname) for f in _LEAD_FIELDS] for lead, _ in items])
     params.append([domain for _, domain in items])
+    sql = _leads_upsert_sql(touch)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(_lead_from_row(row[:-1]), bool(row[-1])) for row in cursor.fetchall()]
+
+
+@lru_cache(maxsize=2)
+def _leads_upsert_sql(touch: bool) -> str:
+    """The statement of :func:`leads_upsert` (built once: it is on the intake's hot path)."""
+    table = _q(Lead._meta.db_table)
+    casts = [*array_casts(tuple(_LEAD_FIELDS)), "%s::varchar[]"]
     names = [f.column for f in _LEAD_FIELDS]
     selected = [f"COALESCE(v.{_q(n)}, c.id)" if n == "company_id" else f"v.{_q(n)}" for n in names]
     updated_at = "EXCLUDED.updated_at" if touch else f"{table}.updated_at"
-    sql = (
+    return (
         f"INSERT INTO {table} ({', '.join(_q(n) for n in names)}) "  # noqa: S608
         f"SELECT {', '.join(selected)} FROM unnest({', '.join(casts)}) AS v({', '.join(_q(n) for n in names)}, _domain) "
         f"LEFT JOIN {_q(Company._meta.db_table)} AS c ON c.{_q('domain')} = v._domain "
@@ -61,9 +71,6 @@ def leads_upsert(items: list[tuple[Lead, str | None]], *, touch: bool = True) ->
         f"company_id = COALESCE({table}.company_id, EXCLUDED.company_id) "
         f"RETURNING {', '.join(_q(f.column) for f in _LEAD_ALL)}, (xmax = 0)"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [(_lead_from_row(row[:-1]), bool(row[-1])) for row in cursor.fetchall()]
 
 
 def _sqlite_upsert(candidate: Lead, domain: str | None, *, touch: bool) -> tuple[Lead, bool]:
