@@ -140,13 +140,8 @@ def _enter_unknown(emails: set[str], *, source: str, now: datetime) -> Entered:
 
 
 def _email_leads(emails: set[str], *, source: str, now: datetime) -> tuple[dict[str, int], list[int]]:
-    """Lock the leads with these emails, creating visitors for unknown ones when the policy
-    allows. Returns ({email: lead id}, ids of the leads created here)."""
-    if not emails:
-        return {}, []
-    if unknown_email_policy() != "create":
-        found = Lead.objects.select_for_update().filter(email__in=emails).order_by("pk").values_list("email", "pk")
-        return dict(found), []
+    """Visitors for emails no lead had a moment ago (a concurrent writer's new lead is found and
+    locked instead). Returns ({email: lead id}, ids of the leads created here)."""
     entered = _enter_unknown(emails, source=source, now=now)
     return {email: lead.pk for email, lead in entered.leads.items()}, sorted(entered.created)
 
@@ -265,15 +260,23 @@ def interactions_record_bulk(*, events: list, source: str = "api") -> BulkResult
 
     with transaction.atomic():
         ids = {e.lead_id for _, e in valid if e.lead_id is not None}
-        # Lock every lead of the batch in id order, so concurrent batches cannot deadlock.
-        known_ids = (
-            set(Lead.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
-            if ids
-            else set()
+        emails = {e.email for _, e in valid if e.email is not None}
+        # Every stored lead of the batch, by id or by email, locked in one statement in id order (as
+        # every writer of many leads, the scoring worker included, locks them): no deadlocks.
+        by_email = dict(Lead.objects.filter(email__in=emails).values_list("email", "pk")) if emails else {}
+        locked = set(
+            Lead.objects.select_for_update()
+            .filter(pk__in=ids | set(by_email.values()))
+            .order_by("pk")
+            .values_list("pk", flat=True)
         )
-        by_email, created_ids = _email_leads(
-            {e.email for _, e in valid if e.email is not None}, source=source or "api", now=now
-        )
+        known_ids = ids & locked
+        by_email = {email: pk for email, pk in by_email.items() if pk in locked}
+        created_ids: list[int] = []
+        missing = emails - set(by_email)
+        if missing and unknown_email_policy() == "create":
+            created, created_ids = _email_leads(missing, source=source or "api", now=now)
+            by_email.update(created)
         result.created_lead_ids = created_ids
 
         external = {(e.source, e.external_id) for _, e in valid if e.external_id is not None}
