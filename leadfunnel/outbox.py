@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[dict], None]
 _handlers: dict[str, list[Handler]] = {}
+# Handlers that take every payload of their topic in a dispatched batch at once (``many=True``).
+_many: set[Handler] = set()
 
 MAX_ATTEMPTS = 10
 
@@ -40,11 +42,16 @@ DRAIN_TASK = "leadfunnel.tasks.drain_outbox"
 DRAIN_BATCH = 200
 
 
-def outbox_handler(topic: str) -> Callable[[Handler], Handler]:
+def outbox_handler(topic: str, *, many: bool = False) -> Callable[[Handler], Handler]:
+    """Register ``func`` for ``topic``. ``many``: it takes a list of payloads (every message of the
+    topic in a dispatched batch, set-based) instead of one payload."""
+
     def register(func: Handler) -> Handler:
         _handlers.setdefault(topic, [])
         if func not in _handlers[topic]:
             _handlers[topic].append(func)
+        if many:
+            _many.add(func)
         return func
 
     return register
@@ -82,8 +89,11 @@ def outbox_dispatch(*, message_ids: list[int] | None = None, limit: int = DRAIN_
     how many were handled.
 
     The batch is claimed (``SKIP LOCKED``: another worker takes other messages), handled and
-    marked in one transaction; each message's handlers run in a savepoint of their own, so one
-    failing handler does not hold back the others: its message is retried later with backoff.
+    marked in one transaction. A set-based handler gets all its topic's payloads of the batch at
+    once; the others get one message at a time. Each call runs in a savepoint, so a failing
+    handler does not hold back the others: a failing set-based call is retried message by message,
+    and a message whose handler fails is retried later with backoff (its other handlers run again
+    then: handlers are idempotent).
     """
     now = timezone.now()
     with transaction.atomic():
@@ -93,20 +103,34 @@ def outbox_dispatch(*, message_ids: list[int] | None = None, limit: int = DRAIN_
         if message_ids is not None:
             pending = pending.filter(pk__in=message_ids)
         messages = list(pending.order_by("available_at", "pk")[:limit])
-        done, failed = [], []
+        errors: dict[int, Exception] = {}
+        by_topic: dict[str, list[OutboxMessage]] = {}
         for message in messages:
-            try:
-                with transaction.atomic():
-                    for handler in handlers_for(message.topic):
-                        handler(message.payload)
-            except Exception as exc:
-                logger.exception("outbox message %s failed", message.pk)
-                failed.append((message, exc))
-            else:
-                done.append(message.pk)
+            by_topic.setdefault(message.topic, []).append(message)
+        for topic, group in by_topic.items():
+            for handler in handlers_for(topic):
+                if handler in _many:
+                    failure = _run(handler, [m.payload for m in group])
+                    if failure is not None and len(group) > 1:
+                        # Which message does it fail on? Each alone, so the others go through.
+                        for message in group:
+                            alone = _run(handler, [message.payload])
+                            if alone is not None:
+                                errors.setdefault(message.pk, alone)
+                    elif failure is not None:
+                        errors.setdefault(group[0].pk, failure)
+                    continue
+                for message in group:
+                    failure = _run(handler, message.payload)
+                    if failure is not None:
+                        errors.setdefault(message.pk, failure)
+        done = [m.pk for m in messages if m.pk not in errors]
         if done:
             OutboxMessage.objects.filter(pk__in=done).update(dispatched_at=timezone.now(), attempts=F("attempts") + 1)
-        for message, exc in failed:
+        for message in messages:
+            exc = errors.get(message.pk)
+            if exc is None:
+                continue
             attempts = message.attempts + 1
             OutboxMessage.objects.filter(pk=message.pk).update(
                 attempts=attempts,
@@ -114,6 +138,17 @@ def outbox_dispatch(*, message_ids: list[int] | None = None, limit: int = DRAIN_
                 available_at=timezone.now() + timedelta(seconds=min(3600, 2**attempts * 5)),
             )
     return len(done)
+
+
+def _run(handler: Handler, payload) -> Exception | None:
+    """Call one handler in a savepoint; answer its exception (logged), None when it succeeded."""
+    try:
+        with transaction.atomic():
+            handler(payload)
+    except Exception as exc:
+        logger.exception("outbox handler %s failed", getattr(handler, "__name__", handler))
+        return exc
+    return None
 
 
 def outbox_drain() -> int:

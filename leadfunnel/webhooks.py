@@ -210,23 +210,32 @@ def webhook_queue(*, events: list[str], data: dict, event_key: str) -> list[Webh
     ``event_key`` identifies the happening (e.g. the transition id); together with the
     event name it makes the queueing idempotent per subscription.
     """
+    return webhook_queue_many(items=[(events, data, event_key)])
+
+
+def webhook_queue_many(*, items: list[tuple[list[str], dict, str]]) -> list[WebhookDelivery]:
+    """:func:`webhook_queue` for many happenings ``(events, data, event_key)``: the subscriptions are
+    read once, the deliveries written in one statement (none of it when nobody subscribes)."""
+    if not items:
+        return []
     now = timezone.now()
-    wanted = set(events)
+    wanted = {event for events, _, _ in items for event in events}
     subscriptions = [s for s in WebhookSubscription.objects.filter(active=True) if wanted & set(s.events)]
     rows = []
     for subscription in subscriptions:
-        for event in events:
-            if event not in subscription.events:
-                continue
-            rows.append(
-                WebhookDelivery(
-                    subscription=subscription,
-                    event=event,
-                    dedupe_key=f"{event}:{event_key}"[:200],
-                    payload={"event": event, "occurred_at": now.isoformat(), "data": data},
-                    next_attempt_at=now,
+        for events, data, event_key in items:
+            for event in events:
+                if event not in subscription.events:
+                    continue
+                rows.append(
+                    WebhookDelivery(
+                        subscription=subscription,
+                        event=event,
+                        dedupe_key=f"{event}:{event_key}"[:200],
+                        payload={"event": event, "occurred_at": now.isoformat(), "data": data},
+                        next_attempt_at=now,
+                    )
                 )
-            )
     if not rows:
         return []
     existing = set(
@@ -234,8 +243,13 @@ def webhook_queue(*, events: list[str], data: dict, event_key: str) -> list[Webh
             subscription__in=subscriptions, dedupe_key__in=[r.dedupe_key for r in rows]
         ).values_list("subscription_id", "dedupe_key")
     )
-    rows = [r for r in rows if (r.subscription_id, r.dedupe_key) not in existing]
-    created = WebhookDelivery.objects.bulk_create(rows)
+    fresh, seen = [], set()
+    for row in rows:
+        key = (row.subscription_id, row.dedupe_key)
+        if key not in existing and key not in seen:
+            seen.add(key)
+            fresh.append(row)
+    created = WebhookDelivery.objects.bulk_create(fresh)
     ids = [d.pk for d in created if d.pk is not None]
     if ids:
         transaction.on_commit(lambda: _kick(ids))

@@ -11,7 +11,7 @@ from django.conf import settings
 from leadfunnel.models import LeadAssignment, Notification
 from leadfunnel.notifications import notification_create
 from leadfunnel.outbox import outbox_handler
-from leadfunnel.webhooks import webhook_queue
+from leadfunnel.webhooks import webhook_queue_many
 
 from .models import Lead, SalesRepProfile
 from .services import leads_promote_qualified
@@ -104,23 +104,24 @@ def notify_assigned_rep(payload: dict) -> None:
 # --- webhooks --------------------------------------------------------------------
 
 
-@outbox_handler("lead.stage_changed")
-def webhooks_on_stage_changed(payload: dict) -> None:
-    webhook_queue(
-        events=events_for_stage_change(payload.get("from", ""), payload.get("to", "")),
-        data=payload,
-        event_key=f"transition:{payload.get('transition_id')}",
+@outbox_handler("lead.stage_changed", many=True)
+def webhooks_on_stage_changed(payloads: list[dict]) -> None:
+    webhook_queue_many(
+        items=[
+            (events_for_stage_change(p.get("from", ""), p.get("to", "")), p, f"transition:{p.get('transition_id')}")
+            for p in payloads
+        ]
     )
 
 
-@outbox_handler("lead.created")
-def webhooks_on_lead_created(payload: dict) -> None:
-    webhook_queue(events=["lead.created"], data=payload, event_key=f"lead:{payload.get('lead_id')}")
+@outbox_handler("lead.created", many=True)
+def webhooks_on_lead_created(payloads: list[dict]) -> None:
+    webhook_queue_many(items=[(["lead.created"], p, f"lead:{p.get('lead_id')}") for p in payloads])
 
 
-@outbox_handler("lead.form_submitted")
-def webhooks_on_form_submitted(payload: dict) -> None:
-    webhook_queue(events=["lead.form_submitted"], data=payload, event_key=f"submission:{payload.get('submission_id')}")
+@outbox_handler("lead.form_submitted", many=True)
+def webhooks_on_form_submitted(payloads: list[dict]) -> None:
+    webhook_queue_many(items=[(["lead.form_submitted"], p, f"submission:{p.get('submission_id')}") for p in payloads])
 
 
 # --- scoring's decisions ------------------------------------------------------------

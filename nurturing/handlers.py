@@ -8,7 +8,7 @@ from leads.models import Lead, Stage
 from .models import ExitReason
 from .services import (
     HANDOFF_STAGES,
-    enroll_on_form,
+    enroll_on_forms,
     enroll_on_stage,
     enrollments_exit,
     goals_check_interactions,
@@ -16,10 +16,14 @@ from .services import (
 )
 
 
-@outbox_handler("lead.form_submitted")
-def enrol_on_form_submitted(payload: dict) -> None:
-    if payload.get("lead_id") and payload.get("form_slug"):
-        enroll_on_form(lead_id=payload["lead_id"], form_slug=payload["form_slug"])
+@outbox_handler("lead.form_submitted", many=True)
+def enrol_on_form_submitted(payloads: list[dict]) -> None:
+    by_form: dict[str, list[int]] = {}
+    for payload in payloads:
+        if payload.get("lead_id") and payload.get("form_slug"):
+            by_form.setdefault(payload["form_slug"], []).append(payload["lead_id"])
+    if by_form:
+        enroll_on_forms(lead_ids_by_form=by_form)
 
 
 @outbox_handler("lead.stage_changed")
@@ -36,9 +40,12 @@ def react_to_stage_change(payload: dict) -> None:
     enroll_on_stage(lead_id=lead_id, stage=stage)
 
 
-@outbox_handler("interactions.recorded")
-def react_to_interactions(payload: dict) -> None:
-    lead_ids, types = payload.get("lead_ids") or [], payload.get("types") or []
+@outbox_handler("interactions.recorded", many=True)
+def react_to_interactions(payloads: list[dict]) -> None:
+    # One set-based pass for the batch: goal checks look at what each lead actually did since
+    # enrolling, so merging the batches' leads and types reaches the same goals.
+    lead_ids = sorted({i for p in payloads for i in p.get("lead_ids") or []})
+    types = sorted({t for p in payloads for t in p.get("types") or []})
     if not lead_ids:
         return
     goals_check_interactions(lead_ids=lead_ids, types=types)

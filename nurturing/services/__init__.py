@@ -3,6 +3,7 @@
 from .enrollment import (
     HANDOFF_STAGES,
     enroll_on_form,
+    enroll_on_forms,
     enroll_on_stage,
     enrollment_create,
     enrollments_create,
@@ -22,6 +23,7 @@ __all__ = [
     "deliver_pending",
     "due_count",
     "enroll_on_form",
+    "enroll_on_forms",
     "enroll_on_stage",
     "enrollment_create",
     "enrollments_create",

@@ -178,12 +178,19 @@ def segments_enroll(*, now=None) -> int:
 
 
 def enroll_on_form(*, lead_id: int, form_slug: str) -> int:
-    sequences = Sequence.objects.filter(active=True, enroll_on__kind="form_submitted")
+    return enroll_on_forms(lead_ids_by_form={form_slug: [lead_id]})
+
+
+def enroll_on_forms(*, lead_ids_by_form: dict[str, list[int]]) -> int:
+    """Enrol leads who submitted forms into the sequences those forms (or any form) start: the
+    sequences read once, one set-based enrolment per sequence and form."""
+    sequences = list(Sequence.objects.filter(active=True, enroll_on__kind="form_submitted"))
     enrolled = 0
     for sequence in sequences:
         slug = (sequence.enroll_on or {}).get("form")
-        if slug in (None, "", form_slug):
-            enrolled += len(enrollments_create(sequence=sequence, lead_ids=[lead_id], source=f"form:{form_slug}"))
+        for form_slug, lead_ids in lead_ids_by_form.items():
+            if slug in (None, "", form_slug):
+                enrolled += len(enrollments_create(sequence=sequence, lead_ids=lead_ids, source=f"form:{form_slug}"))
     return enrolled
 
 

@@ -29,6 +29,39 @@ def _boom(payload: dict) -> None:
     raise RuntimeError("handler failed")
 
 
+batches: list[list[dict]] = []
+
+
+@outbox_handler("test.many", many=True)
+def _record_many(payloads: list[dict]) -> None:
+    if any(p.get("poison") for p in payloads):
+        raise RuntimeError("one bad payload")
+    batches.append(payloads)
+
+
+@pytest.mark.django_db
+def test_a_set_based_handler_gets_the_whole_batch_of_its_topic_in_one_call():
+    batches.clear()
+    outbox.outbox_publish_many(messages=[("test.many", {"n": n}) for n in range(5)])
+    assert outbox_dispatch() == 5
+    assert batches == [[{"n": n} for n in range(5)]]
+    assert not OutboxMessage.objects.filter(topic="test.many", dispatched_at__isnull=True).exists()
+
+
+@pytest.mark.django_db
+def test_one_bad_message_does_not_hold_back_the_rest_of_a_set_based_batch():
+    batches.clear()
+    outbox.outbox_publish_many(
+        messages=[("test.many", {"n": 1}), ("test.many", {"n": 2, "poison": True}), ("test.many", {"n": 3})]
+    )
+    assert outbox_dispatch() == 2
+    # The batch call failed; the good messages then went through one by one, the bad one waits.
+    assert batches == [[{"n": 1}], [{"n": 3}]]
+    bad = OutboxMessage.objects.get(topic="test.many", dispatched_at__isnull=True)
+    assert bad.payload["n"] == 2 and bad.attempts == 1 and "one bad payload" in bad.last_error
+    assert bad.available_at > timezone.now()
+
+
 @pytest.mark.django_db
 def test_a_published_message_is_dispatched_once_even_if_swept_again():
     received.clear()
