@@ -2,6 +2,7 @@
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -20,7 +21,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 # (Each app appends its factories below; import them from tests.factories.)
 from django.utils import timezone  # noqa: E402
 
-from leads.models import Company, Form, Interaction, Lead, StageTransition  # noqa: E402
+from leads.models import Company, Form, Interaction, Lead, SalesRepProfile, StageTransition  # noqa: E402
 
 
 class CompanyFactory(factory.django.DjangoModelFactory):
@@ -78,3 +79,13 @@ class StageTransitionFactory(factory.django.DjangoModelFactory):
     from_stage = "visitor"
     to_stage = "mql"
     at = factory.LazyFunction(timezone.now)
+
+
+def sales_rep(username: str, **profile):
+    """A user in the sales group, with a routing profile when ``profile`` gives its facts
+    (``is_away``, ``capacity``, ``last_assigned_at`` …)."""
+    user = UserFactory(username=username)
+    user.groups.add(Group.objects.get_or_create(name="sales")[0])
+    if profile:
+        SalesRepProfile.objects.create(user=user, **profile)
+    return user

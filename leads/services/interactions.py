@@ -41,6 +41,18 @@ class CleanEvent:
     source: str = ""
     external_id: str | None = None
 
+    def interaction(self, *, lead_id: int, received_at: datetime) -> Interaction:
+        """The unsaved interaction row of this event for its lead."""
+        return Interaction(
+            lead_id=lead_id,
+            type=self.type,
+            occurred_at=self.occurred_at,
+            received_at=received_at,
+            properties=self.properties,
+            source=self.source,
+            external_id=self.external_id,
+        )
+
 
 def event_clean(item: Any, *, default_source: str = "api", now: datetime | None = None) -> CleanEvent:
     """Validate one event (``{"lead"|"email", "type", "occurred_at", "properties", "source", "external_id"}``).
@@ -195,15 +207,8 @@ def interaction_record(
             message = _unknown_email_error(event.email)
             raise ValidationFailed(message, fields={"email": [message]})
 
-    interaction = Interaction(
-        lead=locked,
-        type=event.type,
-        occurred_at=event.occurred_at,
-        received_at=now,
-        properties=event.properties,
-        source=event.source,
-        external_id=event.external_id,
-    )
+    interaction = event.interaction(lead_id=locked.pk, received_at=now)
+    interaction.lead = locked
     if event.external_id is not None:
         try:
             with transaction.atomic():
@@ -305,17 +310,7 @@ def interactions_record_bulk(*, events: list, source: str = "api") -> BulkResult
                     result.duplicates += 1
                     continue
                 seen.add(ext_key)
-            rows.append(
-                Interaction(
-                    lead_id=lead_id,
-                    type=event.type,
-                    occurred_at=event.occurred_at,
-                    received_at=now,
-                    properties=event.properties,
-                    source=event.source,
-                    external_id=event.external_id,
-                )
-            )
+            rows.append(event.interaction(lead_id=lead_id, received_at=now))
         result.errors.sort(key=lambda e: e["index"])
         if rows:
             deferred = scoring_deferred()

@@ -7,7 +7,6 @@ One function per rule, the single event being a batch of one: this is what keeps
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
@@ -16,19 +15,11 @@ from leads.models import Interaction, Lead, SalesRepProfile, StageTransition
 from leads.services import interaction_record, interactions_record_bulk
 from scoring.models import LeadRuleTotal, ScoreContribution
 from scoring.services import scoring_settings_update
-from tests.factories import LeadFactory, UserFactory
+from tests.factories import LeadFactory, sales_rep
 
 pytestmark = pytest.mark.django_db
 
 SENIOR = {"first_name": "Ada", "last_name": "Lee", "title": "VP Sales"}
-
-
-def _rep(username: str, **profile):
-    user = UserFactory(username=username)
-    user.groups.add(Group.objects.get_or_create(name="sales")[0])
-    if profile:
-        SalesRepProfile.objects.create(user=user, **profile)
-    return user
 
 
 @pytest.fixture
@@ -62,11 +53,11 @@ def world(make_rule):
     make_rule(name="VP", dimension="fit", source="profile", field="title", operator="contains", value=["vp"], points=40)
     long_ago = timezone.now() - timedelta(days=3)
     reps = {
-        "a": _rep("rep-a", last_assigned_at=long_ago + timedelta(hours=1)),
-        "b": _rep("rep-b"),
-        "c": _rep("rep-c", last_assigned_at=long_ago),
-        "away": _rep("rep-away", is_away=True),
-        "full": _rep("rep-full", capacity=1, last_assigned_at=long_ago - timedelta(days=1)),
+        "a": sales_rep("rep-a", last_assigned_at=long_ago + timedelta(hours=1)),
+        "b": sales_rep("rep-b"),
+        "c": sales_rep("rep-c", last_assigned_at=long_ago),
+        "away": sales_rep("rep-away", is_away=True),
+        "full": sales_rep("rep-full", capacity=1, last_assigned_at=long_ago - timedelta(days=1)),
     }
     LeadFactory(email="waiting@full.example", stage="mql", owner=reps["full"])
     leads = {

@@ -4,7 +4,6 @@
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -12,17 +11,9 @@ from django.utils import timezone
 from leadfunnel.models import OutboxMessage
 from leads.models import Lead, SalesRepProfile, StageTransition
 from leads.services import IllegalTransition, StageMove, lead_change_stage, leads_change_stage, rep_pick_next
-from tests.factories import LeadFactory, UserFactory
+from tests.factories import LeadFactory, sales_rep
 
 pytestmark = pytest.mark.django_db
-
-
-def _rep(username: str, **profile):
-    user = UserFactory(username=username)
-    user.groups.add(Group.objects.get_or_create(name="sales")[0])
-    if profile:
-        SalesRepProfile.objects.create(user=user, **profile)
-    return user
 
 
 @pytest.fixture
@@ -31,12 +22,12 @@ def reps():
     routing profile; d is away; e is at capacity; f's last assignment is in the future (a clock
     moved back), so it stays behind reps assigned now."""
     long_ago = timezone.now() - timedelta(days=3)
-    a = _rep("rep-a", last_assigned_at=long_ago + timedelta(hours=1), capacity=3)
-    b = _rep("rep-b")
-    c = _rep("rep-c", last_assigned_at=long_ago, capacity=50)
-    d = _rep("rep-d", is_away=True)
-    e = _rep("rep-e", capacity=1, last_assigned_at=long_ago - timedelta(days=1))
-    f = _rep("rep-f", last_assigned_at=timezone.now() + timedelta(days=1), capacity=50)
+    a = sales_rep("rep-a", last_assigned_at=long_ago + timedelta(hours=1), capacity=3)
+    b = sales_rep("rep-b")
+    c = sales_rep("rep-c", last_assigned_at=long_ago, capacity=50)
+    d = sales_rep("rep-d", is_away=True)
+    e = sales_rep("rep-e", capacity=1, last_assigned_at=long_ago - timedelta(days=1))
+    f = sales_rep("rep-f", last_assigned_at=timezone.now() + timedelta(days=1), capacity=50)
     LeadFactory(stage="mql", owner=e)  # e's one waiting lead: e is full
     return {"a": a, "b": b, "c": c, "d": d, "e": e, "f": f}
 

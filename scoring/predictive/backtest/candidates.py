@@ -16,6 +16,7 @@ from leads.models import InteractionType
 from ...models import ScoringRule
 from ...rules import DomainLists, RuleSpec, field_type, rule_errors
 from ...selectors import Ruleset, ruleset_get, scoring_settings_get
+from ...services import configuration
 
 SETTING_FIELDS = {
     "mql_threshold": int,
@@ -27,22 +28,8 @@ SETTING_FIELDS = {
     "role_account_prefixes": list,
     "competitor_domains": list,
 }
-RULE_FIELDS = (
-    "name",
-    "dimension",
-    "source",
-    "field",
-    "operator",
-    "value",
-    "interaction_type",
-    "property",
-    "points",
-    "use_channel_weight",
-    "max_points",
-    "half_life_days",
-    "blocks_mql",
-    "active",
-)
+# The rule fields a back-test candidate may set (a rule's description does not score).
+RULE_FIELDS = tuple(name for name in configuration.RULE_FIELDS if name != "description")
 
 
 def _rule_dict(rule: ScoringRule) -> dict:
