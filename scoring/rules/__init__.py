@@ -29,7 +29,7 @@ try:  # Python 3.11+: the parser lives in re._parser (sre_parse is a deprecated 
 except ImportError:  # pragma: no cover
     import sre_parse  # type: ignore[no-redef]
 
-from .defaults import DISPOSABLE_DOMAINS, FREE_MAIL_DOMAINS, ROLE_ACCOUNT_PREFIXES
+from ..defaults import DISPOSABLE_DOMAINS, FREE_MAIL_DOMAINS, ROLE_ACCOUNT_PREFIXES
 
 OPERATORS = ("equals", "in", "contains", "endswith", "gte", "lte", "present", "regex")
 
