@@ -227,7 +227,12 @@ class InteractionType(models.TextChoices):
 
 
 class Interaction(models.Model):
-    """Append-only: what a lead did (or what we sent them). Never updated after insert."""
+    """Append-only: what a lead did (or what we sent them). Never updated after insert.
+
+    Nothing else refers to its rows by a database constraint and it carries no unique constraint
+    but its id (an integration's event ids are kept unique in :class:`InteractionKey`), so the
+    table can be range-partitioned by month (the primary key then becoming ``(id, occurred_at)``).
+    """
 
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="interactions")
     type = models.CharField(max_length=40, choices=InteractionType.choices)
@@ -245,16 +250,25 @@ class Interaction(models.Model):
             # Set-based recompute and analytics by type over time.
             models.Index(fields=["type", "occurred_at"], name="interaction_type_time_idx"),
         ]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["source", "external_id"],
-                name="interaction_external_id_uniq",
-                condition=Q(external_id__isnull=False),
-            ),
-        ]
 
     def __str__(self) -> str:
         return f"{self.type} by lead {self.lead_id}"
+
+
+class InteractionKey(models.Model):
+    """An integration's own id for an event (``source``, ``external_id``), once: a re-sent event is
+    recognised here and dropped. Kept apart from the interactions so that table has no unique
+    constraint that would forbid partitioning it by time."""
+
+    source = models.CharField(max_length=100)
+    external_id = models.CharField(max_length=200)
+    interaction_id = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "external_id"], name="interaction_key_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.external_id} → interaction {self.interaction_id}"
 
 
 class Form(TimeStampedModel):

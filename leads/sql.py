@@ -15,7 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from leadfunnel.sql import array_casts, array_params, bulk_insert, bulk_update, is_postgres
 from scoring.models import PendingScore
 
-from .models import Company, FormSubmission, Interaction, Lead
+from .models import Company, FormSubmission, Interaction, InteractionKey, Lead
 
 _LEAD_FIELDS = [f for f in Lead._meta.concrete_fields if not f.primary_key]
 _LEAD_ALL = list(Lead._meta.concrete_fields)
@@ -222,6 +222,26 @@ def _interactions_insert_queued(values: list[tuple]) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+def interaction_keys_insert(keys: list[tuple[str, str, int]]) -> set[int]:
+    """Record integrations' event ids ``(source, external_id, interaction id)``; answers the ids of
+    the interactions whose event id was already taken (by a concurrent request), after deleting
+    them (and their scoring queue rows): they were duplicates."""
+    if not keys:
+        return set()
+    kept = bulk_insert(
+        InteractionKey,
+        ("source", "external_id", "interaction_id"),
+        keys,
+        returning=("interaction_id",),
+        on_conflict="(source, external_id) DO NOTHING",
+    )
+    lost = {interaction_id for *_, interaction_id in keys} - {row[0] for row in kept}
+    if lost:
+        PendingScore.objects.filter(interaction_id__in=lost).delete()
+        Interaction.objects.filter(pk__in=lost).delete()
+    return lost
 
 
 _FLAG_EXPRESSIONS = {

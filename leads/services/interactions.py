@@ -13,7 +13,7 @@ from leadfunnel.errors import ValidationFailed
 from leadfunnel.outbox import outbox_publish_many
 
 from .. import intake, sql
-from ..models import Channel, Interaction, InteractionType, Lead, Stage, TransitionCause
+from ..models import Channel, Interaction, InteractionKey, InteractionType, Lead, Stage, TransitionCause
 from .funnel import Entered, Entry, leads_enter_funnel
 from .qualification import leads_score, scores_drain_soon, scoring_deferred
 
@@ -213,9 +213,12 @@ def interaction_record(
         try:
             with transaction.atomic():
                 interaction.save(force_insert=True)
+                InteractionKey.objects.create(
+                    source=event.source, external_id=event.external_id, interaction_id=interaction.pk
+                )
         except IntegrityError:
-            existing = Interaction.objects.get(source=event.source, external_id=event.external_id)
-            return existing, False
+            key = InteractionKey.objects.get(source=event.source, external_id=event.external_id)
+            return Interaction.objects.get(pk=key.interaction_id), False
     else:
         interaction.save(force_insert=True)
 
@@ -290,7 +293,7 @@ def interactions_record_bulk(*, events: list, source: str = "api") -> BulkResult
             q = Q()
             for src, ext in external:
                 q |= Q(source=src, external_id=ext)
-            seen = set(Interaction.objects.filter(q).values_list("source", "external_id"))
+            seen = set(InteractionKey.objects.filter(q).values_list("source", "external_id"))
 
         rows: list[Interaction] = []
         for index, event in valid:
@@ -315,6 +318,13 @@ def interactions_record_bulk(*, events: list, source: str = "api") -> BulkResult
         if rows:
             deferred = scoring_deferred()
             sql.interactions_insert(rows, queue_scoring=deferred)
+            # An event id a concurrent request recorded first makes this copy a duplicate.
+            lost = sql.interaction_keys_insert(
+                [(r.source, r.external_id, r.pk) for r in rows if r.external_id is not None]
+            )
+            if lost:
+                result.duplicates += len(lost)
+                rows = [r for r in rows if r.pk not in lost]
             sql.lead_flags_apply(_lead_flag_updates([(r.lead_id, r.type, r.occurred_at) for r in rows]))
             if deferred:
                 scores_drain_soon()  # the same scoring, in a worker's batch after commit

@@ -228,3 +228,45 @@ def test_bulk_is_set_based_a_thousand_events_take_a_handful_of_queries(django_as
         result = interactions_record_bulk(events=events)
     assert result.accepted == 1000 and not result.errors
     assert Lead.objects.count() == 120 and Interaction.objects.count() == 1000
+
+
+def test_an_event_id_taken_by_a_concurrent_request_drops_that_copy():
+    """The side table's conflict, not the interactions table, decides: the later copy goes away."""
+    from leads import sql
+    from leads.models import InteractionKey
+
+    lead = LeadFactory()
+    first = Interaction.objects.create(lead=lead, type="page_view", source="crm", external_id="e-1")
+    InteractionKey.objects.create(source="crm", external_id="e-1", interaction_id=first.pk)
+    copy = Interaction.objects.create(lead=lead, type="page_view", source="crm", external_id="e-1")
+    fresh = Interaction.objects.create(lead=lead, type="page_view", source="crm", external_id="e-2")
+    lost = sql.interaction_keys_insert([("crm", "e-1", copy.pk), ("crm", "e-2", fresh.pk)])
+    assert lost == {copy.pk}
+    assert set(Interaction.objects.values_list("pk", flat=True)) == {first.pk, fresh.pk}
+    assert InteractionKey.objects.get(external_id="e-2").interaction_id == fresh.pk
+
+
+@pytest.mark.postgres
+def test_interactions_and_the_score_ledger_carry_no_constraint_that_forbids_partitioning_by_month():
+    """Range partitions need every unique constraint to include the partition key, and nothing may
+    refer to the rows by a foreign key: these tables keep only their id as a key."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conrelid::regclass::text, contype FROM pg_constraint "
+            "WHERE conrelid IN ('leads_interaction'::regclass, 'scoring_scorecontribution'::regclass) AND contype IN ('u', 'p', 'x')"
+        )
+        keys = sorted(cursor.fetchall())
+        cursor.execute(
+            "SELECT conrelid::regclass::text FROM pg_constraint "
+            "WHERE confrelid IN ('leads_interaction'::regclass, 'scoring_scorecontribution'::regclass)"
+        )
+        referring = cursor.fetchall()
+        cursor.execute(
+            "SELECT indexrelid::regclass::text FROM pg_index WHERE indisunique AND NOT indisprimary "
+            "AND indrelid IN ('leads_interaction'::regclass, 'scoring_scorecontribution'::regclass)"
+        )
+        unique_indexes = cursor.fetchall()
+    assert keys == [("leads_interaction", "p"), ("scoring_scorecontribution", "p")]
+    assert referring == [] and unique_indexes == []
