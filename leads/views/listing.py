@@ -1,0 +1,129 @@
+"""The leads list (filters, sort, cursor pages, the CSV export link) and its bulk bar, which
+marks the selected leads as MQL or disqualifies them one service call per lead."""
+
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from leadfunnel.errors import DomainError
+from leadfunnel.roles import is_marketer, role_required
+
+from .. import dashboard, services
+from ..models import RejectionReason, Stage
+from .common import safe_next
+
+
+@require_GET
+@role_required(marketer=True, sales=True)
+def leads_list(request: HttpRequest) -> HttpResponse:
+    filters = dashboard.lead_filters_from_params(request.GET)
+    qs = _leads_queryset(filters, request.user)
+    page = dashboard.leads_page(
+        qs=qs, sort=request.GET.get("sort", ""), cursor=request.GET.get("cursor", ""), count=not filters.q
+    )
+    params = request.GET.copy()
+    params.pop("cursor", None)
+    next_params = params.copy()
+    if page.next_cursor:
+        next_params["cursor"] = page.next_cursor
+    context = {
+        "nav": "leads",
+        "filters": filters,
+        "page": page,
+        "stages": Stage.choices,
+        "sorts": [(key, label) for key, (_, label) in dashboard.SORTS.items()],
+        "owners": _owner_choices(),
+        "sources": dashboard.lead_sources(),
+        "filter_query": params.urlencode(),
+        "next_query": next_params.urlencode() if page.next_cursor else "",
+        "is_first_page": not request.GET.get("cursor"),
+        "export_url": _export_url(filters, request.user),
+        "can_bulk": is_marketer(request.user),
+        "rejection_reasons": RejectionReason.choices,
+    }
+    return render(request, "leads/list.html", context)
+
+
+def _leads_queryset(filters, user):
+    return dashboard.leads_filtered(filters=filters, user=user)
+
+
+def _owner_choices() -> list:
+    return list(
+        get_user_model()
+        .objects.filter(groups__name="sales", is_active=True)
+        .order_by("username")
+        .values_list("id", "username")[:200]
+    )
+
+
+def _export_url(filters, user) -> str:
+    """The streamed CSV export endpoint with the filters it understands (stage, owner, score, source, search)."""
+    params = {
+        "stage": ",".join(filters.stage),
+        "owner": str(user.pk) if filters.owner == "me" else filters.owner,
+        "min_score": "" if filters.score_min is None else str(filters.score_min),
+        "source": filters.source,
+        "search": filters.q,
+    }
+    query = urlencode({k: v for k, v in params.items() if v})
+    return "/api/v1/leads/export.csv" + ("?" + query if query else "")
+
+
+class BulkForm(forms.Form):
+    """The bulk bar's stage actions. Its "Enrol" button posts the same selection to /sequences/enroll/."""
+
+    ACTIONS = (("mark_mql", "Mark as MQL"), ("disqualify", "Disqualify"))
+    action = forms.ChoiceField(
+        choices=ACTIONS,
+        error_messages={
+            "invalid_choice": "Pick “Mark as MQL” or “Disqualify”; to enrol the leads, pick a sequence and press Enrol."
+        },
+    )
+    ids = forms.TypedMultipleChoiceField(coerce=int, choices=(), error_messages={"required": "Select some leads."})
+    reason = forms.CharField(required=False, max_length=500)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Any id is acceptable here; the services say no to leads that cannot move.
+        self.fields["ids"].valid_value = lambda value: True
+
+    def clean(self):
+        data = super().clean()
+        if data.get("action") in ("mark_mql", "disqualify") and not data.get("reason", "").strip():
+            raise forms.ValidationError("Give a reason; it is kept in each lead's history.")
+        if len(data.get("ids") or []) > 500:
+            raise forms.ValidationError("Select at most 500 leads at a time.")
+        return data
+
+
+@require_POST
+@role_required(marketer=True)
+def leads_bulk(request: HttpRequest) -> HttpResponse:
+    form = BulkForm(request.POST)
+    back = safe_next(request, reverse("dashboard:leads"))
+    if not form.is_valid():
+        messages.error(request, " ".join(" ".join(errors) for errors in form.errors.values()))
+        return redirect(back)
+    data = form.cleaned_data
+    done, failed = 0, []
+    for lead_id in data["ids"]:
+        try:
+            if data["action"] == "mark_mql":
+                services.lead_mark_mql(lead=lead_id, actor=request.user, reason=data["reason"])
+            else:
+                services.lead_disqualify(lead=lead_id, actor=request.user, reason=data["reason"], reason_code="other")
+            done += 1
+        except DomainError as exc:
+            failed.append(f"#{lead_id}: {exc.message}")
+    if done:
+        messages.success(request, f"{dict(BulkForm.ACTIONS)[data['action']]}: done for {done} lead(s).")
+    if failed:
+        messages.error(request, f"{len(failed)} lead(s) not changed — " + "; ".join(failed[:5]))
+    return redirect(back)
