@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from .kick import kick_once, kick_release
 from .models import OutboxMessage
+from .sql import bulk_insert
 
 logger = logging.getLogger(__name__)
 
@@ -73,14 +74,25 @@ def outbox_publish(*, topic: str, payload: dict) -> OutboxMessage:
     return message
 
 
+_COLUMNS = ("topic", "payload", "created_at", "available_at", "attempts", "dispatched_at", "last_error")
+
+
 def outbox_publish_many(*, messages: list[tuple[str, dict]]) -> list[OutboxMessage]:
     """Set-based variant for bulk paths: one INSERT for many messages."""
     if not messages:
         return []
-    rows = OutboxMessage.objects.bulk_create([OutboxMessage(topic=t, payload=p) for t, p in messages])
-    ids = [row.pk for row in rows if row.pk is not None]
-    if ids:
-        transaction.on_commit(lambda: _kick(ids))
+    now = timezone.now()
+    rows = [OutboxMessage(topic=t, payload=p, created_at=now, available_at=now) for t, p in messages]
+    returned = bulk_insert(
+        OutboxMessage,
+        _COLUMNS,
+        [(m.topic, m.payload, now, now, 0, None, "") for m in rows],
+        returning=("id",),
+    )
+    for row, (pk,) in zip(rows, returned, strict=True):
+        row.pk = pk
+    ids = [row.pk for row in rows]
+    transaction.on_commit(lambda: _kick(ids))
     return rows
 
 
