@@ -6,8 +6,9 @@ import pytest
 from django.db import close_old_connections, connection, transaction
 
 from leads.models import Interaction, Lead
+from leads.services import interactions_record_bulk, leads_score_pending, leads_score_pending_all
 from scoring import services
-from scoring.models import LeadRuleTotal, ScoreContribution, ScoringRule
+from scoring.models import LeadRuleTotal, PendingScore, ScoreContribution, ScoringRule
 from scoring.selectors import scoring_settings_get
 from scoring.services import configuration
 from tests.factories import LeadFactory
@@ -100,3 +101,29 @@ def test_concurrent_bulk_batches_over_the_same_leads_neither_deadlock_nor_lose_p
     assert set(Lead.objects.filter(pk__in=[lead.pk for lead in leads]).values_list("engagement_points", flat=True)) == {
         18 * 2 + 18
     }
+
+
+def test_drains_running_at_once_with_new_events_arriving_score_every_event_once(settings):
+    """The deferred queue under concurrency: bulk requests keep queueing while three drains claim
+    batches (SKIP LOCKED); every event is scored exactly once, none is left, nothing deadlocks."""
+    _setup_rules()
+    settings.SCORING_DEFERRED = True
+    leads = LeadFactory.create_batch(6)
+    per_request = [{"lead": lead.pk, "type": "email_click"} for lead in leads]
+
+    def work(n):
+        if n < 3:  # requests
+            for _ in range(4):
+                assert interactions_record_bulk(events=per_request).accepted == len(leads)
+        else:  # drains, small batches so they overlap
+            for _ in range(20):
+                leads_score_pending(limit=5)
+
+    _run_threads(work, 6)
+    leads_score_pending_all()
+    assert not PendingScore.objects.exists()
+    # 3 requests x 4 batches: 12 clicks per lead, each scored once.
+    assert set(Lead.objects.filter(pk__in=[lead.pk for lead in leads]).values_list("engagement_points", flat=True)) == {
+        12
+    }
+    assert ScoreContribution.objects.count() == 12 * len(leads)
