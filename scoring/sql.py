@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import dataclass
 
 from django.db import connection
 from django.db.models import JSONField
@@ -234,24 +235,63 @@ def copy_scores(scorers: dict, *, now) -> None:
             )
 
 
-def pending_claim(limit: int) -> list[tuple[int, int | None, bool, object]]:
+@dataclass(slots=True)
+class QueuedEvent:
+    """A queued interaction as scoring reads it (the attributes of an ``Interaction`` it uses)."""
+
+    pk: int
+    lead_id: int
+    type: str
+    properties: dict
+    occurred_at: object
+    received_at: object
+
+
+def pending_claim(limit: int) -> tuple[list[tuple[int, bool, object]], list[QueuedEvent]]:
     """Take up to ``limit`` rows of the deferred scoring queue, oldest first, skipping rows another
-    worker holds: deleted now, back in the queue if the caller's transaction rolls back.
-    Answers (lead id, interaction id, profile changed, queued at) rows."""
+    worker holds: deleted now, back in the queue if the caller's transaction rolls back. Answers
+    the (lead id, profile changed, queued at) rows and their interactions in id order (one
+    statement on PostgreSQL)."""
     table = PendingScore._meta.db_table
     if is_postgres():
         with connection.cursor() as cursor:
             cursor.execute(
-                f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "  # noqa: S608 - model names
-                "RETURNING id, lead_id, interaction_id, profile, queued_at",
+                f"WITH c AS (DELETE FROM {table} WHERE id IN "  # noqa: S608 - model names
+                f"(SELECT id FROM {table} ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "
+                "RETURNING id, lead_id, interaction_id, profile, queued_at) "
+                "SELECT c.id, c.lead_id, c.profile, c.queued_at, i.id, i.type, i.properties, i.occurred_at, "
+                f"i.received_at FROM c LEFT JOIN {Interaction._meta.db_table} AS i ON i.id = c.interaction_id",
                 [limit],
             )
             rows = sorted(cursor.fetchall())
-        return [row[1:] for row in rows]
-    rows = list(
+        loads = json.loads
+        events = sorted(
+            (
+                QueuedEvent(
+                    pk=row[4],
+                    lead_id=row[1],
+                    type=row[5],
+                    properties=loads(row[6]) if isinstance(row[6], str) else row[6],
+                    occurred_at=row[7],
+                    received_at=row[8],
+                )
+                for row in rows
+                if row[4] is not None
+            ),
+            key=lambda e: e.pk,
+        )
+        return [(row[1], row[2], row[3]) for row in rows], events
+    claimed = list(
         PendingScore.objects.order_by("id").values_list("id", "lead_id", "interaction_id", "profile", "queued_at")[
             :limit
         ]
     )
-    PendingScore.objects.filter(pk__in=[row[0] for row in rows]).delete()
-    return [row[1:] for row in rows]
+    PendingScore.objects.filter(pk__in=[row[0] for row in claimed]).delete()
+    ids = [row[2] for row in claimed if row[2] is not None]
+    events = [
+        QueuedEvent(pk=pk, lead_id=lead_id, type=type_, properties=properties, occurred_at=at, received_at=received)
+        for pk, lead_id, type_, properties, at, received in Interaction.objects.filter(pk__in=ids)
+        .order_by("pk")
+        .values_list("id", "lead_id", "type", "properties", "occurred_at", "received_at")
+    ]
+    return [(row[1], row[3], row[4]) for row in claimed], events

@@ -15,12 +15,13 @@ from leadfunnel.sql import bulk_insert
 from leads.models import Interaction
 
 from ..models import PendingScore
+from ..sql import QueuedEvent
 from ..sql import pending_claim as claim_rows
 
 
 @dataclass
 class PendingBatch:
-    interactions: list[Interaction] = field(default_factory=list)
+    interactions: list[QueuedEvent] = field(default_factory=list)
     profile_lead_ids: set[int] = field(default_factory=set)
     oldest: datetime | None = None  # when the oldest claimed event was queued
     size: int = 0
@@ -37,13 +38,12 @@ def pending_add(*, interactions: list[Interaction], profile_lead_ids: set[int] |
 def pending_claim(*, limit: int) -> PendingBatch | None:
     """The next queued events (oldest first), claimed for the caller's transaction; None when the
     queue is empty."""
-    rows = claim_rows(limit)
+    rows, events = claim_rows(limit)
     if not rows:
         return None
-    ids = [interaction_id for _, interaction_id, _, _ in rows if interaction_id is not None]
     return PendingBatch(
-        interactions=list(Interaction.objects.filter(pk__in=ids).order_by("pk")) if ids else [],
-        profile_lead_ids={lead_id for lead_id, _, profile, _ in rows if profile},
+        interactions=events,
+        profile_lead_ids={lead_id for lead_id, profile, _ in rows if profile},
         oldest=min(queued_at for *_, queued_at in rows),
         size=len(rows),
     )
