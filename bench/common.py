@@ -153,10 +153,14 @@ def list_dbs(prefix: str) -> list[str]:
 
 
 def seed_fingerprint() -> str:
-    """Changes when seed_bench changes, so a cached seeded database is rebuilt (new migrations are
-    applied to each copy instead, see :func:`seeded_db`)."""
-    path = ROOT / "leads" / "management" / "commands" / "seed_bench.py"
-    return hashlib.sha1(path.read_bytes()).hexdigest()[:8]
+    """Changes when seed_bench (the command or its loaders in leads/benchdata/) changes, so a cached
+    seeded database is rebuilt (new migrations are applied to each copy instead, see :func:`seeded_db`)."""
+    paths = [ROOT / "leads" / "management" / "commands" / "seed_bench.py"]
+    paths += sorted((ROOT / "leads" / "benchdata").glob("*.py"))
+    digest = hashlib.sha1()
+    for path in paths:
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:8]
 
 
 def env_for(db: str, **extra: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ handlers racing enrol a lead once. Re-enrolment follows the sequence's policy.
 from collections import defaultdict
 from collections.abc import Iterable
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -18,6 +18,7 @@ from leads.models import Interaction, Lead, Stage
 
 from ..conditions import LEAD_FIELDS, condition_kind, interaction_matches
 from ..models import Enrollment, EnrollmentStatus, ExitReason, Sequence
+from .statements import _enrollments_analyze, _leads_tagged
 
 # Entering one of these hands the lead to sales; sequences with stop_on_handoff let go.
 HANDOFF_STAGES = frozenset({Stage.MQL, Stage.PQL, Stage.SAL, Stage.SQL, Stage.CUSTOMER})
@@ -76,22 +77,8 @@ def enrollments_create(
     )
     if len(enrolled) >= ANALYZE_AFTER:
         # After commit: ANALYZE then sees the committed rows and holds no lock in this transaction.
-        transaction.on_commit(_statistics_refresh)
+        transaction.on_commit(_enrollments_analyze)
     return enrolled
-
-
-def _statistics_refresh() -> None:
-    """ANALYZE the enrolment table after a bulk enrolment (PostgreSQL; a sample, ~0.1 s at any size).
-
-    The executor claims ``ORDER BY next_due_at LIMIT n FOR UPDATE SKIP LOCKED``. Planned on stale
-    statistics (autovacuum off, or not yet run after a large segment), that query believes a few due
-    rows exist, reads and sorts all of them — and their leads — on every batch: half a second per
-    claim with 100k due enrolments instead of a few milliseconds on the due index.
-    """
-    if connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {connection.ops.quote_name(Enrollment._meta.db_table)}")
 
 
 def enrollment_create(*, sequence: Sequence, lead: Lead, source: str = "manual", actor=None) -> Enrollment:
@@ -150,10 +137,7 @@ def leads_matching(spec: dict) -> QuerySet:
         if name.startswith("custom_fields."):
             leads = leads.filter(**{f"custom_fields__{name.split('.', 1)[1]}": value})
         elif name == "tags":
-            if connection.vendor == "postgresql":
-                leads = leads.filter(tags__contains=[value])
-            else:  # SQLite has no JSON containment; match the stored JSON text
-                leads = leads.filter(tags__icontains=f'"{value}"')
+            leads = _leads_tagged(leads, value)
         elif name in LEAD_FIELDS:
             leads = leads.filter(**{f"{name}__iexact" if isinstance(value, str) else name: value})
         else:
