@@ -55,6 +55,7 @@ from .workflow import (
     lead_mark_mql,
     lead_qualify,
     lead_reject,
+    leads_mark_mql,
 )
 
 __all__ = [
@@ -94,6 +95,7 @@ __all__ = [
     "leads_assign",
     "leads_change_stage",
     "leads_enter_funnel",
+    "leads_mark_mql",
     "leads_promote_qualified",
     "leads_score",
     "leads_score_pending",

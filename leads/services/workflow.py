@@ -11,7 +11,7 @@ from leadfunnel.errors import Forbidden, NotFound, ValidationFailed
 from leadfunnel.roles import is_admin, is_marketer, is_sales
 
 from ..models import Lead, LossReason, Opportunity, RejectionReason, Stage, TransitionCause
-from .funnel import lead_change_stage
+from .funnel import StageChanges, StageMove, lead_change_stage, leads_change_stage
 
 
 def _lock_lead(lead: Lead | int) -> Lead:
@@ -65,25 +65,43 @@ def _reason(reason: str, reason_code: str, vocabulary: type, *, required: bool, 
 @transaction.atomic
 def lead_mark_mql(*, lead: Lead | int, actor, reason: str) -> Lead:
     """A marketer promotes a lead to MQL by hand (as HubSpot allows). Routed to a rep with an SLA."""
+    lead_id = lead if isinstance(lead, int) else lead.pk
+    leads_mark_mql(lead_ids=[lead_id], actor=actor, reason=reason, strict=True)
+    return _refresh(lead, Lead(pk=lead_id))
+
+
+@transaction.atomic
+def leads_mark_mql(*, lead_ids: list[int], actor, reason: str, strict: bool = False) -> StageChanges:
+    """Marketers' hand promotion of one lead or many (the leads list's bulk action) to MQL, each
+    routed to a rep with an SLA deadline, in one set-based stage change. A lead that cannot move
+    is skipped with its reason (``strict``: 404/409 instead)."""
     if not is_marketer(actor):
         raise Forbidden("Only marketers and admins may mark a lead as MQL.")
     reason, _ = _reason(reason, "", RejectionReason, required=True, what="mark a lead as MQL")
-    locked = _lock_lead(lead)
-    lead_change_stage(
-        lead=locked.pk,
-        to_stage=Stage.MQL,
-        cause=TransitionCause.USER,
-        actor=actor,
-        cause_ref=f"user:{actor.username}",
-        reason=reason,
-        details={
-            "manual": True,
-            "score": locked.score,
-            "fit_score": locked.fit_score,
-            "engagement_score": locked.engagement_score,
-        },
-    )
-    return _refresh(lead, locked)
+    scores = {
+        row[0]: row[1:]
+        for row in Lead.objects.filter(pk__in=lead_ids).values_list("pk", "score", "fit_score", "engagement_score")
+    }
+    if strict and len(scores) < len(set(lead_ids)):
+        missing = next(i for i in lead_ids if i not in scores)
+        raise NotFound(f"No lead with id {missing}.")
+    moves = [
+        StageMove(
+            lead_id=lead_id,
+            to_stage=Stage.MQL,
+            cause=TransitionCause.USER,
+            actor=actor,
+            cause_ref=f"user:{actor.username}",
+            reason=reason,
+            details={"manual": True, "score": score, "fit_score": fit, "engagement_score": engagement},
+        )
+        for lead_id, (score, fit, engagement) in scores.items()
+    ]
+    changes = leads_change_stage(moves=moves, strict=strict)
+    for lead_id in lead_ids:
+        if lead_id not in scores:
+            changes.skipped[lead_id] = f"No lead with id {lead_id}."
+    return changes
 
 
 @transaction.atomic

@@ -113,15 +113,22 @@ def leads_bulk(request: HttpRequest) -> HttpResponse:
         return redirect(back)
     data = form.cleaned_data
     done, failed = 0, []
-    for lead_id in data["ids"]:
+    if data["action"] == "mark_mql":  # one set-based move for all of them
         try:
-            if data["action"] == "mark_mql":
-                services.lead_mark_mql(lead=lead_id, actor=request.user, reason=data["reason"])
-            else:
-                services.lead_disqualify(lead=lead_id, actor=request.user, reason=data["reason"], reason_code="other")
-            done += 1
+            changes = services.leads_mark_mql(lead_ids=data["ids"], actor=request.user, reason=data["reason"])
         except DomainError as exc:
-            failed.append(f"#{lead_id}: {exc.message}")
+            changes = None
+            failed.append(exc.message)
+        if changes is not None:
+            done = len(changes.transitions)
+            failed += [f"#{lead_id}: {why}" for lead_id, why in changes.skipped.items()]
+    else:
+        for lead_id in data["ids"]:
+            try:
+                services.lead_disqualify(lead=lead_id, actor=request.user, reason=data["reason"], reason_code="other")
+                done += 1
+            except DomainError as exc:
+                failed.append(f"#{lead_id}: {exc.message}")
     if done:
         messages.success(request, f"{dict(BulkForm.ACTIONS)[data['action']]}: done for {done} lead(s).")
     if failed:

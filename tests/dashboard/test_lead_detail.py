@@ -152,6 +152,31 @@ def test_bulk_disqualify_changes_each_selected_lead_and_reports_failures(markete
 
 
 @pytest.mark.django_db
+def test_bulk_mark_mql_routes_every_lead_in_one_move_and_reports_the_ones_that_cannot(
+    marketer_web, sales_rep, other_rep
+):
+    def bulk(leads):
+        with CaptureQueriesContext(connection) as ctx:
+            response = marketer_web.post(
+                "/leads/bulk/", {"action": "mark_mql", "ids": [x.pk for x in leads], "reason": "Booth"}, follow=True
+            )
+        return response.content.decode(), len(ctx.captured_queries)
+
+    customer = LeadFactory()
+    walk(customer, ["mql", "sal", "sql", "customer"], start=timezone.now())
+    two = [LeadFactory(), LeadFactory()]
+    body, few = bulk([*two, customer])
+    assert "done for 2 lead(s)" in body and "1 lead(s) not changed" in body and "cannot move any further" in body
+    moved = Lead.objects.filter(pk__in=[x.pk for x in two])
+    assert {(x.stage, x.owner_id is not None, x.sla_due_at is not None) for x in moved} == {("mql", True, True)}
+    assert {x.owner_id for x in moved} == {sales_rep.pk, other_rep.pk}  # round-robin across the batch
+    transition = StageTransition.objects.filter(lead=two[0], to_stage="mql").get()
+    assert (transition.cause, transition.reason, transition.details["manual"]) == ("user", "Booth", True)
+    _, many = bulk([LeadFactory() for _ in range(12)])
+    assert many <= few  # one set-based move, whatever the number of leads
+
+
+@pytest.mark.django_db
 def test_bulk_actions_are_for_marketers_only(rep_web):
     lead = LeadFactory()
     assert rep_web.post("/leads/bulk/", {"action": "disqualify", "ids": [lead.pk], "reason": "x"}).status_code == 403
