@@ -16,3 +16,14 @@ def audit_record(
         object_id=object_id,
         changes=changes or {},
     )
+
+
+def audit_record_many(*, actor, action: str, object_type: str, items: list[tuple[str, dict]]) -> None:
+    """:func:`audit_record` for many objects of one kind at once: ``items`` are (object id, changes)."""
+    who = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(actor=who, action=action, object_type=object_type, object_id=object_id, changes=changes)
+            for object_id, changes in items
+        ]
+    )

@@ -22,7 +22,7 @@ from django.db.models import Count, F, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from leadfunnel.audit import audit_record
+from leadfunnel.audit import audit_record_many
 from leadfunnel.models import LeadAssignment
 from leadfunnel.outbox import outbox_publish_many
 from leadfunnel.sql import bulk_update
@@ -189,7 +189,7 @@ def leads_assign(
     (e.g. the SLA sweep re-checks the breach under the lock).
 
     Queries: lock (1), reps (1), SLA hours (1), leads UPDATE (1), rep profiles (1), history (1),
-    outbox (1), plus one audit row per lead — whatever the number of leads.
+    audit (1), outbox (1) — whatever the number of leads.
     """
     wanted = {r.lead_id: r for r in reassignments}
     if not wanted:
@@ -256,16 +256,14 @@ def leads_assign(
                 assignment_id=assignment.pk,
             )
         )
-        audit_record(
-            actor=actor,
-            action="lead.reassigned",
-            object_type="leads.lead",
-            object_id=str(row["id"]),
-            changes={
-                "owner": [assignment.from_owner_id, assignment.to_owner_id],
-                "cause": cause,
-                "assignment_id": assignment.pk,
-            },
-        )
+    audit_record_many(
+        actor=actor,
+        action="lead.reassigned",
+        object_type="leads.lead",
+        items=[
+            (str(a.lead_id), {"owner": [a.from_owner_id, a.to_owner_id], "cause": cause, "assignment_id": a.pk})
+            for a in history
+        ],
+    )
     outbox_publish_many(messages=messages)
     return {a.lead_id: a for a in history}
