@@ -7,6 +7,7 @@ Idempotent: a second run finds the demo forms and changes nothing.
 """
 
 import random
+import unicodedata
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 
@@ -164,6 +165,15 @@ def _at(moment: datetime):
         yield
 
 
+# Letters NFKD does not split into a base letter and a mark.
+_FOLD = str.maketrans({"ı": "i", "Ł": "L", "ł": "l", "Ø": "O", "ø": "o", "ß": "ss", "Æ": "AE", "æ": "ae"})
+
+
+def _ascii(name: str) -> str:
+    folded = unicodedata.normalize("NFKD", name.translate(_FOLD))
+    return "".join(ch for ch in folded if ch.isascii() and ch.isalnum()).lower()
+
+
 def _people(rng: random.Random):
     used: set[str] = set()
     while True:
@@ -171,8 +181,9 @@ def _people(rng: random.Random):
         last = rng.choice(LAST)
         company = rng.choice(COMPANIES)
         domain = rng.choice(FREE_MAIL) if rng.random() < 0.15 else company[0]
-        local = f"{rng.choice(FIRST).lower()}.{rng.choice(LAST).lower()}"
-        local = local.encode("ascii", "ignore").decode() or "lead"
+        # The address is the person's own name (ASCII-folded: Jürgen Müller -> jurgen.muller),
+        # so a demo lead looks like the real thing; scripts with no Latin form keep the last name.
+        local = ".".join(part for part in (_ascii(first), _ascii(last)) if part) or "contact"
         email = f"{local}{rng.randrange(10, 99)}@{domain}"
         if email in used:
             continue

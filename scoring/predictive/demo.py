@@ -132,10 +132,11 @@ def _plan_lead(h: _History, i: int, forms: dict[str, Form]) -> tuple[Lead, float
     channel, source, slug, channel_w = rng.choice(CHANNELS)
     free_mail = rng.random() < 0.25
     domain = rng.choice(("gmail.com", "outlook.com")) if free_mail else f"firm{i % 240}.{DOMAIN_SUFFIX}"
+    first, last = rng.choice(FIRST), rng.choice(LAST)
     lead = Lead(
-        email=f"{rng.choice(FIRST).lower()}.{i}@{domain}",
-        first_name=rng.choice(FIRST),
-        last_name=rng.choice(LAST),
+        email=f"{first.lower()}.{last.lower()}{i}@{domain}",
+        first_name=first,
+        last_name=last,
         title=title,
         company_name="" if free_mail else f"Firm {i % 240}",
         company_size=size,

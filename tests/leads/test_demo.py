@@ -5,6 +5,7 @@ import time
 import pytest
 from django.core.management import call_command
 
+from leads.demo import _ascii
 from leads.models import FormSubmission, Interaction, Lead, Opportunity, StageTransition
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -25,6 +26,10 @@ def test_seed_demo_spreads_a_few_hundred_leads_over_every_stage_and_is_idempoten
     path = list(StageTransition.objects.filter(lead=customer).order_by("at", "id").values_list("to_stage", flat=True))
     assert path[-3:] == ["sal", "sql", "customer"] and "mql" in path
     assert Opportunity.objects.filter(status="won").count() == counts["customer"]
+    # Each person's address is their own name (Jürgen Müller -> jurgen.muller42@...).
+    for first, last, email in Lead.objects.values_list("first_name", "last_name", "email"):
+        expected = ".".join(part for part in (_ascii(first), _ascii(last)) if part)
+        assert email.split("@")[0].rstrip("0123456789") == expected, (first, last, email)
     # Spread over time, not all "now".
     oldest = StageTransition.objects.order_by("at").first().at
     newest = StageTransition.objects.order_by("-at").first().at
