@@ -28,6 +28,7 @@ from leadfunnel.roles import IsMarketer, IsMarketerOrSales
 
 from . import analytics, exports, imports, sla
 from .models import ImportJob, Lead
+from .territories import SIZE_BANDS
 
 # --- funnel -------------------------------------------------------------------------------
 
@@ -76,6 +77,10 @@ class RepInput(serializers.Serializer):
     manager = serializers.PrimaryKeyRelatedField(
         queryset=get_user_model().objects.all(), required=False, allow_null=True
     )
+    territories = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=200)
+    company_sizes = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(SIZE_BANDS)), required=False, max_length=len(SIZE_BANDS)
+    )
 
 
 class RepOutput(serializers.Serializer):
@@ -84,6 +89,8 @@ class RepOutput(serializers.Serializer):
     is_away = serializers.BooleanField()
     capacity = serializers.IntegerField()
     manager = serializers.IntegerField(source="manager_id", allow_null=True)
+    territories = serializers.ListField(child=serializers.CharField())
+    company_sizes = serializers.ListField(child=serializers.CharField())
     last_assigned_at = serializers.DateTimeField(allow_null=True)
 
 
