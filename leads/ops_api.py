@@ -27,7 +27,7 @@ from leadfunnel.models import LeadAssignment
 from leadfunnel.roles import IsMarketer, IsMarketerOrSales
 
 from . import analytics, exports, imports, sla
-from .models import ImportJob, Lead
+from .models import Channel, ImportJob, Lead
 from .territories import SIZE_BANDS
 
 # --- funnel -------------------------------------------------------------------------------
@@ -135,6 +135,13 @@ class ImportInput(serializers.Serializer):
     file = serializers.FileField()
     mapping = serializers.CharField(required=False, allow_blank=True, help_text="JSON: {lead field: CSV column}")
     dry_run = serializers.BooleanField(required=False, default=False)
+    source = serializers.CharField(required=False, allow_blank=True, max_length=100, help_text="Default: import")
+    channel = serializers.ChoiceField(
+        choices=Channel.choices, required=False, allow_blank=True, help_text="Default: import (event for a trade show)"
+    )
+    campaign = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, help_text="Stored as utm_campaign on every lead"
+    )
 
 
 class ImportOutput(serializers.ModelSerializer):
@@ -149,6 +156,8 @@ class ImportOutput(serializers.ModelSerializer):
             "original_name",
             "mapping",
             "source",
+            "channel",
+            "campaign",
             "total_rows",
             "processed_rows",
             "progress",
@@ -195,9 +204,16 @@ class ImportListView(APIView):
             raise ValidationFailed("mapping is not valid JSON.", fields={"mapping": ["Not JSON."]}) from None
         upload = data.validated_data["file"]
         content = upload.read()
+        options = imports.import_options_clean(
+            source=data.validated_data.get("source"),
+            channel=data.validated_data.get("channel"),
+            campaign=data.validated_data.get("campaign"),
+        )
         if data.validated_data["dry_run"]:
-            return Response(imports.import_preview(content=content, mapping=mapping))
-        job = imports.import_create(actor=request.user, content=content, filename=upload.name, mapping=mapping)
+            return Response(imports.import_preview(content=content, mapping=mapping, options=options))
+        job = imports.import_create(
+            actor=request.user, content=content, filename=upload.name, mapping=mapping, options=options
+        )
         return Response(ImportOutput(job).data, status=status.HTTP_201_CREATED)
 
 

@@ -17,4 +17,9 @@ urlpatterns = [
     path("forms/", views.forms_list, name="forms"),
     path("forms/new/", views.form_create, name="form-create"),
     path("forms/<slug:slug>/", views.form_detail, name="form"),
+    path("imports/", views.imports_list, name="imports"),
+    path("imports/<int:job_id>/", views.import_detail, name="import"),
+    path("imports/<int:job_id>/map/", views.import_map, name="import-map"),
+    path("imports/<int:job_id>/status/", views.import_status, name="import-status"),
+    path("imports/<int:job_id>/errors.csv", views.import_errors, name="import-errors"),
 ]

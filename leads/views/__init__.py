@@ -7,12 +7,13 @@ rules (who may accept, which moves are legal) live in ``leads.services``; a
 
 One sub-module per page: ``overview`` (home, the funnel), ``listing`` (leads list and bulk
 bar), ``detail``, ``actions`` (the stage actions every page posts to), ``sales`` (queue and
-pipeline, whose cards ``cards`` builds), ``webforms``; ``common`` holds the shared helpers.
+pipeline, whose cards ``cards`` builds), ``webforms``, ``imports`` (CSV import steps), ``reps``; ``common`` holds the shared helpers.
 """
 
 from .actions import ACTION_DONE, ACTION_FORMS, CloseForm, QualifyForm, ReasonForm, RejectForm, lead_action
 from .common import form_error_text, is_htmx, safe_next
 from .detail import lead_detail
+from .imports import import_detail, import_errors, import_map, import_status, imports_list
 from .listing import BulkForm, leads_bulk, leads_list
 from .overview import FUNNEL_CACHE_SECONDS, funnel_overview, home
 from .sales import pipeline, queue
@@ -34,6 +35,11 @@ __all__ = [
     "forms_list",
     "funnel_overview",
     "home",
+    "import_detail",
+    "import_errors",
+    "import_map",
+    "import_status",
+    "imports_list",
     "is_htmx",
     "lead_action",
     "lead_detail",
