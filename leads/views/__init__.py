@@ -17,7 +17,7 @@ from .imports import import_detail, import_errors, import_map, import_status, im
 from .listing import BulkForm, leads_bulk, leads_list
 from .overview import FUNNEL_CACHE_SECONDS, funnel_overview, home
 from .sales import pipeline, queue
-from .webforms import WebFormForm, form_create, form_detail, forms_list
+from .webforms import WebFormForm, form_create, form_detail, form_edit, form_snippet_preview, forms_list
 
 __all__ = [
     "ACTION_DONE",
@@ -31,7 +31,9 @@ __all__ = [
     "WebFormForm",
     "form_create",
     "form_detail",
+    "form_edit",
     "form_error_text",
+    "form_snippet_preview",
     "forms_list",
     "funnel_overview",
     "home",
