@@ -19,15 +19,16 @@ from leadfunnel.errors import ValidationFailed
 
 # Region shorthands a territory may name, and the ISO country codes they stand for.
 REGIONS: dict[str, tuple[str, ...]] = {
-    "dach": ("de", "at", "ch"),
-    "benelux": ("be", "nl", "lu"),
-    "nordics": ("dk", "fi", "is", "no", "se"),
-    "uki": ("gb", "uk", "ie"),
-    "iberia": ("es", "pt"),
-    "na": ("us", "ca"),
-    "latam": ("mx", "br", "ar", "cl", "co", "pe", "uy"),
-    "anz": ("au", "nz"),
+    "DACH": ("de", "at", "ch"),
+    "Benelux": ("be", "nl", "lu"),
+    "Nordics": ("dk", "fi", "is", "no", "se"),
+    "UKI": ("gb", "uk", "ie"),
+    "Iberia": ("es", "pt"),
+    "NA": ("us", "ca"),
+    "LATAM": ("mx", "br", "ar", "cl", "co", "pe", "uy"),
+    "ANZ": ("au", "nz"),
 }
+_REGIONS_BY_NAME = {name.lower(): countries for name, countries in REGIONS.items()}
 
 # The company-size bands the product uses (forms, demo data, import templates).
 SIZE_BANDS: tuple[str, ...] = ("1-10", "11-50", "51-200", "201-1000", "1001-5000", "5000+")
@@ -90,7 +91,7 @@ class TerritoryRule:
         countries: set[str] = set()
         for territory in territories or ():
             name = _norm(territory)
-            countries.update(REGIONS.get(name, (name,)))
+            countries.update(_REGIONS_BY_NAME.get(name, (name,)))
         return cls(countries=frozenset(countries), sizes=frozenset(_norm(s) for s in company_sizes or ()))
 
     @property

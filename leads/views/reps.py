@@ -83,7 +83,7 @@ def reps_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "reps/list.html",
-        {"nav": "reps", "reps": reps, "capacity_default": CAPACITY_DEFAULT, "regions": sorted(REGIONS)},
+        {"nav": "reps", "reps": reps, "capacity_default": CAPACITY_DEFAULT, "regions": list(REGIONS)},
     )
 
 
@@ -118,7 +118,7 @@ def rep_edit(request: HttpRequest, user_id: int) -> HttpResponse:
             messages.success(request, f"Routing settings of {rep.get_full_name() or rep.username} saved.")
             return redirect("dashboard:reps")
     status = 400 if form.errors else 200
-    context = {"nav": "reps", "rep": rep, "form": form, "regions": sorted(REGIONS)}
+    context = {"nav": "reps", "rep": rep, "form": form, "regions": list(REGIONS)}
     return render(request, "reps/edit.html", context, status=status)
 
 
