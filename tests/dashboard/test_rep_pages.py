@@ -1,11 +1,14 @@
 """Reps' routing settings: admins edit them on /reps/; a rep sets their own away flag from the queue."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from leadfunnel.models import AuditEvent
 from leads.models import SalesRepProfile
 from leads.services import StageMove, leads_change_stage
 from tests.factories import LeadFactory, UserFactory
+from tests.factories import sales_rep as make_rep
 
 pytestmark = pytest.mark.django_db
 
@@ -100,3 +103,22 @@ def test_only_reps_use_the_away_switch(marketer_web, client):
     assert marketer_web.post("/queue/away/", {"is_away": "true"}).status_code == 403
     assert client.post("/queue/away/", {"is_away": "true"}).status_code == 302
     assert not SalesRepProfile.objects.exists()
+
+
+def test_the_reps_list_runs_the_same_queries_for_2_or_12_reps(admin_web, django_assert_num_queries):
+    manager = UserFactory(username="mona")
+
+    def add(n: int, start: int) -> None:
+        for i in range(start, start + n):
+            rep = make_rep(f"rep-{i}", manager=manager, territories=["DE"], capacity=5)
+            LeadFactory(stage="mql", owner=rep)
+
+    add(2, 0)
+    admin_web.get("/reps/")
+    with CaptureQueriesContext(connection) as few:
+        admin_web.get("/reps/")
+    add(10, 2)
+    # session, user, the reps with profile, manager and waiting count in one query
+    with django_assert_num_queries(len(few.captured_queries)):
+        page = admin_web.get("/reps/").content.decode()
+    assert page.count("data-rep=") == 12 and "1 / 5" in page

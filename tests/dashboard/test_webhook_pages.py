@@ -5,6 +5,8 @@ import hmac
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from leadfunnel.models import AuditEvent, WebhookDelivery, WebhookSubscription
 from leadfunnel.webhooks import webhook_sign
@@ -166,3 +168,19 @@ def test_the_api_rotates_the_secret_for_admins_only(admin_client_api, marketer_c
     assert response.status_code == 200
     sub.refresh_from_db()
     assert response.json() == {"id": sub.pk, "secret": sub.secret} and sub.secret != "s" * 32
+
+
+def test_the_delivery_log_runs_the_same_queries_for_3_or_25_rows(admin_web, django_assert_num_queries):
+    sub = subscription()
+    original = delivery(sub, status="failed")
+    for _ in range(2):
+        delivery(sub, status="succeeded", redelivery_of=original)
+    admin_web.get(f"/webhooks/{sub.pk}/")  # warm the session
+    with CaptureQueriesContext(connection) as few:
+        admin_web.get(f"/webhooks/{sub.pk}/")
+    for _ in range(22):
+        delivery(sub, status="succeeded", redelivery_of=original)
+    # session, user, the subscription, the page's count and rows (and the message storage)
+    with django_assert_num_queries(len(few.captured_queries)):
+        page = admin_web.get(f"/webhooks/{sub.pk}/").content.decode()
+    assert page.count("data-delivery=") == 25
