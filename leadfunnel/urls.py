@@ -23,6 +23,7 @@ urlpatterns = [
     path("api/v1/", include("nurturing.api_urls")),
     path("api/v1/", include("leadfunnel.api_urls")),
     path("t/", include("nurturing.tracking_urls")),
+    path("", include("leadfunnel.page_urls")),
     path("", include("nurturing.urls")),
     path("", include("scoring.urls")),
     path("", include("scoring.predictive.page_urls")),

@@ -23,6 +23,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import secrets
 import socket
 import time
 from datetime import timedelta
@@ -178,6 +179,26 @@ def webhook_update(*, subscription_id: int, actor=None, **changes) -> WebhookSub
             changes={k: v for k, v in changes.items() if k != "secret"},
         )
     return subscription
+
+
+def webhook_secret_new() -> str:
+    """A fresh signing secret (43 URL-safe characters, 256 bits)."""
+    return secrets.token_urlsafe(32)
+
+
+def webhook_rotate_secret(*, subscription_id: int, actor=None) -> tuple[WebhookSubscription, str]:
+    """Give a subscription a new signing secret; answers it (shown once: only its use is stored
+    in the audit log). Deliveries signed from now on use the new secret."""
+    secret = webhook_secret_new()
+    with transaction.atomic():
+        updated = WebhookSubscription.objects.filter(pk=subscription_id).update(
+            secret=secret, updated_at=timezone.now()
+        )
+        if not updated:
+            raise NotFound("No such webhook subscription.")
+        subscription = WebhookSubscription.objects.get(pk=subscription_id)
+        audit_record(actor=actor, action="webhook.secret_rotated", obj=subscription, changes={})
+    return subscription, secret
 
 
 def webhook_delete(*, subscription_id: int, actor=None) -> None:

@@ -14,7 +14,14 @@ from .api import page_schema
 from .errors import ValidationFailed
 from .models import WebhookDelivery, WebhookSubscription
 from .roles import IsAdmin
-from .webhooks import EVENTS, webhook_create, webhook_delete, webhook_redeliver, webhook_update
+from .webhooks import (
+    EVENTS,
+    webhook_create,
+    webhook_delete,
+    webhook_redeliver,
+    webhook_rotate_secret,
+    webhook_update,
+)
 
 # --- webhooks --------------------------------------------------------------------------------
 
@@ -151,3 +158,21 @@ class WebhookRedeliverView(APIView):
     def post(self, request, pk: int):
         delivery = webhook_redeliver(delivery_id=pk, actor=request.user)
         return Response(DeliveryOutput(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+
+class WebhookRotateSecretView(APIView):
+    """A new signing secret for the subscription, answered once (it is never shown again)."""
+
+    permission_classes = [IsAdmin]
+
+    @extend_schema(
+        request=None,
+        responses=inline_serializer(
+            "WebhookSecret", {"id": serializers.IntegerField(), "secret": serializers.CharField()}
+        ),
+    )
+    def post(self, request, pk: int):
+        subscription, secret = webhook_rotate_secret(subscription_id=pk, actor=request.user)
+        response = Response({"id": subscription.pk, "secret": secret})
+        response["Cache-Control"] = "no-store"
+        return response

@@ -10,9 +10,17 @@
   own transaction that also advances ``processed_rows`` — so a crash leaves whole batches
   only, and running the job again resumes after the last committed batch.
 
+From the dashboard the same job is made in steps: :func:`import_upload` stores the file as a
+``draft`` (never run by a worker) with the suggested mapping, :func:`import_configure` saves the
+mapping and the file-wide options, :func:`import_job_preview` is the dry run of the stored file and
+:func:`import_start` queues it (``draft`` → ``pending``).
+
 Dedupe: emails are lower-cased; an existing lead (or an earlier row of the same file) is
-updated by filling its blank fields only, never overwriting what is known. New leads get
-source ``import`` and channel ``import``, are scored, and publish ``lead.created``.
+updated by filling its blank fields only, never overwriting what is known. Every lead of a file
+gets the file's source, channel and campaign (``utm_campaign``; a row's own value wins) — on an
+existing lead only where blank. New leads default to source and channel ``import``. Leads with a
+business email domain are linked to that domain's company (made when first seen). New leads are
+scored and publish ``lead.created``.
 """
 
 import csv
@@ -30,8 +38,9 @@ from django.utils import timezone
 from leadfunnel.errors import NotFound, ValidationFailed
 from leadfunnel.outbox import outbox_publish
 
+from .intake import email_domain, is_business_domain
 from .models import Channel, ImportJob, Lead, TransitionCause
-from .services import Entry, leads_enter_funnel, leads_score
+from .services import Entry, companies_ensure, leads_enter_funnel, leads_score
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +67,35 @@ CUSTOM_PREFIX = "custom:"
 PREVIEW_ROWS = 20
 MAX_STORED_ERRORS = 10_000
 IMPORT_SOURCE = "import"
+# Profile values a new company takes from the first lead of its domain.
+COMPANY_FIELDS = ("company_name", "company_size", "industry", "country", "city")
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What every lead of a file gets: where it came from."""
+
+    source: str = IMPORT_SOURCE
+    channel: str = Channel.IMPORT
+    campaign: str = ""
+
+
+def import_options_clean(
+    *, source: str | None = "", channel: str | None = "", campaign: str | None = ""
+) -> ImportOptions:
+    """Validate the file-wide source / channel / campaign (blank: ``import`` / ``import`` / none)."""
+    source, channel, campaign = (source or "").strip(), (channel or "").strip(), (campaign or "").strip()
+    errors = {}
+    if len(source) > 100:
+        errors["source"] = ["At most 100 characters."]
+    if channel and channel not in Channel.values:
+        errors["channel"] = [f"Unknown channel {channel!r}; use one of {', '.join(Channel.values)}."]
+    if len(campaign) > 200:
+        errors["campaign"] = ["At most 200 characters."]
+    if errors:
+        field_name, messages = next(iter(errors.items()))
+        raise ValidationFailed(f"{field_name}: {messages[0]}", fields=errors)
+    return ImportOptions(source=source or IMPORT_SOURCE, channel=channel or Channel.IMPORT, campaign=campaign)
 
 
 @dataclass
@@ -89,15 +127,22 @@ def mapping_parse_option(raw: str) -> dict[str, str]:
     return mapping
 
 
+def mapping_suggest(header: list[str]) -> dict[str, str]:
+    """``{lead field: CSV column}`` for the columns named like a lead field (or an alias of one)."""
+    mapping: dict[str, str] = {}
+    for column in header:
+        target = ALIASES.get(_norm(column), _norm(column))
+        if target in IMPORT_FIELDS and target not in mapping:
+            mapping[target] = column
+    return mapping
+
+
 def _check_mapping(mapping: dict, header: list[str]) -> dict[str, str]:
     """Validate ``{lead field: CSV column}``; with no mapping, map columns named like fields."""
     if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
         raise ValidationFailed("mapping must be a JSON object of lead field → CSV column name.")
     if not mapping:
-        for column in header:
-            target = ALIASES.get(_norm(column), _norm(column))
-            if target in IMPORT_FIELDS and target not in mapping:
-                mapping[target] = column
+        mapping = mapping_suggest(header)
     mapping = {ALIASES.get(k, k): v for k, v in mapping.items()}
     errors = {}
     for target, column in mapping.items():
@@ -188,22 +233,16 @@ def _iter_rows(text: io.TextIOBase, mapping: dict[str, str], *, skip: int = 0):
 
 def import_prepare(*, content: bytes, mapping: dict | None) -> dict[str, str]:
     """Check the header and the mapping; returns the effective mapping. 400 on problems."""
-    if len(content) > settings.IMPORT_MAX_FILE_MB * 1024 * 1024:
-        raise ValidationFailed(f"The file is larger than {settings.IMPORT_MAX_FILE_MB} MB.")
-    try:
-        content.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValidationFailed(
-            f"The file is not UTF-8 text (bad byte at position {exc.start}); save the CSV as UTF-8 and try again."
-        ) from None
-    _, header = _read_header(_open_text(content))
-    return _check_mapping(dict(mapping or {}), header)
+    return _check_mapping(dict(mapping or {}), _header_of(content))
 
 
-def import_preview(*, content: bytes, mapping: dict | None, rows: int = PREVIEW_ROWS) -> dict:
+def import_preview(
+    *, content: bytes, mapping: dict | None, rows: int = PREVIEW_ROWS, options: ImportOptions | None = None
+) -> dict:
     """Dry run over the whole file: nothing is written. Shows the first ``rows`` parsed rows,
     the per-row errors and how many leads would be created or updated (one query per 1,000 rows).
     """
+    options = options or ImportOptions()
     effective = import_prepare(content=content, mapping=mapping)
     preview, errors, seen = [], [], {}
     total = 0
@@ -226,6 +265,9 @@ def import_preview(*, content: bytes, mapping: dict | None, rows: int = PREVIEW_
     return {
         "dry_run": True,
         "mapping": effective,
+        "source": options.source,
+        "channel": options.channel,
+        "campaign": options.campaign,
         "total_rows": total,
         "valid_rows": valid,
         "error_count": len(errors),
@@ -240,25 +282,149 @@ def import_preview(*, content: bytes, mapping: dict | None, rows: int = PREVIEW_
 # --- the job -------------------------------------------------------------------------------
 
 
-def import_create(*, actor, content: bytes, filename: str, mapping: dict | None, queue: bool = True) -> ImportJob:
+def import_create(
+    *,
+    actor,
+    content: bytes,
+    filename: str,
+    mapping: dict | None,
+    queue: bool = True,
+    options: ImportOptions | None = None,
+) -> ImportJob:
     """Store the upload as a pending job and (``queue``) start it in a worker after commit."""
     effective = import_prepare(content=content, mapping=mapping)
+    options = options or ImportOptions()
     with transaction.atomic():
-        job = ImportJob(
-            created_by=actor if getattr(actor, "is_authenticated", False) else None,
-            original_name=filename[:300],
-            mapping=effective,
-            source=IMPORT_SOURCE,
-            dry_run=False,
-        )
-        job.file.save(
-            f"{timezone.now():%Y%m%d%H%M%S}-{filename[-80:] or 'leads.csv'}", ContentFile(content), save=False
-        )
-        job.save()
+        job = _job_store(actor=actor, content=content, filename=filename, mapping=effective, options=options)
         if queue:
-            # A worker starts it after commit (``leads.tasks`` handles the message); if the broker
-            # is down, the beat sweep of stalled imports starts it later.
-            outbox_publish(topic="import.requested", payload={"job_id": job.pk})
+            _job_queue(job)
+    return job
+
+
+def _job_store(
+    *,
+    actor,
+    content: bytes,
+    filename: str,
+    mapping: dict,
+    options: ImportOptions,
+    status: str = ImportJob.Status.PENDING,
+) -> ImportJob:
+    job = ImportJob(
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        original_name=filename[:300],
+        mapping=mapping,
+        source=options.source,
+        channel=options.channel,
+        campaign=options.campaign,
+        dry_run=False,
+        status=status,
+    )
+    job.file.save(f"{timezone.now():%Y%m%d%H%M%S}-{filename[-80:] or 'leads.csv'}", ContentFile(content), save=False)
+    job.save()
+    return job
+
+
+def _job_queue(job: ImportJob) -> None:
+    # A worker starts it after commit (``leads.tasks`` handles the message); if the broker
+    # is down, the beat sweep of stalled imports starts it later.
+    outbox_publish(topic="import.requested", payload={"job_id": job.pk})
+
+
+# --- the dashboard's steps: upload, map, dry run, start -------------------------------------
+
+
+def import_upload(*, actor, content: bytes, filename: str) -> ImportJob:
+    """Store an uploaded file as a ``draft`` job with the suggested mapping (which may still
+    lack an email column: the mapping step says so). Checks size, encoding and header: 400."""
+    if not content:
+        raise ValidationFailed("The file is empty.", fields={"file": ["The file is empty."]})
+    header = _header_of(content)
+    with transaction.atomic():
+        return _job_store(
+            actor=actor,
+            content=content,
+            filename=filename,
+            mapping=mapping_suggest(header),
+            options=ImportOptions(),
+            status=ImportJob.Status.DRAFT,
+        )
+
+
+def _header_of(content: bytes) -> list[str]:
+    if len(content) > settings.IMPORT_MAX_FILE_MB * 1024 * 1024:
+        raise ValidationFailed(f"The file is larger than {settings.IMPORT_MAX_FILE_MB} MB.")
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed(
+            f"The file is not UTF-8 text (bad byte at position {exc.start}); save the CSV as UTF-8 and try again."
+        ) from None
+    _, header = _read_header(_open_text(content))
+    return header
+
+
+def import_columns(*, job: ImportJob, rows: int = 5) -> tuple[list[str], list[list[str]]]:
+    """The file's header and its first ``rows`` data rows (cells as in the file), for mapping."""
+    with job.file.open("rb") as handle:
+        reader, header = _read_header(_open_text(handle))
+        sample: list[list[str]] = []
+        try:
+            for record in reader:
+                if not any(c.strip() for c in record):
+                    continue
+                sample.append([record[i].strip() if i < len(record) else "" for i in range(len(header))])
+                if len(sample) >= rows:
+                    break
+        except (UnicodeDecodeError, csv.Error):
+            pass  # the dry run reports where the file breaks
+    return header, sample
+
+
+def _draft(job_id: int) -> ImportJob:
+    job = ImportJob.objects.filter(pk=job_id).first()
+    if job is None:
+        raise NotFound("No such import.")
+    if job.status != ImportJob.Status.DRAFT:
+        raise ValidationFailed("This import has already started; upload the file again to import it once more.")
+    return job
+
+
+def import_configure(*, job_id: int, mapping: dict, options: ImportOptions) -> ImportJob:
+    """Save a draft's mapping (checked against its file: an email column, known fields) and options."""
+    job = _draft(job_id)
+    with job.file.open("rb") as handle:
+        header = _read_header(_open_text(handle))[1]
+    job.mapping = _check_mapping(dict(mapping), header)
+    job.source, job.channel, job.campaign = options.source, options.channel, options.campaign
+    job.save(update_fields=["mapping", "source", "channel", "campaign", "updated_at"])
+    return job
+
+
+def import_job_options(job: ImportJob) -> ImportOptions:
+    return ImportOptions(source=job.source, channel=job.channel, campaign=job.campaign)
+
+
+def import_job_preview(*, job: ImportJob) -> dict:
+    """The dry run of a stored file with its saved mapping and options: nothing is written."""
+    with job.file.open("rb") as handle:
+        content = handle.read()
+    return import_preview(content=content, mapping=job.mapping, options=import_job_options(job))
+
+
+def import_start(*, job_id: int) -> ImportJob:
+    """Queue a configured draft (``draft`` → ``pending``); a worker runs it after commit."""
+    with transaction.atomic():
+        claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.DRAFT).update(
+            status=ImportJob.Status.PENDING, updated_at=timezone.now()
+        )
+        job = ImportJob.objects.filter(pk=job_id).first()
+        if job is None:
+            raise NotFound("No such import.")
+        if claimed:
+            with job.file.open("rb") as handle:
+                _check_mapping(dict(job.mapping), _read_header(_open_text(handle))[1])
+            _job_queue(job)
     return job
 
 
@@ -345,13 +511,26 @@ def _import_batch(job_id: int, batch: list[tuple[int, ParsedRow | None, dict | N
             )
 
     now = timezone.now()
+    file_wide = {"source": job.source or IMPORT_SOURCE, "channel": job.channel or Channel.IMPORT}
+    if job.campaign:
+        file_wide["utm_campaign"] = job.campaign
+    for row in merged.values():
+        for key, value in file_wide.items():
+            row.values.setdefault(key, value)
+    # Business domains → their company (made when first seen): two statements per batch.
+    domains = {email: email_domain(email) for email in merged}
+    domains = {email: domain for email, domain in domains.items() if is_business_domain(domain)}
+    profiles: dict[str, dict[str, str]] = {}
+    for email, domain in domains.items():
+        values = merged[email].values
+        profiles.setdefault(domain, {k: values[k] for k in COMPANY_FIELDS if values.get(k)})
+    company_ids = companies_ensure(profiles=profiles, now=now)
     entered = leads_enter_funnel(
         entries=[
             Entry(
                 lead=Lead(
                     email=email,
-                    source=IMPORT_SOURCE,
-                    channel=Channel.IMPORT,
+                    company_id=company_ids.get(domains.get(email, "")),
                     custom_fields=row.custom,
                     created_at=now,
                     updated_at=now,
@@ -360,7 +539,10 @@ def _import_batch(job_id: int, batch: list[tuple[int, ParsedRow | None, dict | N
                 ),
                 cause=TransitionCause.SYSTEM,
                 cause_ref=f"import:{job_id}",
-                reason="Imported from a CSV file",
+                reason=f"Imported from a CSV file ({job.original_name})"
+                if job.original_name
+                else "Imported from a CSV file",
+                company_domain=domains.get(email),
             )
             for email, row in merged.items()
         ],

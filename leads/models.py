@@ -355,7 +355,10 @@ class SalesRepProfile(models.Model):
     manager = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Countries or regions (``leads.territories``): leads from there go round-robin among their reps.
     territories = models.JSONField(default=list, blank=True)
+    # Company-size bands (``leads.territories.SIZE_BANDS``) this rep takes; empty: any size.
+    company_sizes = models.JSONField(default=list, blank=True)
     last_assigned_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
@@ -364,6 +367,8 @@ class SalesRepProfile(models.Model):
 
 class ImportJob(TimeStampedModel):
     class Status(models.TextChoices):
+        # Uploaded from the dashboard, waiting for its column mapping; never run by a worker.
+        DRAFT = "draft"
         PENDING = "pending"
         RUNNING = "running"
         DONE = "done"
@@ -376,6 +381,9 @@ class ImportJob(TimeStampedModel):
     original_name = models.CharField(max_length=300, blank=True, default="")
     mapping = models.JSONField(default=dict, blank=True)
     source = models.CharField(max_length=100, default="import")
+    # Applied to every lead of the file (a trade-show list is an event).
+    channel = models.CharField(max_length=20, choices=Channel.choices, default=Channel.IMPORT)
+    campaign = models.CharField(max_length=200, blank=True, default="")
     dry_run = models.BooleanField(default=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     total_rows = models.PositiveIntegerField(default=0)

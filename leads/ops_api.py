@@ -27,7 +27,8 @@ from leadfunnel.models import LeadAssignment
 from leadfunnel.roles import IsMarketer, IsMarketerOrSales
 
 from . import analytics, exports, imports, sla
-from .models import ImportJob, Lead
+from .models import Channel, ImportJob, Lead
+from .territories import SIZE_BANDS
 
 # --- funnel -------------------------------------------------------------------------------
 
@@ -76,6 +77,10 @@ class RepInput(serializers.Serializer):
     manager = serializers.PrimaryKeyRelatedField(
         queryset=get_user_model().objects.all(), required=False, allow_null=True
     )
+    territories = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=200)
+    company_sizes = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(SIZE_BANDS)), required=False, max_length=len(SIZE_BANDS)
+    )
 
 
 class RepOutput(serializers.Serializer):
@@ -84,6 +89,8 @@ class RepOutput(serializers.Serializer):
     is_away = serializers.BooleanField()
     capacity = serializers.IntegerField()
     manager = serializers.IntegerField(source="manager_id", allow_null=True)
+    territories = serializers.ListField(child=serializers.CharField())
+    company_sizes = serializers.ListField(child=serializers.CharField())
     last_assigned_at = serializers.DateTimeField(allow_null=True)
 
 
@@ -128,6 +135,13 @@ class ImportInput(serializers.Serializer):
     file = serializers.FileField()
     mapping = serializers.CharField(required=False, allow_blank=True, help_text="JSON: {lead field: CSV column}")
     dry_run = serializers.BooleanField(required=False, default=False)
+    source = serializers.CharField(required=False, allow_blank=True, max_length=100, help_text="Default: import")
+    channel = serializers.ChoiceField(
+        choices=Channel.choices, required=False, allow_blank=True, help_text="Default: import (event for a trade show)"
+    )
+    campaign = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, help_text="Stored as utm_campaign on every lead"
+    )
 
 
 class ImportOutput(serializers.ModelSerializer):
@@ -142,6 +156,8 @@ class ImportOutput(serializers.ModelSerializer):
             "original_name",
             "mapping",
             "source",
+            "channel",
+            "campaign",
             "total_rows",
             "processed_rows",
             "progress",
@@ -188,9 +204,16 @@ class ImportListView(APIView):
             raise ValidationFailed("mapping is not valid JSON.", fields={"mapping": ["Not JSON."]}) from None
         upload = data.validated_data["file"]
         content = upload.read()
+        options = imports.import_options_clean(
+            source=data.validated_data.get("source"),
+            channel=data.validated_data.get("channel"),
+            campaign=data.validated_data.get("campaign"),
+        )
         if data.validated_data["dry_run"]:
-            return Response(imports.import_preview(content=content, mapping=mapping))
-        job = imports.import_create(actor=request.user, content=content, filename=upload.name, mapping=mapping)
+            return Response(imports.import_preview(content=content, mapping=mapping, options=options))
+        job = imports.import_create(
+            actor=request.user, content=content, filename=upload.name, mapping=mapping, options=options
+        )
         return Response(ImportOutput(job).data, status=status.HTTP_201_CREATED)
 
 

@@ -30,6 +30,7 @@ from leadfunnel.roles import is_admin
 from .funnel import AWAITING_SALES
 from .models import Lead, SalesRepProfile
 from .services import Reassignment, leads_assign
+from .territories import company_sizes_clean, territories_clean
 
 logger = logging.getLogger(__name__)
 
@@ -147,11 +148,12 @@ def sla_enforce(*, now: datetime | None = None) -> dict:
 
 # --- rep availability ------------------------------------------------------------
 
-REP_FIELDS = ("is_away", "capacity", "manager")
+REP_FIELDS = ("is_away", "capacity", "manager", "territories", "company_sizes")
 
 
 def rep_profile_update(*, actor, user_id: int, changes: dict) -> SalesRepProfile:
-    """Change a rep's routing facts. Admins may change all; a rep only their own ``is_away``."""
+    """Change a rep's routing facts (away, capacity, manager, territory rules). Admins may change
+    all; a rep only their own ``is_away``."""
     user = get_user_model().objects.filter(pk=user_id).first()
     if user is None or not user.groups.filter(name="sales").exists():
         raise NotFound("No such sales rep.")
@@ -165,6 +167,10 @@ def rep_profile_update(*, actor, user_id: int, changes: dict) -> SalesRepProfile
             raise Forbidden("Reps may only change their own away status; ask an admin for capacity or manager.")
     if "manager" in changes and changes["manager"] is not None and changes["manager"].pk == user.pk:
         raise ValidationFailed("A rep cannot be their own manager.", fields={"manager": ["Choose someone else."]})
+    if "territories" in changes:
+        changes["territories"] = territories_clean(changes["territories"])
+    if "company_sizes" in changes:
+        changes["company_sizes"] = company_sizes_clean(changes["company_sizes"])
     with transaction.atomic():
         profile, _ = SalesRepProfile.objects.select_for_update().get_or_create(user=user)
         before = {f: getattr(profile, f"{f}_id" if f == "manager" else f) for f in changes}

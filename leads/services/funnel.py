@@ -28,6 +28,7 @@ from .. import sql
 from ..funnel import AWAITING_SALES, MARKETING_OWNED, can_move, explain_illegal
 from ..intake import company_name_from_domain
 from ..models import Company, Lead, Stage, StageTransition, TransitionCause
+from ..territories import ROUTING_FIELDS
 from .routing import ASSIGNMENT_COLUMNS, RepRoster, assigned_message, assignment_columns, current_sla_hours
 
 
@@ -86,7 +87,7 @@ def _why_not(move: StageMove, from_stage: str) -> str | None:
 
 
 _MOVE_COLUMNS = ("stage", "stage_changed_at", "updated_at", "cycle", *ASSIGNMENT_COLUMNS)
-_LOCKED = ("id", "stage", "cycle", *ASSIGNMENT_COLUMNS)
+_LOCKED = ("id", "stage", "cycle", *ASSIGNMENT_COLUMNS, *ROUTING_FIELDS)
 
 
 @transaction.atomic(savepoint=False)  # part of the caller's transaction when there is one
@@ -150,7 +151,7 @@ def leads_change_stage(
                 roster.took(move.owner_id, at)
                 rep_id = move.owner_id
             else:
-                rep_id = roster.pick(at)
+                rep_id = roster.pick(at, lead=row)
             if from_stage in AWAITING_SALES:
                 roster.release(row["owner_id"])  # counted for its old rep while the new one was picked
             owner = dict(zip(ASSIGNMENT_COLUMNS, assignment_columns(rep_id, at, sla), strict=True))

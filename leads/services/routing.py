@@ -1,7 +1,10 @@
 """Assigning a sales rep: the one rule, for one lead or many.
 
 Who gets a lead: a chosen rep, or the round-robin over the active sales reps who are not away
-and below capacity (the rep assigned longest ago, or never, first). What an assignment writes:
+and below capacity (the rep assigned longest ago, or never, first). Territory rules
+(:mod:`leads.territories`) narrow the round-robin: a lead whose country / company size matches
+one or more free reps' rules goes to the next of those reps in turn; with no free matching rep,
+or no rules at all, it goes to the next free rep of everyone. What an assignment writes:
 the lead's owner, ``assigned_at`` and a fresh SLA deadline (the response and breach marks
 cleared), the rep's ``last_assigned_at`` (so the round-robin moves on), the ownership history
 and a ``lead.assigned`` outbox message (the rep's notification hangs off it).
@@ -30,6 +33,7 @@ from leadfunnel.sql import bulk_update
 from ..funnel import AWAITING_SALES
 from ..models import Lead, SalesRepProfile
 from ..selectors import current_sla_hours
+from ..territories import ROUTING_FIELDS, TerritoryRule, lead_routing_facts
 
 # The lead columns an assignment sets (in this order in :func:`assignment_columns`).
 ASSIGNMENT_COLUMNS = (
@@ -45,7 +49,8 @@ ASSIGNMENT_COLUMNS = (
 def rep_queue(*, exclude_user_ids: tuple[int, ...] = ()):
     """The active sales reps who are not away, in round-robin order (assigned longest ago, or
     never, first), each annotated with ``open_count`` (leads waiting for the rep, MQL/PQL),
-    ``capacity`` (None: no routing profile yet, so no limit) and ``last_assigned``."""
+    ``capacity`` (None: no routing profile yet, so no limit), ``last_assigned`` and the
+    territory rules (``rule_territories``, ``rule_company_sizes``)."""
     user_model = get_user_model()
     return (
         user_model.objects.filter(is_active=True, groups__name="sales")
@@ -66,6 +71,8 @@ def rep_queue(*, exclude_user_ids: tuple[int, ...] = ()):
             ),
             capacity=F("rep_profile__capacity"),
             last_assigned=F("rep_profile__last_assigned_at"),
+            rule_territories=F("rep_profile__territories"),
+            rule_company_sizes=F("rep_profile__company_sizes"),
         )
         .order_by(F("rep_profile__last_assigned_at").asc(nulls_first=True), "pk")
     )
@@ -73,22 +80,37 @@ def rep_queue(*, exclude_user_ids: tuple[int, ...] = ()):
 
 class RepRoster:
     """The round-robin for a batch of assignments: the reps read once, the queue advanced in
-    memory exactly as one assignment after the other would advance it, saved in one upsert."""
+    memory exactly as one assignment after the other would advance it, saved in one upsert.
+    Territory rules are read with the reps and matched in memory (a lead's country and company
+    size come with the caller's locked read, :data:`ROUTING_FIELDS`): no query per lead."""
 
     def __init__(self) -> None:
         self.reps = list(rep_queue())
         self.by_id = {rep.pk: rep for rep in self.reps}
+        self.rules = {rep.pk: TerritoryRule.of(rep.rule_territories, rep.rule_company_sizes) for rep in self.reps}
+        self.any_rules = any(rule.configured for rule in self.rules.values())
         self.assigned_at: dict[int, datetime] = {}  # rep id → its last assignment in this batch
 
-    def next_free(self, *, exclude: tuple[int, ...] = ()):
+    def next_free(self, *, exclude: tuple[int, ...] = (), lead: dict | None = None):
+        """The next free rep in turn; with ``lead`` (a row with :data:`ROUTING_FIELDS`), the next
+        free rep whose territory rules match it first."""
+        if lead is not None and self.any_rules:
+            country, company_size = lead_routing_facts(lead)
+            for rep in self.reps:
+                if self._free(rep, exclude) and self.rules[rep.pk].matches(country=country, company_size=company_size):
+                    return rep
         for rep in self.reps:
-            if rep.pk not in exclude and (rep.capacity is None or rep.open_count < rep.capacity):
+            if self._free(rep, exclude):
                 return rep
         return None
 
-    def pick(self, at: datetime, *, exclude: tuple[int, ...] = ()) -> int | None:
-        """The next rep in turn (None: nobody is free), counted as assigned at ``at``."""
-        rep = self.next_free(exclude=exclude)
+    @staticmethod
+    def _free(rep, exclude: tuple[int, ...]) -> bool:
+        return rep.pk not in exclude and (rep.capacity is None or rep.open_count < rep.capacity)
+
+    def pick(self, at: datetime, *, exclude: tuple[int, ...] = (), lead: dict | None = None) -> int | None:
+        """The next rep in turn for ``lead`` (None: nobody is free), counted as assigned at ``at``."""
+        rep = self.next_free(exclude=exclude, lead=lead)
         if rep is None:
             return None
         self.took(rep.pk, at)
@@ -177,7 +199,7 @@ class Reassignment:
     reason: str = ""
 
 
-_LOCKED = ("id", "stage", "cycle", "owner_id", *ASSIGNMENT_COLUMNS[2:])
+_LOCKED = ("id", "stage", "cycle", "owner_id", *ASSIGNMENT_COLUMNS[2:], *ROUTING_FIELDS)
 
 
 @transaction.atomic(savepoint=False)
@@ -213,7 +235,7 @@ def leads_assign(
             owner_id = request.owner_id
             roster.took(owner_id, at)
         else:
-            owner_id = roster.pick(at, exclude=(previous,) if previous else ())
+            owner_id = roster.pick(at, exclude=(previous,) if previous else (), lead=row)
         if owner_id is None:
             continue
         if row["stage"] in AWAITING_SALES:

@@ -7,16 +7,18 @@ rules (who may accept, which moves are legal) live in ``leads.services``; a
 
 One sub-module per page: ``overview`` (home, the funnel), ``listing`` (leads list and bulk
 bar), ``detail``, ``actions`` (the stage actions every page posts to), ``sales`` (queue and
-pipeline, whose cards ``cards`` builds), ``webforms``; ``common`` holds the shared helpers.
+pipeline, whose cards ``cards`` builds), ``webforms``, ``imports`` (CSV import steps), ``reps``; ``common`` holds the shared helpers.
 """
 
 from .actions import ACTION_DONE, ACTION_FORMS, CloseForm, QualifyForm, ReasonForm, RejectForm, lead_action
 from .common import form_error_text, is_htmx, safe_next
 from .detail import lead_detail
+from .imports import import_detail, import_errors, import_map, import_status, imports_list
 from .listing import BulkForm, leads_bulk, leads_list
 from .overview import FUNNEL_CACHE_SECONDS, funnel_overview, home
+from .reps import rep_away, rep_edit, reps_list
 from .sales import pipeline, queue
-from .webforms import WebFormForm, form_create, form_detail, forms_list
+from .webforms import WebFormForm, form_create, form_detail, form_edit, form_snippet_preview, forms_list
 
 __all__ = [
     "ACTION_DONE",
@@ -30,10 +32,17 @@ __all__ = [
     "WebFormForm",
     "form_create",
     "form_detail",
+    "form_edit",
     "form_error_text",
+    "form_snippet_preview",
     "forms_list",
     "funnel_overview",
     "home",
+    "import_detail",
+    "import_errors",
+    "import_map",
+    "import_status",
+    "imports_list",
     "is_htmx",
     "lead_action",
     "lead_detail",
@@ -41,5 +50,8 @@ __all__ = [
     "leads_list",
     "pipeline",
     "queue",
+    "rep_away",
+    "rep_edit",
+    "reps_list",
     "safe_next",
 ]

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET
 from leadfunnel.roles import role_required
 
 from .. import dashboard
-from ..models import LossReason, RejectionReason
+from ..models import LossReason, RejectionReason, SalesRepProfile
 from .actions import QualifyForm
 from .cards import _queue_context
 
@@ -22,6 +22,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         **_queue_context(leads),
         "totals": totals,
         "rejection_reasons": RejectionReason.choices,
+        "away": SalesRepProfile.objects.filter(user=request.user, is_away=True).exists(),
     }
     return render(request, "sales/queue.html", context)
 

@@ -110,7 +110,7 @@ def test_the_queue_runs_the_same_queries_for_5_or_30_cards(rep_web, sales_rep, d
         rep_web.get("/queue/")
     small = len(ctx.captured_queries)
     add(25)
-    # session, user, roles, the rep's MQLs, key actions (one windowed query),
+    # session, user, roles, the rep's away flag, the rep's MQLs, key actions (one windowed query),
     # qualifying transitions (one windowed query), rule totals for all cards.
     with django_assert_num_queries(small):
         body = rep_web.get("/queue/").content.decode()

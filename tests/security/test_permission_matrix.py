@@ -88,6 +88,7 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("api-webhook", "DELETE"): ADMINS,
     ("api-webhook-deliveries", "GET"): ADMINS,
     ("api-webhook-redeliver", "POST"): ADMINS,
+    ("api-webhook-rotate", "POST"): ADMINS,
     ("api-imports", "GET"): MARKETING,
     ("api-imports", "POST"): MARKETING,
     ("api-import", "GET"): MARKETING,

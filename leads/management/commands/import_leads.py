@@ -6,7 +6,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from leadfunnel.errors import ValidationFailed
-from leads.imports import import_create, import_preview, import_run, mapping_parse_option
+from leads.imports import import_create, import_options_clean, import_preview, import_run, mapping_parse_option
 from leads.models import ImportJob
 
 
@@ -21,6 +21,9 @@ class Command(BaseCommand):
             help="field=Column pairs, comma-separated, e.g. email=Email,first_name=First Name,custom:plan=Plan "
             "(default: columns named like lead fields)",
         )
+        parser.add_argument("--source", default="", help="source of every lead (default: import)")
+        parser.add_argument("--channel", default="", help="channel of every lead, e.g. event (default: import)")
+        parser.add_argument("--campaign", default="", help="campaign (utm_campaign) of every lead")
         parser.add_argument("--dry-run", action="store_true", help="parse and validate only; write nothing")
         parser.add_argument("--resume", type=int, metavar="JOB_ID", help="resume an interrupted import job")
         parser.add_argument("--batch-size", type=int, default=None)
@@ -37,12 +40,17 @@ class Command(BaseCommand):
                 raise CommandError(f"No such file: {path}")
             content = path.read_bytes()
             mapping = mapping_parse_option(options["map"])
+            file_wide = import_options_clean(
+                source=options["source"], channel=options["channel"], campaign=options["campaign"]
+            )
             if options["dry_run"]:
-                result = import_preview(content=content, mapping=mapping)
+                result = import_preview(content=content, mapping=mapping, options=file_wide)
                 self.stdout.write(json.dumps(result, indent=2, default=str))
                 return None
             # Run here, in this process (no worker needed); the job row records progress.
-            job = import_create(actor=None, content=content, filename=path.name, mapping=mapping, queue=False)
+            job = import_create(
+                actor=None, content=content, filename=path.name, mapping=mapping, queue=False, options=file_wide
+            )
             job = import_run(job_id=job.pk, batch_size=options["batch_size"])
             return self._report(job)
         except ValidationFailed as exc:
