@@ -58,6 +58,20 @@ def role_required(*, marketer: bool = False, sales: bool = False) -> Callable:
     return decorator
 
 
+def admin_required(view: Callable) -> Callable:
+    """Dashboard pages for admins only: anonymous → login page; anyone else → the 403 page."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not is_admin(request.user):
+            raise PermissionDenied("This page is for admins.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 def _role_names(marketer: bool, sales: bool) -> list[str]:
     return [name for name, on in (("marketers", marketer), ("sales reps", sales)) if on]
 

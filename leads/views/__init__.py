@@ -7,7 +7,7 @@ rules (who may accept, which moves are legal) live in ``leads.services``; a
 
 One sub-module per page: ``overview`` (home, the funnel), ``listing`` (leads list and bulk
 bar), ``detail``, ``actions`` (the stage actions every page posts to), ``sales`` (queue and
-pipeline, whose cards ``cards`` builds), ``webforms``; ``common`` holds the shared helpers.
+pipeline, whose cards ``cards`` builds), ``webforms``, ``privacy`` (erase, export, suppressions); ``common`` holds the shared helpers.
 """
 
 from .actions import ACTION_DONE, ACTION_FORMS, CloseForm, QualifyForm, ReasonForm, RejectForm, lead_action
@@ -15,6 +15,7 @@ from .common import form_error_text, is_htmx, safe_next
 from .detail import lead_detail
 from .listing import BulkForm, leads_bulk, leads_list
 from .overview import FUNNEL_CACHE_SECONDS, funnel_overview, home
+from .privacy import EraseForm, SuppressionForm, lead_erase, lead_export_download, suppression_delete, suppressions
 from .sales import pipeline, queue
 from .webforms import WebFormForm, form_create, form_detail, forms_list
 
@@ -24,9 +25,11 @@ __all__ = [
     "FUNNEL_CACHE_SECONDS",
     "BulkForm",
     "CloseForm",
+    "EraseForm",
     "QualifyForm",
     "ReasonForm",
     "RejectForm",
+    "SuppressionForm",
     "WebFormForm",
     "form_create",
     "form_detail",
@@ -37,9 +40,13 @@ __all__ = [
     "is_htmx",
     "lead_action",
     "lead_detail",
+    "lead_erase",
+    "lead_export_download",
     "leads_bulk",
     "leads_list",
     "pipeline",
     "queue",
     "safe_next",
+    "suppression_delete",
+    "suppressions",
 ]
