@@ -9,6 +9,7 @@ its owner and its history. By subject:
 - :mod:`.profile` — leads created and edited by people and integrations;
 - :mod:`.workflow` — the sales workflow (accept, reject, qualify, close, disqualify, mark MQL);
 - :mod:`.suppression` — the suppression list every marketing send checks;
+- :mod:`.retention` — form payloads, IPs and user agents blanked after the retention period;
 - :mod:`.privacy` — erasing a person (the export is a read: :mod:`leads.privacy`).
 """
 
@@ -48,6 +49,7 @@ from .qualification import (
     leads_score_pending_all,
     scoring_deferred,
 )
+from .retention import submissions_apply_retention
 from .routing import Reassignment, RepRoster, leads_assign, rep_pick_next, rep_queue
 from .submissions import SubmitResult, lead_submit_form
 from .suppression import suppressed_emails, suppression_add, suppression_hash, suppression_remove
@@ -109,6 +111,7 @@ __all__ = [
     "rep_pick_next",
     "rep_queue",
     "stage_changed_payload",
+    "submissions_apply_retention",
     "suppressed_emails",
     "suppression_add",
     "suppression_hash",
