@@ -262,3 +262,25 @@ def test_the_suppression_api_is_for_admins_only(marketer_client, sales_client, a
     assert anon_client.get("/api/v1/suppressions/").status_code in (401, 403)
     assert anon_client.delete(f"/api/v1/suppressions/{row.pk}/").status_code in (401, 403)
     assert list(Suppression.objects.values_list("pk", flat=True)) == [row.pk]
+
+
+def test_the_data_migration_lists_leads_already_unsubscribed_or_bounced():
+    from importlib import import_module
+
+    from django.apps import apps
+    from django.utils import timezone
+
+    migration = import_module("leads.migrations.0008_suppress_unsubscribed_and_bounced")
+    LeadFactory(email="was-unsub@acme.example", unsubscribed_at=timezone.now())
+    LeadFactory(email="was-bounced@acme.example", email_bounced_at=timezone.now())
+    LeadFactory(email="fine@acme.example")
+    suppression_add(emails=["kept@acme.example"], reason="manual")
+
+    migration.forwards(apps, None)
+    migration.forwards(apps, None)  # a second run adds nothing
+
+    emails = ["was-unsub@acme.example", "was-bounced@acme.example", "fine@acme.example", "kept@acme.example"]
+    assert suppressed_emails(emails) == {"was-unsub@acme.example", "was-bounced@acme.example", "kept@acme.example"}
+    assert Suppression.objects.get(email_hash=suppression_hash("was-bounced@acme.example")).reason == "hard_bounce"
+    migration.backwards(apps, None)
+    assert suppressed_emails(emails) == {"kept@acme.example"}
