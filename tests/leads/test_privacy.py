@@ -13,11 +13,11 @@ from django.test.utils import CaptureQueriesContext
 from leadfunnel.models import AuditEvent, Notification, OutboxMessage, WebhookDelivery, WebhookSubscription
 from leadfunnel.outbox import outbox_dispatch
 from leads.models import FormSubmission, ImportJob, Interaction, Lead, StageTransition, Suppression
-from leads.services import suppression_hash
+from leads.services import lead_erase, suppression_hash
 from nurturing import services as nurturing
 from nurturing.models import Enrollment, Message
 from scoring.models import ScoreContribution
-from tests.factories import FormFactory, LeadFactory
+from tests.factories import FormFactory, InteractionFactory, LeadFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -353,3 +353,38 @@ def test_notifications_and_stage_history_of_other_leads_are_untouched(
     assert ImportJob.objects.count() == 0
     keep.refresh_from_db()
     assert (keep.email, keep.first_name, keep.erased_at) == ("stay@acme.example", "Stay", None)
+
+
+def _history(lead, events: int) -> None:
+    for n in range(events):
+        InteractionFactory(lead=lead, properties={"url": f"https://site.example/{n}?e={lead.email}"})
+    FormSubmission.objects.bulk_create(
+        [FormSubmission(form=FormFactory(), lead=lead, payload={"email": lead.email}) for _ in range(events)]
+    )
+
+
+def test_erase_and_export_cost_the_same_number_of_queries_for_a_short_or_long_history(marketer_client):
+    short, long = LeadFactory(email="short@acme.example"), LeadFactory(email="long@acme.example")
+    _history(short, 2)
+    _history(long, 25)
+    counts = {}
+    for lead in (short, long):
+        with CaptureQueriesContext(connection) as exported:
+            assert marketer_client.get(f"/api/v1/leads/{lead.pk}/export/").status_code == 200
+        with CaptureQueriesContext(connection) as erased:
+            assert marketer_client.post(f"/api/v1/leads/{lead.pk}/erase/").status_code == 200
+        counts[lead.email] = (len(exported), len(erased))
+    assert counts["short@acme.example"] == counts["long@acme.example"], counts
+
+
+def test_the_erasure_is_a_fixed_set_of_statements(marketer):
+    lead = LeadFactory(email="fixed@acme.example")
+    _history(lead, 3)
+    with CaptureQueriesContext(connection) as queries:
+        lead_erase(lead=lead.pk, actor=marketer)
+    # lock the lead; suppression insert + hint blank (in a savepoint); interaction keys; one UPDATE
+    # per declared table (assignments, interactions, messages, opportunities, stage history, step
+    # executions, submissions); score reasons; notifications; webhook deliveries; outbox; audit;
+    # import errors; the lead; the audit row; the lead.erased message (+ the outer savepoint).
+    statements = [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+    assert len(statements) == 20, statements
