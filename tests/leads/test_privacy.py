@@ -269,6 +269,9 @@ def test_an_erased_lead_takes_no_events_stage_changes_or_enrolments(
     response = marketer_client.post(f"/api/v1/sequences/{sequence.pk}/enrollments/", {"lead": lead.pk}, format="json")
     assert response.status_code == 409
     assert not Message.objects.filter(lead=lead).exists()
+    response = marketer_client.patch(f"/api/v1/leads/{lead.pk}/", {"first_name": "Back"}, format="json")
+    assert response.status_code == 409
+    assert Lead.objects.get(pk=lead.pk).first_name == ""
     # Erasing twice is refused; the row stays as the first erasure left it.
     assert marketer_client.post(f"/api/v1/leads/{lead.pk}/erase/").status_code == 409
 
