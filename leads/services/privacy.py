@@ -75,7 +75,7 @@ def lead_erase(*, lead: int, actor) -> dict[str, int]:
         removed: dict[str, int] = {}
 
         # The address leaves in clear and stays as a hash: nothing may be sent to it again.
-        suppression_add(emails=[email], reason=SuppressionReason.ERASED)
+        suppression_add(emails=[email], reason=SuppressionReason.ERASED, actor=actor)
 
         # Event ids an integration sent may carry the address; they only serve de-duplication.
         removed["interaction_keys"] = InteractionKey.objects.filter(
