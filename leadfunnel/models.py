@@ -2,6 +2,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from .privacy import PersonalData
+
 
 class TimeStampedModel(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -193,6 +195,13 @@ class LeadAssignment(models.Model):
     cycle = models.PositiveIntegerField(default=1)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    personal_data = PersonalData(
+        kind="assignments",
+        erase={"reason": ""},
+        export=("at", "cause", "reason", "cycle", "from_owner__username", "to_owner__username"),
+        order_by=("at", "id"),
     )
 
     class Meta:

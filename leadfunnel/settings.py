@@ -228,6 +228,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Leads (leads/tasks.py): SLA deadlines, imports abandoned by a dead worker.
     "sla-enforce": {"task": "leads.tasks.sla_enforce", "schedule": 60.0},
     "imports-resume-stalled": {"task": "leads.tasks.import_resume_stalled", "schedule": 300.0},
+    # Privacy: form payloads, IPs and user agents past RETENTION_SUBMISSION_DAYS, nightly.
+    "retention-submissions": {"task": "leads.tasks.retention_sweep", "schedule": crontab(hour=3, minute=41)},
     # Deferred scoring: whatever a lost kick left in the queue (SCORING_DEFERRED).
     "scores-drain": {"task": "leads.tasks.scores_drain", "schedule": 5.0},
     # Scoring (scoring/tasks.py, scoring/predictive/tasks.py).
@@ -374,6 +376,14 @@ SCORING_DEFERRED = _SCORING_DEFERRED == "on" or (
 # Events a worker scores per transaction when draining the queue.
 SCORING_DRAIN_BATCH = env_int("SCORING_DRAIN_BATCH", 1000)
 IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", 500)
+
+# --- Privacy ----------------------------------------------------------------------
+# Days a form submission's raw payload, IP address and user agent are kept (then blanked nightly).
+RETENTION_SUBMISSION_DAYS = env_int("RETENTION_SUBMISSION_DAYS", 365)
+if RETENTION_SUBMISSION_DAYS < 1:
+    raise ImproperlyConfigured(
+        f"RETENTION_SUBMISSION_DAYS must be a whole number of days, 1 or more, got {RETENTION_SUBMISSION_DAYS}"
+    )
 IMPORT_MAX_FILE_MB = env_int("IMPORT_MAX_FILE_MB", 50)
 
 # --- Static files -------------------------------------------------------------

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, ops_api
+from . import api, ops_api, privacy_api
 
 urlpatterns = [
     path("forms/", api.FormListCreateView.as_view(), name="api-forms"),
@@ -15,6 +15,10 @@ urlpatterns = [
     path("leads/<int:lead_id>/qualify/", api.QualifyView.as_view(), name="api-lead-qualify"),
     path("leads/<int:lead_id>/close/", api.CloseView.as_view(), name="api-lead-close"),
     path("leads/<int:lead_id>/disqualify/", api.DisqualifyView.as_view(), name="api-lead-disqualify"),
+    path("leads/<int:lead_id>/erase/", privacy_api.LeadEraseView.as_view(), name="api-lead-erase"),
+    path("leads/<int:lead_id>/export/", privacy_api.LeadExportView.as_view(), name="api-lead-export"),
+    path("suppressions/", privacy_api.SuppressionListView.as_view(), name="api-suppressions"),
+    path("suppressions/<int:suppression_id>/", privacy_api.SuppressionDetailView.as_view(), name="api-suppression"),
     path("interactions/", api.InteractionCreateView.as_view(), name="api-interactions"),
     path("interactions/bulk/", api.InteractionBulkView.as_view(), name="api-interactions-bulk"),
     path("funnel/", ops_api.FunnelView.as_view(), name="api-funnel"),

@@ -364,7 +364,7 @@ QUEUE_LIMIT = 25
 def queue_leads(*, user, limit: int = QUEUE_LIMIT) -> tuple[list[Lead], dict]:
     """A rep's leads awaiting an answer (MQL/PQL), oldest SLA first (index lead_queue_idx),
     at most ``limit`` of them, with the totals (waiting, past SLA) in one aggregate."""
-    waiting = Lead.objects.filter(owner=user, stage__in=list(AWAITING_SALES))
+    waiting = Lead.objects.filter(owner=user, stage__in=list(AWAITING_SALES), erased_at__isnull=True)
     totals = waiting.aggregate(total=Count("id"), breached=Count("id", filter=Q(sla_due_at__lt=timezone.now())))
     leads = list(
         waiting.select_related("company", "first_form").order_by(F("sla_due_at").asc(nulls_last=True), "id")[:limit]
@@ -404,7 +404,7 @@ def qualifying_transitions(*, lead_ids: list[int]) -> dict[int, StageTransition]
 
 def pipeline_leads(*, user, limit: int = QUEUE_LIMIT) -> dict:
     """A rep's SALs and SQLs, longest in stage first, at most ``limit`` of each, with totals."""
-    mine = Lead.objects.filter(owner=user)
+    mine = Lead.objects.filter(owner=user, erased_at__isnull=True)
     totals = mine.filter(stage__in=[Stage.SAL, Stage.SQL]).aggregate(
         sal=Count("id", filter=Q(stage=Stage.SAL)), sql=Count("id", filter=Q(stage=Stage.SQL))
     )

@@ -6,6 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from leadfunnel.models import TimeStampedModel
+from leadfunnel.privacy import PersonalData
 
 
 class Stage(models.TextChoices):
@@ -138,6 +139,9 @@ class Lead(TimeStampedModel):
     score_updated_at = models.DateTimeField(null=True, blank=True)
     predicted_probability = models.FloatField(null=True, blank=True)
     last_activity_at = models.DateTimeField(null=True, blank=True)
+    # Set when the person's data was erased (leads.services.privacy): the row stays, anonymised,
+    # for the funnel's history, and takes no further part in scoring, nurturing, queues or sends.
+    erased_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -189,6 +193,14 @@ class StageTransition(models.Model):
     )
     # Snapshot of what justified the move (score, contributing rules, qualification facts).
     details = models.JSONField(default=dict, blank=True)
+
+    # The history stays (the funnel's figures come from it); the free text about the person goes.
+    personal_data = PersonalData(
+        kind="stage_history",
+        erase={"reason": "", "details": {}},
+        export=("from_stage", "to_stage", "at", "cause", "reason_code", "reason", "cycle", "details"),
+        order_by=("at", "id"),
+    )
 
     class Meta:
         ordering = ["at", "id"]
@@ -242,6 +254,14 @@ class Interaction(models.Model):
     source = models.CharField(max_length=100, blank=True, default="")
     # An integration's own id for the event, to drop duplicates it re-sends.
     external_id = models.CharField(max_length=200, null=True, blank=True)
+
+    # Erasure keeps the events (counts, funnel) without what they said (URLs, fields, ids).
+    personal_data = PersonalData(
+        kind="interactions",
+        erase={"properties": {}, "external_id": None},
+        export=("type", "occurred_at", "received_at", "source", "properties"),
+        order_by=("occurred_at", "id"),
+    )
 
     class Meta:
         indexes = [
@@ -303,6 +323,13 @@ class FormSubmission(models.Model):
     is_spam = models.BooleanField(default=False)
     received_at = models.DateTimeField(default=timezone.now)
 
+    personal_data = PersonalData(
+        kind="submissions",
+        erase={"payload": {}, "ip": None, "user_agent": "", "idempotency_key": None},
+        export=("form__slug", "received_at", "payload", "ip", "user_agent", "is_spam"),
+        order_by=("received_at", "id"),
+    )
+
     class Meta:
         indexes = [models.Index(fields=["form", "-received_at"], name="submission_form_time_idx")]
         constraints = [
@@ -337,6 +364,26 @@ class Opportunity(TimeStampedModel):
     closed_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    # Amounts and outcome stay for the pipeline figures; the rep's notes about the person go.
+    personal_data = PersonalData(
+        kind="opportunities",
+        erase={"buying_cycle": "", "influencer": "", "timeframe": "", "next_step": "", "close_reason": ""},
+        export=(
+            "cycle",
+            "status",
+            "buying_cycle",
+            "influencer",
+            "timeframe",
+            "opportunity_size",
+            "next_step",
+            "budget",
+            "close_reason_code",
+            "close_reason",
+            "created_at",
+            "closed_at",
+        ),
     )
 
     class Meta:
@@ -396,3 +443,35 @@ class ImportJob(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"Import {self.pk} ({self.status})"
+
+
+class SuppressionReason(models.TextChoices):
+    UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+    HARD_BOUNCE = "hard_bounce", "Hard bounce"
+    COMPLAINT = "complaint", "Spam complaint"
+    ERASED = "erased", "Erased"
+    MANUAL = "manual", "Added by hand"
+
+
+class Suppression(models.Model):
+    """An address no marketing email may go to, whatever its lead row says (or whether one exists).
+
+    Only a keyed hash of the normalised address is stored (HMAC-SHA256, key derived from
+    SECRET_KEY: see ``leads.services.suppression``), so an erased person is not kept in clear;
+    ``hint`` is a masked form (``j***@example.com``) for people to recognise, blank once erased.
+    """
+
+    # Every send looks addresses up by hash (unique: the one index it needs).
+    email_hash = models.CharField(max_length=64, unique=True)
+    hint = models.CharField(max_length=254, blank=True, default="")
+    reason = models.CharField(max_length=20, choices=SuppressionReason.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.hint or '(erased address)'}: {self.reason}"

@@ -55,6 +55,7 @@ class LeadOutputSerializer(serializers.ModelSerializer):
             "consent_at",
             "unsubscribed_at",
             "email_bounced_at",
+            "erased_at",
             "custom_fields",
             "tags",
             "created_at",

@@ -7,15 +7,17 @@ metadata; every value is a bound parameter.
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime
 from functools import lru_cache
 
 from django.db import IntegrityError, connection, transaction
 
 from leadfunnel.sql import array_casts, array_params, bulk_insert, bulk_update, is_postgres
-from scoring.models import PendingScore
+from scoring.models import PendingScore, ScoreContribution
 
-from .models import Company, FormSubmission, Interaction, InteractionKey, Lead
+from .models import Company, FormSubmission, ImportJob, Interaction, InteractionKey, Lead
 
 _LEAD_FIELDS = [f for f in Lead._meta.concrete_fields if not f.primary_key]
 _LEAD_ALL = list(Lead._meta.concrete_fields)
@@ -274,3 +276,63 @@ def lead_flags_apply(per_lead: dict[int, dict[str, datetime]]) -> None:
                 updates[name] = entry[name]
         if updates:
             Lead.objects.filter(pk=lead_id).update(**updates)
+
+
+# --- erasure (leads.services.privacy) ----------------------------------------------------------
+
+# A profile rule's reason quotes the lead's value: "Senior title: title is 'VP Sales'; capped at 30".
+_QUOTED_VALUE = r": [^ :]+ is '.*'(; capped at [^;']*)?$"
+
+
+def contributions_unquote(*, lead_id: int) -> int:
+    """Drop the quoted profile values from a lead's score reasons (the points stay). One UPDATE."""
+    if is_postgres():
+        table = _q(ScoreContribution._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET reason = regexp_replace(reason, %s, '\\1') "  # noqa: S608
+                "WHERE lead_id = %s AND source = 'profile' AND reason ~ %s",
+                [_QUOTED_VALUE, lead_id, _QUOTED_VALUE],
+            )
+            return cursor.rowcount
+    pattern = re.compile(_QUOTED_VALUE)
+    rows = [
+        ScoreContribution(pk=pk, reason=pattern.sub(r"\1", reason))
+        for pk, reason in ScoreContribution.objects.filter(lead_id=lead_id, source="profile").values_list(
+            "pk", "reason"
+        )
+        if pattern.search(reason)
+    ]
+    ScoreContribution.objects.bulk_update(rows, ["reason"])
+    return len(rows)
+
+
+def import_errors_erase(*, email: str) -> int:
+    """Blank the error-report rows that name ``email`` (any case) in every import job: the row
+    number stays, its address and message go. One UPDATE; answers how many jobs changed."""
+    needle = email.lower()
+    if is_postgres():
+        table = _q(ImportJob._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET errors = ("  # noqa: S608
+                "  SELECT coalesce(jsonb_agg(CASE WHEN strpos(lower(e::text), %s) > 0"
+                "    THEN jsonb_build_object('row', e->'row', 'line', e->'line', 'email', '', 'error', 'erased')"
+                "    ELSE e END ORDER BY n), '[]'::jsonb)"
+                "  FROM jsonb_array_elements(errors) WITH ORDINALITY AS x(e, n))"
+                " WHERE strpos(lower(errors::text), %s) > 0",
+                [needle, needle],
+            )
+            return cursor.rowcount
+    changed = []
+    for job in ImportJob.objects.only("pk", "errors"):
+        if needle in json.dumps(job.errors).lower():
+            job.errors = [
+                {"row": e.get("row"), "line": e.get("line"), "email": "", "error": "erased"}
+                if needle in json.dumps(e).lower()
+                else e
+                for e in job.errors
+            ]
+            changed.append(job)
+    ImportJob.objects.bulk_update(changed, ["errors"])
+    return len(changed)

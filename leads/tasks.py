@@ -35,6 +35,12 @@ def scores_drain() -> int:
     return services.leads_score_pending_all()
 
 
+@shared_task(name="leads.tasks.retention_sweep", acks_late=True)
+def retention_sweep() -> int:
+    """Blank form payloads, IPs and user agents past RETENTION_SUBMISSION_DAYS (daily, beat)."""
+    return services.submissions_apply_retention()
+
+
 @shared_task(acks_late=True)
 def import_run_job(job_id: int) -> dict:
     job = imports.import_run(job_id=job_id)

@@ -53,3 +53,11 @@ def react_to_interactions(payloads: list[dict]) -> None:
         for field, reason in (("unsubscribed_at", ExitReason.UNSUBSCRIBED), ("email_bounced_at", ExitReason.BOUNCED)):
             gone = Lead.objects.filter(pk__in=lead_ids, **{f"{field}__isnull": False}).values_list("pk", flat=True)
             enrollments_exit(lead_ids=list(gone), reason=reason)
+
+
+@outbox_handler("lead.erased", many=True)
+def exit_erased(payloads: list[dict]) -> None:
+    """A person's data was erased: their enrolments end (the rows stay for the sequences' figures)."""
+    lead_ids = sorted({p["lead_id"] for p in payloads if p.get("lead_id")})
+    if lead_ids:
+        enrollments_exit(lead_ids=lead_ids, reason=ExitReason.ERASED)

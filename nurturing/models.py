@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from leadfunnel.models import TimeStampedModel
+from leadfunnel.privacy import PersonalData
 
 
 class Sequence(TimeStampedModel):
@@ -93,6 +94,7 @@ class ExitReason(models.TextChoices):
     DISQUALIFIED = "disqualified", "Disqualified"
     MANUAL = "manual", "Removed by hand"
     SEQUENCE_INACTIVE = "sequence_inactive", "Sequence deactivated"
+    ERASED = "erased", "Person's data erased"
 
 
 class Enrollment(models.Model):
@@ -118,6 +120,24 @@ class Enrollment(models.Model):
     # The executor batch that last claimed this enrolment (claims are row locks; this is the trace).
     claimed_at = models.DateTimeField(null=True, blank=True)
     claim_token = models.CharField(max_length=32, blank=True, default="")
+
+    # Enrolments hold no free text about the person; they are exported (and exited on erasure
+    # by the ``lead.erased`` handler), their rows kept for the sequences' figures.
+    personal_data = PersonalData(
+        kind="enrollments",
+        export=(
+            "sequence_id",
+            "sequence__name",
+            "status",
+            "current_step",
+            "enrolled_at",
+            "source",
+            "exited_at",
+            "exit_reason",
+            "next_due_at",
+        ),
+        order_by=("enrolled_at", "id"),
+    )
 
     class Meta:
         constraints = [
@@ -166,6 +186,9 @@ class StepExecution(models.Model):
     error = models.TextField(blank=True, default="")
     detail = models.JSONField(default=dict, blank=True)
 
+    # A provider's refusal may quote the recipient.
+    personal_data = PersonalData(kind="step_executions", lead="enrollment__lead", erase={"error": "", "detail": {}})
+
     class Meta:
         constraints = [
             # The exactly-once record: one execution per enrolment tick (and so per step run).
@@ -211,6 +234,26 @@ class Message(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     opened_at = models.DateTimeField(null=True, blank=True)
     clicked_at = models.DateTimeField(null=True, blank=True)
+
+    # The rows stay for the sequences' figures (sent, opened, clicked); what they said goes.
+    personal_data = PersonalData(
+        kind="messages",
+        erase={"to": "", "subject": "", "body": "", "text_body": "", "links": []},
+        export=(
+            "sequence_id",
+            "position",
+            "purpose",
+            "channel",
+            "to",
+            "subject",
+            "text_body",
+            "created_at",
+            "sent_at",
+            "opened_at",
+            "clicked_at",
+        ),
+        order_by=("created_at", "id"),
+    )
 
     class Meta:
         constraints = [

@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from leadfunnel.models import TimeStampedModel
+from leadfunnel.privacy import PersonalData
 
 from .defaults import DISPOSABLE_DOMAINS, FREE_MAIL_DOMAINS, ROLE_ACCOUNT_PREFIXES
 
@@ -194,6 +195,14 @@ class ScoreContribution(models.Model):
         db_constraint=False,
     )
     field = models.CharField(max_length=100, blank=True, default="")
+
+    # Exported with the score. An erasure keeps the points and drops the profile values quoted in
+    # profile reasons ("title is '…'"), a rewrite the leads app's erasure does in SQL.
+    personal_data = PersonalData(
+        kind="score_contributions",
+        export=("rule_id", "rule__name", "dimension", "source", "points", "reason", "at", "interaction_id"),
+        order_by=("-at", "-id"),
+    )
 
     class Meta:
         indexes = [

@@ -7,7 +7,10 @@ its owner and its history. By subject:
 - :mod:`.submissions` — the public form intake;
 - :mod:`.interactions` — events in, one or a thousand;
 - :mod:`.profile` — leads created and edited by people and integrations;
-- :mod:`.workflow` — the sales workflow (accept, reject, qualify, close, disqualify, mark MQL).
+- :mod:`.workflow` — the sales workflow (accept, reject, qualify, close, disqualify, mark MQL);
+- :mod:`.suppression` — the suppression list every marketing send checks;
+- :mod:`.retention` — form payloads, IPs and user agents blanked after the retention period;
+- :mod:`.privacy` — erasing a person (the export is a read: :mod:`leads.privacy`).
 """
 
 from ..selectors import current_sla_hours
@@ -37,6 +40,7 @@ from .interactions import (
     interactions_record_bulk,
     unknown_email_policy,
 )
+from .privacy import lead_erase
 from .profile import EDITABLE_FIELDS, lead_create, lead_update_profile
 from .qualification import (
     leads_promote_qualified,
@@ -45,8 +49,10 @@ from .qualification import (
     leads_score_pending_all,
     scoring_deferred,
 )
+from .retention import submissions_apply_retention
 from .routing import Reassignment, RepRoster, leads_assign, rep_pick_next, rep_queue
 from .submissions import SubmitResult, lead_submit_form
+from .suppression import suppressed_emails, suppression_add, suppression_hash, suppression_remove
 from .workflow import (
     QUALIFICATION_FACTS,
     lead_accept,
@@ -86,6 +92,7 @@ __all__ = [
     "lead_close",
     "lead_create",
     "lead_disqualify",
+    "lead_erase",
     "lead_mark_mql",
     "lead_qualify",
     "lead_reject",
@@ -104,5 +111,10 @@ __all__ = [
     "rep_pick_next",
     "rep_queue",
     "stage_changed_payload",
+    "submissions_apply_retention",
+    "suppressed_emails",
+    "suppression_add",
+    "suppression_hash",
+    "suppression_remove",
     "unknown_email_policy",
 ]

@@ -87,7 +87,7 @@ def _why_not(move: StageMove, from_stage: str) -> str | None:
 
 
 _MOVE_COLUMNS = ("stage", "stage_changed_at", "updated_at", "cycle", *ASSIGNMENT_COLUMNS)
-_LOCKED = ("id", "stage", "cycle", *ASSIGNMENT_COLUMNS, *ROUTING_FIELDS)
+_LOCKED = ("id", "stage", "cycle", "erased_at", *ASSIGNMENT_COLUMNS, *ROUTING_FIELDS)
 
 
 @transaction.atomic(savepoint=False)  # part of the caller's transaction when there is one
@@ -125,7 +125,12 @@ def leads_change_stage(
     legal: list[tuple[StageMove, dict]] = []
     for lead_id, move in wanted.items():
         row = locked.get(lead_id)
-        why = f"No lead with id {lead_id}." if row is None else _why_not(move, row["stage"])
+        if row is None:
+            why: str | None = f"No lead with id {lead_id}."
+        elif row["erased_at"] is not None:
+            why = "This lead's data was erased: its stage no longer changes."
+        else:
+            why = _why_not(move, row["stage"])
         if why is None:
             legal.append((move, row))
         elif strict:

@@ -9,13 +9,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from leadfunnel.errors import ValidationFailed
+from leadfunnel.errors import Conflict, ValidationFailed
 from leadfunnel.outbox import outbox_publish_many
 
 from .. import intake, sql
 from ..models import Channel, Interaction, InteractionKey, InteractionType, Lead, Stage, TransitionCause
 from .funnel import Entered, Entry, leads_enter_funnel
 from .qualification import leads_score, scores_drain_soon, scoring_deferred
+from .suppression import suppression_add
 
 # Interactions we send rather than the lead does: they do not count as the lead's activity.
 OUTBOUND_TYPES = frozenset({InteractionType.EMAIL_SENT, InteractionType.SMS_SENT})
@@ -126,6 +127,27 @@ def _lead_flag_updates(events: list[tuple[int, str, datetime]]) -> dict[int, dic
     return per_lead
 
 
+# Events that put the lead's address on the suppression list, with the list's reason.
+_SUPPRESSING = {InteractionType.UNSUBSCRIBE: "unsubscribed", InteractionType.EMAIL_BOUNCE: "hard_bounce"}
+
+
+def _suppress(by_reason: dict[str, set[str]]) -> None:
+    """Unsubscribes and bounces list the address, whatever later happens to the lead row
+    (re-imports, edits, an erasure). Nothing to do, no query, for a batch without them."""
+    for reason, emails in sorted(by_reason.items()):
+        if emails:
+            suppression_add(emails=sorted(emails), reason=reason)
+
+
+def _suppressing_events(events: list[tuple[int, str]]) -> dict[str, set[int]]:
+    """{suppression reason: lead ids} of the unsubscribe and bounce events among (lead id, type)."""
+    found: dict[str, set[int]] = {}
+    for lead_id, event_type in events:
+        if event_type in _SUPPRESSING:
+            found.setdefault(_SUPPRESSING[event_type], set()).add(lead_id)
+    return found
+
+
 def _enter_unknown(emails: set[str], *, source: str, now: datetime) -> Entered:
     """Visitors for events whose email no lead has (LEADFUNNEL_UNKNOWN_EMAIL_EVENTS=create), and
     the leads that have them, locked."""
@@ -199,6 +221,8 @@ def interaction_record(
         locked = Lead.objects.select_for_update().filter(pk=event.lead_id).first()
         if locked is None:
             raise ValidationFailed(f"lead: No lead with id {event.lead_id}.", fields={"lead": ["Unknown lead."]})
+        if locked.erased_at is not None:
+            raise Conflict("This lead's data was erased: it takes no new events.", code="lead_erased")
     elif unknown_email_policy() == "create":
         locked = _enter_unknown({event.email}, source=event.source, now=now).leads[event.email]
     else:
@@ -224,6 +248,8 @@ def interaction_record(
 
     flags = _lead_flag_updates([(locked.pk, event.type, event.occurred_at)])
     sql.lead_flags_apply(flags)
+    if event.type in _SUPPRESSING:
+        _suppress({_SUPPRESSING[event.type]: {locked.email}})
     for name, value in flags.get(locked.pk, {}).items():
         current = getattr(locked, name)
         if current is None or (name == "last_activity_at" and current < value):
@@ -272,9 +298,10 @@ def interactions_record_bulk(*, events: list, source: str = "api") -> BulkResult
         # Every stored lead of the batch, by id or by email, locked in one statement in id order (as
         # every writer of many leads, the scoring worker included, locks them): no deadlocks.
         by_email = dict(Lead.objects.filter(email__in=emails).values_list("email", "pk")) if emails else {}
+        # An erased lead takes no new events: it reads as unknown here.
         locked = set(
             Lead.objects.select_for_update()
-            .filter(pk__in=ids | set(by_email.values()))
+            .filter(pk__in=ids | set(by_email.values()), erased_at__isnull=True)
             .order_by("pk")
             .values_list("pk", flat=True)
         )
@@ -326,6 +353,10 @@ def interactions_record_bulk(*, events: list, source: str = "api") -> BulkResult
                 result.duplicates += len(lost)
                 rows = [r for r in rows if r.pk not in lost]
             sql.lead_flags_apply(_lead_flag_updates([(r.lead_id, r.type, r.occurred_at) for r in rows]))
+            suppressing = _suppressing_events([(r.lead_id, r.type) for r in rows])
+            if suppressing:
+                emails = dict(Lead.objects.filter(pk__in=set().union(*suppressing.values())).values_list("pk", "email"))
+                _suppress({reason: {emails[pk] for pk in found} for reason, found in suppressing.items()})
             if deferred:
                 scores_drain_soon()  # the same scoring, in a worker's batch after commit
             else:

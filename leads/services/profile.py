@@ -130,6 +130,8 @@ def lead_update_profile(*, lead: Lead | int, changes: dict[str, Any], actor=None
     locked = Lead.objects.select_for_update().filter(pk=lead_id).first()
     if locked is None:
         raise NotFound(f"No lead with id {lead_id}.")
+    if locked.erased_at is not None:
+        raise Conflict("This lead's data was erased; its profile cannot be filled in again.", code="lead_erased")
     updates: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
     for name, value in changes.items():

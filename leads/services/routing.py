@@ -61,7 +61,7 @@ def rep_queue(*, exclude_user_ids: tuple[int, ...] = ()):
             # the rep's waiting leads, not every lead the rep ever owned.
             open_count=Coalesce(
                 Subquery(
-                    Lead.objects.filter(owner=OuterRef("pk"), stage__in=list(AWAITING_SALES))
+                    Lead.objects.filter(owner=OuterRef("pk"), stage__in=list(AWAITING_SALES), erased_at__isnull=True)
                     .order_by()
                     .values("owner")
                     .annotate(n=Count("pk"))

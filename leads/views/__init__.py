@@ -7,7 +7,8 @@ rules (who may accept, which moves are legal) live in ``leads.services``; a
 
 One sub-module per page: ``overview`` (home, the funnel), ``listing`` (leads list and bulk
 bar), ``detail``, ``actions`` (the stage actions every page posts to), ``sales`` (queue and
-pipeline, whose cards ``cards`` builds), ``webforms``, ``imports`` (CSV import steps), ``reps``; ``common`` holds the shared helpers.
+pipeline, whose cards ``cards`` builds), ``webforms``, ``imports`` (CSV import steps), ``reps``,
+``privacy`` (erase, export, suppressions); ``common`` holds the shared helpers.
 """
 
 from .actions import ACTION_DONE, ACTION_FORMS, CloseForm, QualifyForm, ReasonForm, RejectForm, lead_action
@@ -17,6 +18,7 @@ from .imports import import_detail, import_errors, import_map, import_status, im
 from .listing import BulkForm, leads_bulk, leads_list
 from .overview import FUNNEL_CACHE_SECONDS, funnel_overview, home
 from .reps import rep_away, rep_edit, reps_list
+from .privacy import EraseForm, SuppressionForm, lead_erase, lead_export_download, suppression_delete, suppressions
 from .sales import pipeline, queue
 from .webforms import WebFormForm, form_create, form_detail, form_edit, form_snippet_preview, forms_list
 
@@ -26,9 +28,11 @@ __all__ = [
     "FUNNEL_CACHE_SECONDS",
     "BulkForm",
     "CloseForm",
+    "EraseForm",
     "QualifyForm",
     "ReasonForm",
     "RejectForm",
+    "SuppressionForm",
     "WebFormForm",
     "form_create",
     "form_detail",
@@ -46,6 +50,8 @@ __all__ = [
     "is_htmx",
     "lead_action",
     "lead_detail",
+    "lead_erase",
+    "lead_export_download",
     "leads_bulk",
     "leads_list",
     "pipeline",
@@ -54,4 +60,6 @@ __all__ = [
     "rep_edit",
     "reps_list",
     "safe_next",
+    "suppression_delete",
+    "suppressions",
 ]

@@ -13,7 +13,8 @@ from django.core.mail import get_connection
 from django.db import transaction
 from django.utils import timezone
 
-from leads.models import Lead
+from leads.models import Lead, SuppressionReason
+from leads.services import suppressed_emails, suppression_add
 
 from ..channels import email_build, provider_error, sms_backend_get
 from ..conf import nurture_setting
@@ -57,10 +58,19 @@ def deliver_executions(
     connection = None
     sms = None
     from_email = nurture_setting("FROM_EMAIL")
+    # The suppression list binds every marketing send, whatever the lead row says (one query).
+    nurture = [m for m in messages if m.purpose == Message.Purpose.NURTURE]
+    suppressed = suppressed_emails([m.lead.email for m in nurture] + [m.to for m in nurture if m.channel == "email"])
     try:
         for message in messages:
             lead = message.lead
-            if message.purpose == Message.Purpose.NURTURE and (lead.unsubscribed_at or lead.email_bounced_at):
+            if message.purpose == Message.Purpose.NURTURE and (
+                lead.unsubscribed_at
+                or lead.email_bounced_at
+                or lead.erased_at
+                or lead.email in suppressed
+                or message.to in suppressed
+            ):
                 skipped.append(message)
                 continue
             try:
@@ -122,6 +132,7 @@ def _deliveries_record(*, sent: list, skipped: list, failed: list[tuple], now: d
         )
     retry: list[StepExecution] = []
     bounced_leads: set[int] = set()
+    bounced_addresses: set[str] = set()
     for message, exc in failed:
         error = provider_error(exc)
         execution = message.execution
@@ -133,6 +144,8 @@ def _deliveries_record(*, sent: list, skipped: list, failed: list[tuple], now: d
             row.next_attempt_at = None
             if error.bounce and message.purpose == Message.Purpose.NURTURE:
                 bounced_leads.add(message.lead_id)
+                if message.channel == "email":
+                    bounced_addresses.add(message.to)
         else:
             row.state = ExecutionState.PENDING
             row.finished_at = None
@@ -143,10 +156,12 @@ def _deliveries_record(*, sent: list, skipped: list, failed: list[tuple], now: d
     if retry:
         StepExecution.objects.bulk_update(retry, ["state", "error", "finished_at", "next_attempt_at"])
     if bounced_leads:
-        _bounces_record(lead_ids=bounced_leads, now=now)
+        _bounces_record(lead_ids=bounced_leads, now=now, addresses=bounced_addresses)
 
 
-def _bounces_record(*, lead_ids: set[int], now: datetime) -> None:
+def _bounces_record(*, lead_ids: set[int], now: datetime, addresses: set[str]) -> None:
+    """The provider refused these addresses for good: a hard bounce, suppressed from now on."""
+    suppression_add(emails=sorted(addresses), reason=SuppressionReason.HARD_BOUNCE)
     Lead.objects.filter(pk__in=lead_ids, email_bounced_at__isnull=True).update(email_bounced_at=now)
     at = now.isoformat()
     interactions_record_many(

@@ -40,7 +40,7 @@ def _blocked_by_policy(sequence: Sequence) -> Q:
 def eligible_leads(sequence: Sequence, leads: QuerySet) -> QuerySet:
     """Leads that may be enrolled now: reachable, not disqualified, allowed by the policy."""
     blocking = Enrollment.objects.filter(_blocked_by_policy(sequence), sequence=sequence, lead=OuterRef("pk"))
-    return leads.filter(unsubscribed_at__isnull=True, email_bounced_at__isnull=True).exclude(
+    return leads.filter(unsubscribed_at__isnull=True, email_bounced_at__isnull=True, erased_at__isnull=True).exclude(
         Q(stage=Stage.DISQUALIFIED) | Q(Exists(blocking))
     )
 
@@ -85,6 +85,8 @@ def enrollment_create(*, sequence: Sequence, lead: Lead, source: str = "manual",
     """Enrol one lead by hand; explain with a 409 why not when it is not possible."""
     if not sequence.active:
         raise Conflict("This sequence is not active; activate it before enrolling leads.", code="sequence_inactive")
+    if lead.erased_at is not None:
+        raise Conflict("This lead's data was erased; it is not nurtured.", code="lead_not_eligible")
     if lead.stage == Stage.DISQUALIFIED:
         raise Conflict("This lead is disqualified and is not nurtured.", code="lead_not_eligible")
     if lead.unsubscribed_at or lead.email_bounced_at:

@@ -25,6 +25,8 @@ MAX_HOPS = 50
 
 
 def _exit_reason(lead: Lead, sequence: Sequence) -> str | None:
+    if lead.erased_at is not None:
+        return ExitReason.ERASED
     if lead.stage == Stage.DISQUALIFIED:
         return ExitReason.DISQUALIFIED
     if lead.unsubscribed_at is not None:

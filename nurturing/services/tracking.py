@@ -3,7 +3,8 @@
 from django.db import transaction
 from django.utils import timezone
 
-from leads.models import Lead
+from leads.models import Lead, SuppressionReason
+from leads.services import suppression_add
 
 from ..models import ExitReason, Message
 from .enrollment import enrollments_exit
@@ -39,8 +40,13 @@ def message_record_click(*, message: Message, index: int) -> None:
 
 @transaction.atomic
 def lead_unsubscribe(*, lead: Lead, message: Message | None = None) -> bool:
-    """One-click unsubscribe: stop all nurturing to this lead. Safe to repeat."""
+    """One-click unsubscribe: stop all nurturing to this lead. Safe to repeat.
+
+    The address goes on the suppression list every time (even when the lead row already says
+    unsubscribed, e.g. after an admin took it off the list), so no re-import re-enables sending."""
     now = timezone.now()
+    addresses = {lead.email} | ({message.to} if message is not None and message.channel == "email" else set())
+    suppression_add(emails=sorted(addresses), reason=SuppressionReason.UNSUBSCRIBED)
     if not Lead.objects.filter(pk=lead.pk, unsubscribed_at__isnull=True).update(unsubscribed_at=now):
         return False
     lead.unsubscribed_at = now

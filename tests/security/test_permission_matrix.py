@@ -40,6 +40,11 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("api-lead-detail", "GET"): MARKETING_OR_SALES,
     ("api-lead-detail", "PATCH"): MARKETING,  # profile edits are marketing's; sales act through the workflow
     ("api-lead-timeline", "GET"): MARKETING_OR_SALES,
+    ("api-lead-erase", "POST"): MARKETING,
+    ("api-lead-export", "GET"): MARKETING,
+    ("api-suppressions", "GET"): ADMINS,
+    ("api-suppressions", "POST"): ADMINS,
+    ("api-suppression", "DELETE"): ADMINS,
     ("api-lead-mark-mql", "POST"): MARKETING,
     ("api-lead-accept", "POST"): SALES_OF_LEAD,
     ("api-lead-reject", "POST"): SALES_OF_LEAD,
@@ -160,6 +165,7 @@ def world(db, marketer, sales_rep, other_rep, admin_user):
         "slug": "contact",
         "user_id": sales_rep.pk,
         "sequence_id": 999_999,
+        "suppression_id": 999_999,
     }
     return clients, kwargs, lead
 
@@ -168,7 +174,7 @@ def _path(route: str, name: str, kwargs: dict, lead) -> str:
     from django.urls import reverse
 
     needed = {}
-    for key in ("lead_id", "slug", "user_id", "sequence_id", "pk"):
+    for key in ("lead_id", "slug", "user_id", "sequence_id", "suppression_id", "pk"):
         if f"<int:{key}>" in route or f"<slug:{key}>" in route or f"<str:{key}>" in route:
             if key == "pk":
                 needed[key] = lead.pk if route.startswith("api/v1/leads/") else 999_999
