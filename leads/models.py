@@ -388,3 +388,23 @@ class ImportJob(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"Import {self.pk} ({self.status})"
+
+
+class SuppressionReason(models.TextChoices):
+    UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+    HARD_BOUNCE = "hard_bounce", "Hard bounce"
+    COMPLAINT = "complaint", "Spam complaint"
+    ERASED = "erased", "Erased on request"
+    MANUAL = "manual", "Added by hand"
+
+
+class Suppression(models.Model):
+    """An address marketing email must never go to. Kept as a keyed hash of the lower-cased
+    address, so the list survives erasure of the person without keeping their address."""
+
+    email_hash = models.CharField(max_length=64, unique=True)
+    reason = models.CharField(max_length=20, choices=SuppressionReason.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.email_hash[:12]}… ({self.reason})"
