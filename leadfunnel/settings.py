@@ -287,6 +287,16 @@ if LEADFUNNEL_UNKNOWN_EMAIL_EVENTS not in {"create", "reject"}:
     raise ImproperlyConfigured(
         f"LEADFUNNEL_UNKNOWN_EMAIL_EVENTS must be 'create' or 'reject', got {LEADFUNNEL_UNKNOWN_EMAIL_EVENTS!r}"
     )
+# What a marketing message (a sequence's email or SMS) needs from the lead: "opt_in" (explicit
+# consent, the default) or "none" (legitimate interest: anyone who has not withdrawn). Pending double
+# opt-ins, withdrawals and suppressed addresses are never sent marketing either way.
+CONSENT_REQUIRED_FOR_MARKETING = os.environ.get("CONSENT_REQUIRED_FOR_MARKETING", "opt_in").strip().lower()
+if CONSENT_REQUIRED_FOR_MARKETING not in {"opt_in", "none"}:
+    raise ImproperlyConfigured(
+        f"CONSENT_REQUIRED_FOR_MARKETING must be 'opt_in' or 'none', got {CONSENT_REQUIRED_FOR_MARKETING!r}"
+    )
+# A double opt-in confirmation link works for this many days.
+CONSENT_CONFIRM_MAX_AGE_DAYS = env_int("CONSENT_CONFIRM_MAX_AGE_DAYS", 7)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",

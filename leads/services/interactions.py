@@ -18,8 +18,17 @@ from .funnel import Entered, Entry, leads_enter_funnel
 from .qualification import leads_score, scores_drain_soon, scoring_deferred
 
 # Interactions we send rather than the lead does: they do not count as the lead's activity.
-OUTBOUND_TYPES = frozenset({InteractionType.EMAIL_SENT, InteractionType.SMS_SENT})
+OUTBOUND_TYPES = frozenset(
+    {
+        InteractionType.EMAIL_SENT,
+        InteractionType.SMS_SENT,
+        InteractionType.EMAIL_DELIVERED,
+        InteractionType.MESSAGE_SKIPPED,
+    }
+)
 INTERACTION_TYPES = frozenset(InteractionType.values)
+# Events that make an address unreachable (a hard bounce; a spam complaint stops mail the same way).
+BOUNCE_TYPES = frozenset({InteractionType.EMAIL_BOUNCE, InteractionType.EMAIL_COMPLAINT})
 MAX_BULK_EVENTS = 1000
 MAX_PROPERTIES_SIZE = 16_000
 # How far in the future an event's occurred_at may be (clock skew of the sender).
@@ -121,7 +130,7 @@ def _lead_flag_updates(events: list[tuple[int, str, datetime]]) -> dict[int, dic
             entry["last_activity_at"] = at
         if event_type == InteractionType.UNSUBSCRIBE and at < entry.get("unsubscribed_at", at + timedelta(seconds=1)):
             entry["unsubscribed_at"] = at
-        if event_type == InteractionType.EMAIL_BOUNCE and at < entry.get("email_bounced_at", at + timedelta(seconds=1)):
+        if event_type in BOUNCE_TYPES and at < entry.get("email_bounced_at", at + timedelta(seconds=1)):
             entry["email_bounced_at"] = at
     return per_lead
 

@@ -13,7 +13,8 @@ from django.core.mail import get_connection
 from django.db import transaction
 from django.utils import timezone
 
-from leads.models import Lead
+from leads.consent import SUPPRESSED, marketing_refusals
+from leads.models import InteractionType, Lead
 
 from ..channels import email_build, provider_error, sms_backend_get
 from ..conf import nurture_setting
@@ -51,8 +52,15 @@ def deliver_executions(
         messages = list(
             Message.objects.filter(execution_id__in=ids).select_related("lead", "execution").order_by("execution_id")
         )
+    # Sends planned in an earlier pass (retries, the sweeper) are checked again, as the planner
+    # checked them: consent may have been withdrawn or the address suppressed meanwhile.
+    refusals = (
+        {}
+        if planned is not None
+        else marketing_refusals({m.lead_id: m.lead for m in messages if m.purpose == Message.Purpose.NURTURE}.values())
+    )
     sent: list = []
-    skipped: list = []
+    skipped: list[tuple] = []
     failed: list[tuple] = []
     connection = None
     sms = None
@@ -60,9 +68,15 @@ def deliver_executions(
     try:
         for message in messages:
             lead = message.lead
-            if message.purpose == Message.Purpose.NURTURE and (lead.unsubscribed_at or lead.email_bounced_at):
-                skipped.append(message)
-                continue
+            if message.purpose == Message.Purpose.NURTURE:
+                refusal = refusals.get(lead.pk)
+                if refusal == SUPPRESSED and message.channel != "email":
+                    refusal = None
+                if lead.unsubscribed_at or lead.email_bounced_at:
+                    refusal = "unreachable"
+                if refusal:
+                    skipped.append((message, refusal))
+                    continue
             try:
                 if message.channel == "email":
                     if connection is None:
@@ -117,8 +131,20 @@ def _deliveries_record(*, sent: list, skipped: list, failed: list[tuple], now: d
             ]
         )
     if skipped:
-        StepExecution.objects.filter(pk__in=[m.execution_id for m in skipped]).update(
-            state=ExecutionState.SKIPPED, finished_at=now, next_attempt_at=None, error="lead no longer reachable"
+        executions = [
+            StepExecution(
+                pk=m.execution_id,
+                state=ExecutionState.SKIPPED,
+                finished_at=now,
+                next_attempt_at=None,
+                error=_SKIP_ERRORS[reason],
+                detail={**(m.execution.detail or {}), "reason": reason},
+            )
+            for m, reason in skipped
+        ]
+        StepExecution.objects.bulk_update(executions, ["state", "finished_at", "next_attempt_at", "error", "detail"])
+        skips_record(
+            events=[_skip_event(message=m, reason=reason, now=now) for m, reason in skipped if reason != "unreachable"]
         )
     retry: list[StepExecution] = []
     bounced_leads: set[int] = set()
@@ -144,6 +170,33 @@ def _deliveries_record(*, sent: list, skipped: list, failed: list[tuple], now: d
         StepExecution.objects.bulk_update(retry, ["state", "error", "finished_at", "next_attempt_at"])
     if bounced_leads:
         _bounces_record(lead_ids=bounced_leads, now=now)
+
+
+_SKIP_ERRORS = {
+    "unreachable": "lead no longer reachable",
+    "no_consent": "the lead has not given the consent marketing needs",
+    "suppressed": "the address is on the suppression list",
+}
+
+
+def _skip_event(*, message, reason: str, now: datetime) -> dict:
+    return {
+        "lead": message.lead_id,
+        "type": InteractionType.MESSAGE_SKIPPED,
+        "occurred_at": now.isoformat(),
+        "properties": {
+            "channel": message.channel,
+            "sequence_id": message.sequence_id,
+            "step": message.position,
+            "message_id": message.pk,
+            "reason": reason,
+        },
+    }
+
+
+def skips_record(*, events: list[dict]) -> None:
+    """Put the marketing messages not sent (no consent, suppressed) on the leads' timelines."""
+    interactions_record_many(events=events)
 
 
 def _bounces_record(*, lead_ids: set[int], now: datetime) -> None:
