@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "anymail",
     "leadfunnel",
     "leads",
     "scoring",
@@ -228,6 +229,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Leads (leads/tasks.py): SLA deadlines, imports abandoned by a dead worker.
     "sla-enforce": {"task": "leads.tasks.sla_enforce", "schedule": 60.0},
     "imports-resume-stalled": {"task": "leads.tasks.import_resume_stalled", "schedule": 300.0},
+    # Double opt-in confirmation emails whose kick was lost or whose send failed.
+    "consent-requests-sweep": {"task": "leads.tasks.consent_requests_sweep", "schedule": 60.0},
     # Deferred scoring: whatever a lost kick left in the queue (SCORING_DEFERRED).
     "scores-drain": {"task": "leads.tasks.scores_drain", "schedule": 5.0},
     # Scoring (scoring/tasks.py, scoring/predictive/tasks.py).
@@ -350,6 +353,32 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", default=False)
+# Email providers through django-anymail: set EMAIL_BACKEND to the provider's backend (e.g.
+# anymail.backends.mailgun.EmailBackend, anymail.backends.sendgrid.EmailBackend,
+# anymail.backends.postmark.EmailBackend) and its settings as ANYMAIL_<NAME> variables, e.g.
+# ANYMAIL_MAILGUN_API_KEY, ANYMAIL_MAILGUN_SENDER_DOMAIN, ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY,
+# ANYMAIL_SENDGRID_API_KEY, ANYMAIL_POSTMARK_SERVER_TOKEN, and ANYMAIL_WEBHOOK_SECRET
+# ("user:password", the basic auth of the tracking webhooks at /anymail/<provider>/tracking/).
+# "true"/"false" values become booleans; everything else stays text.
+ANYMAIL_PREFIX = "ANYMAIL_"
+
+
+def _anymail_value(name: str, raw: str):
+    if name.endswith(("_API_KEY", "_TOKEN", "_SECRET", "_KEY", "_PASSWORD")):
+        return raw
+    lowered = raw.strip().lower()
+    if lowered in {"true", "false"}:
+        return lowered == "true"
+    return raw
+
+
+ANYMAIL = {
+    name[len(ANYMAIL_PREFIX) :]: _anymail_value(name, value)
+    for name, value in os.environ.items()
+    if name.startswith(ANYMAIL_PREFIX) and len(name) > len(ANYMAIL_PREFIX) and value != ""
+}
+if "WEBHOOK_SECRET" in ANYMAIL and ":" not in ANYMAIL["WEBHOOK_SECRET"]:
+    raise ImproperlyConfigured("ANYMAIL_WEBHOOK_SECRET must be 'user:password' (several separated by commas)")
 # Public base URL used in links inside emails (tracking pixel, clicks, unsubscribe).
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 

@@ -159,6 +159,7 @@ class FormSerializer(serializers.ModelSerializer):
             "channel_weight",
             "allowed_origins",
             "overwrite_profile",
+            "double_opt_in",
             "honeypot_field",
             "success_message",
             "redirect_url",

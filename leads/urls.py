@@ -3,6 +3,7 @@
 from django.urls import path
 
 from . import views
+from .views.consent import consent_confirm_page
 
 app_name = "dashboard"
 
@@ -17,4 +18,6 @@ urlpatterns = [
     path("forms/", views.forms_list, name="forms"),
     path("forms/new/", views.form_create, name="form-create"),
     path("forms/<slug:slug>/", views.form_detail, name="form"),
+    # Public: the double opt-in link of a confirmation email.
+    path("consent/confirm/<str:token>/", consent_confirm_page, name="consent-confirm"),
 ]

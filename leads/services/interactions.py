@@ -27,8 +27,8 @@ OUTBOUND_TYPES = frozenset(
     }
 )
 INTERACTION_TYPES = frozenset(InteractionType.values)
-# Events that make an address unreachable (a hard bounce; a spam complaint stops mail the same way).
-BOUNCE_TYPES = frozenset({InteractionType.EMAIL_BOUNCE, InteractionType.EMAIL_COMPLAINT})
+# A spam complaint stops our mail like an unsubscribe does.
+UNSUBSCRIBE_TYPES = frozenset({InteractionType.UNSUBSCRIBE, InteractionType.EMAIL_COMPLAINT})
 MAX_BULK_EVENTS = 1000
 MAX_PROPERTIES_SIZE = 16_000
 # How far in the future an event's occurred_at may be (clock skew of the sender).
@@ -128,9 +128,9 @@ def _lead_flag_updates(events: list[tuple[int, str, datetime]]) -> dict[int, dic
         entry = per_lead.setdefault(lead_id, {})
         if event_type not in OUTBOUND_TYPES and at > entry.get("last_activity_at", at - timedelta(seconds=1)):
             entry["last_activity_at"] = at
-        if event_type == InteractionType.UNSUBSCRIBE and at < entry.get("unsubscribed_at", at + timedelta(seconds=1)):
+        if event_type in UNSUBSCRIBE_TYPES and at < entry.get("unsubscribed_at", at + timedelta(seconds=1)):
             entry["unsubscribed_at"] = at
-        if event_type in BOUNCE_TYPES and at < entry.get("email_bounced_at", at + timedelta(seconds=1)):
+        if event_type == InteractionType.EMAIL_BOUNCE and at < entry.get("email_bounced_at", at + timedelta(seconds=1)):
             entry["email_bounced_at"] = at
     return per_lead
 

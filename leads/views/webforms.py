@@ -27,7 +27,20 @@ class WebFormForm(forms.ModelForm):
 
     class Meta:
         model = Form
-        fields = ["name", "slug", "kind", "channel", "channel_weight", "success_message", "redirect_url"]
+        fields = [
+            "name",
+            "slug",
+            "kind",
+            "channel",
+            "channel_weight",
+            "double_opt_in",
+            "success_message",
+            "redirect_url",
+        ]
+        labels = {"double_opt_in": "Double opt-in"}
+        help_texts = {
+            "double_opt_in": "Send one confirmation email; marketing emails start only once the person clicks it."
+        }
 
     def clean_allowed_origins_text(self) -> list[str]:
         origins = [line.strip().rstrip("/") for line in self.cleaned_data["allowed_origins_text"].splitlines()]

@@ -16,7 +16,7 @@ from django.utils import timezone
 from leads.consent import SUPPRESSED, marketing_refusals
 from leads.models import InteractionType, Lead
 
-from ..channels import email_build, provider_error, sms_backend_get
+from ..channels import email_build, provider_error, provider_message_id, sms_backend_get
 from ..conf import nurture_setting
 from ..models import ExecutionState, ExitReason, Message, StepExecution
 from .batch import _Outgoing
@@ -60,6 +60,7 @@ def deliver_executions(
         else marketing_refusals({m.lead_id: m.lead for m in messages if m.purpose == Message.Purpose.NURTURE}.values())
     )
     sent: list = []
+    provider_ids: dict[int, str] = {}
     skipped: list[tuple] = []
     failed: list[tuple] = []
     connection = None
@@ -83,12 +84,16 @@ def deliver_executions(
                         connection = get_connection(fail_silently=False)
                         connection.open()
                     # One message per call: a provider error belongs to that message alone.
-                    email_build(
+                    email = email_build(
                         message=message,
                         connection=connection,
                         from_email=from_email,
                         unsubscribe_url=getattr(message, "unsubscribe_url", None),
-                    ).send()
+                    )
+                    email.send()
+                    provider_id = provider_message_id(email)
+                    if provider_id:
+                        provider_ids[message.pk] = provider_id
                 else:
                     sms = sms or sms_backend_get()
                     sms.send(to=message.to, body=message.body, reference=message.token)
@@ -102,16 +107,24 @@ def deliver_executions(
                 connection.close()
             except Exception:
                 logger.warning("closing the email connection failed", exc_info=True)
-    _deliveries_record(sent=sent, skipped=skipped, failed=failed, now=timezone.now())
+    _deliveries_record(sent=sent, skipped=skipped, failed=failed, now=timezone.now(), provider_ids=provider_ids)
     return len(sent)
 
 
 @transaction.atomic
-def _deliveries_record(*, sent: list, skipped: list, failed: list[tuple], now: datetime) -> None:
+def _deliveries_record(
+    *, sent: list, skipped: list, failed: list[tuple], now: datetime, provider_ids: dict[int, str] | None = None
+) -> None:
     """Store the outcome of a delivery pass. ``sent``/``skipped``/``failed`` hold Message rows or
-    the messages planned in memory (the same attributes)."""
+    the messages planned in memory (the same attributes); ``provider_ids`` the provider's id of
+    each message sent through anymail (its tracking webhooks name the message by it)."""
     if sent:
         _sent_mark(execution_ids=[m.execution_id for m in sent], message_ids=[m.pk for m in sent], now=now)
+        if provider_ids:
+            Message.objects.bulk_update(
+                [Message(pk=pk, provider_message_id=value[:255]) for pk, value in provider_ids.items()],
+                ["provider_message_id"],
+            )
         at = now.isoformat()
         interactions_record_many(
             events=[

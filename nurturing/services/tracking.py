@@ -4,6 +4,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from leads.models import Lead
+from leads.services.consent import leads_consent_withdraw
+from leads.services.suppression import suppression_add
 
 from ..models import ExitReason, Message
 from .enrollment import enrollments_exit
@@ -39,10 +41,13 @@ def message_record_click(*, message: Message, index: int) -> None:
 
 @transaction.atomic
 def lead_unsubscribe(*, lead: Lead, message: Message | None = None) -> bool:
-    """One-click unsubscribe: stop all nurturing to this lead. Safe to repeat."""
+    """One-click unsubscribe: stop all nurturing to this lead, withdraw its consent and suppress the
+    address. Safe to repeat."""
     now = timezone.now()
     if not Lead.objects.filter(pk=lead.pk, unsubscribed_at__isnull=True).update(unsubscribed_at=now):
         return False
+    leads_consent_withdraw(lead_ids=[lead.pk], source="unsubscribe_link", at=now)
+    suppression_add(emails=[lead.email], reason="unsubscribed")
     lead.unsubscribed_at = now
     interaction_record_one(
         lead=lead, type="unsubscribe", properties=_properties(message) if message else {}, occurred_at=now
