@@ -292,3 +292,27 @@ def test_provider_suppression_keeps_later_marketing_from_going_out(client, mailg
 
     assert mailgun.calls == [] and mail.outbox == []
     assert Interaction.objects.get(lead=lead, type="message_skipped").properties["reason"] == "suppressed"
+
+
+def test_the_providers_settings_come_from_anymail_variables(monkeypatch):
+    import importlib
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    import leadfunnel.settings as settings_module
+
+    monkeypatch.setenv("ANYMAIL_MAILGUN_API_KEY", "key-true")
+    monkeypatch.setenv("ANYMAIL_IGNORE_RECIPIENT_STATUS", "true")
+    monkeypatch.setenv("ANYMAIL_WEBHOOK_SECRET", "esp:secret")
+    try:
+        anymail = importlib.reload(settings_module).ANYMAIL
+        assert anymail["MAILGUN_API_KEY"] == "key-true"  # secrets stay text, whatever they look like
+        assert anymail["IGNORE_RECIPIENT_STATUS"] is True
+        assert anymail["WEBHOOK_SECRET"] == "esp:secret"
+        monkeypatch.setenv("ANYMAIL_WEBHOOK_SECRET", "no-colon")
+        with pytest.raises(ImproperlyConfigured, match="ANYMAIL_WEBHOOK_SECRET"):
+            importlib.reload(settings_module)
+    finally:
+        for name in ("ANYMAIL_MAILGUN_API_KEY", "ANYMAIL_IGNORE_RECIPIENT_STATUS", "ANYMAIL_WEBHOOK_SECRET"):
+            monkeypatch.delenv(name, raising=False)
+        importlib.reload(settings_module)
