@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from leads.consent import SUPPRESSED, marketing_refusals
 from leads.models import InteractionType, Lead
+from leads.services.suppression import suppression_add
 
 from ..channels import email_build, provider_error, provider_message_id, sms_backend_get
 from ..conf import nurture_setting
@@ -161,6 +162,7 @@ def _deliveries_record(
         )
     retry: list[StepExecution] = []
     bounced_leads: set[int] = set()
+    bounced_addresses: set[str] = set()
     for message, exc in failed:
         error = provider_error(exc)
         execution = message.execution
@@ -172,6 +174,7 @@ def _deliveries_record(
             row.next_attempt_at = None
             if error.bounce and message.purpose == Message.Purpose.NURTURE:
                 bounced_leads.add(message.lead_id)
+                bounced_addresses.add(message.to)
         else:
             row.state = ExecutionState.PENDING
             row.finished_at = None
@@ -183,6 +186,8 @@ def _deliveries_record(
         StepExecution.objects.bulk_update(retry, ["state", "error", "finished_at", "next_attempt_at"])
     if bounced_leads:
         _bounces_record(lead_ids=bounced_leads, now=now)
+        # A recipient the provider refused outright is a hard bounce: no marketing to it again.
+        suppression_add(emails=sorted(bounced_addresses), reason="hard_bounce")
 
 
 _SKIP_ERRORS = {

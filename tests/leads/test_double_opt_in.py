@@ -95,6 +95,21 @@ def test_following_the_link_asks_first_then_confirms_with_time_and_ip(
     assert Lead.objects.get().consent_ip == "203.0.113.9"
 
 
+def test_the_lead_page_shows_the_confirmed_consent(
+    anon_client, client, form, marketer, django_capture_on_commit_callbacks
+):
+    _submit(anon_client, django_capture_on_commit_callbacks)
+    path = _path(mail.outbox[0])
+    lead = Lead.objects.get()
+    client.force_login(marketer)
+    assert "Pending confirmation (double opt-in)" in client.get(f"/leads/{lead.pk}/").content.decode()
+
+    client.post(path, REMOTE_ADDR="203.0.113.9")
+
+    page = client.get(f"/leads/{lead.pk}/").content.decode()
+    assert "Opted in" in page and "double_opt_in:form:newsletter" in page and "203.0.113.9" in page
+
+
 def test_a_tampered_link_is_refused_clearly_and_changes_nothing(
     anon_client, client, form, django_capture_on_commit_callbacks
 ):

@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from leads.models import Interaction
-from leads.services.suppression import suppression_add
+from leads.services.suppression import suppressed_emails, suppression_add
 from nurturing import services
 from nurturing.models import Message, StepExecution
 from tests.factories import LeadFactory
@@ -151,3 +151,20 @@ def test_the_consent_and_suppression_check_is_set_based_for_the_batch():
     batch: planning 3 or 12 enrolments takes the same number of queries."""
     _plan_queries(1)  # warm the caches (scoring settings, rules) a first pass reads
     assert _plan_queries(3) == _plan_queries(12)
+
+
+def test_a_recipient_the_provider_refuses_is_suppressed_as_a_hard_bounce(settings):
+    import smtplib
+
+    from tests.nurturing.test_executor import FlakyBackend
+
+    settings.EMAIL_BACKEND = "tests.nurturing.test_executor.FlakyBackend"
+    FlakyBackend.sent, FlakyBackend.failures = [], 1
+    FlakyBackend.error = smtplib.SMTPRecipientsRefused({"gone@acme.example": (550, b"no such user")})
+    sequence = make_sequence(steps=ONE_EMAIL)
+    lead = LeadFactory(email="gone@acme.example")
+    services.enrollments_create(sequence=sequence, lead_ids=[lead.pk])
+
+    _run()
+
+    assert suppressed_emails(["gone@acme.example"]) == {"gone@acme.example"}
