@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "anymail",
     "leadfunnel",
     "leads",
     "scoring",
@@ -230,6 +231,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "imports-resume-stalled": {"task": "leads.tasks.import_resume_stalled", "schedule": 300.0},
     # Privacy: form payloads, IPs and user agents past RETENTION_SUBMISSION_DAYS, nightly.
     "retention-submissions": {"task": "leads.tasks.retention_sweep", "schedule": crontab(hour=3, minute=41)},
+    # Double opt-in confirmation emails whose kick was lost or whose send failed.
+    "consent-requests-sweep": {"task": "leads.tasks.consent_requests_sweep", "schedule": 60.0},
     # Deferred scoring: whatever a lost kick left in the queue (SCORING_DEFERRED).
     "scores-drain": {"task": "leads.tasks.scores_drain", "schedule": 5.0},
     # Scoring (scoring/tasks.py, scoring/predictive/tasks.py).
@@ -289,6 +292,16 @@ if LEADFUNNEL_UNKNOWN_EMAIL_EVENTS not in {"create", "reject"}:
     raise ImproperlyConfigured(
         f"LEADFUNNEL_UNKNOWN_EMAIL_EVENTS must be 'create' or 'reject', got {LEADFUNNEL_UNKNOWN_EMAIL_EVENTS!r}"
     )
+# What a marketing message (a sequence's email or SMS) needs from the lead: "opt_in" (explicit
+# consent, the default) or "none" (legitimate interest: anyone who has not withdrawn). Pending double
+# opt-ins, withdrawals and suppressed addresses are never sent marketing either way.
+CONSENT_REQUIRED_FOR_MARKETING = os.environ.get("CONSENT_REQUIRED_FOR_MARKETING", "opt_in").strip().lower()
+if CONSENT_REQUIRED_FOR_MARKETING not in {"opt_in", "none"}:
+    raise ImproperlyConfigured(
+        f"CONSENT_REQUIRED_FOR_MARKETING must be 'opt_in' or 'none', got {CONSENT_REQUIRED_FOR_MARKETING!r}"
+    )
+# A double opt-in confirmation link works for this many days.
+CONSENT_CONFIRM_MAX_AGE_DAYS = env_int("CONSENT_CONFIRM_MAX_AGE_DAYS", 7)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -342,6 +355,32 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", default=False)
+# Email providers through django-anymail: set EMAIL_BACKEND to the provider's backend (e.g.
+# anymail.backends.mailgun.EmailBackend, anymail.backends.sendgrid.EmailBackend,
+# anymail.backends.postmark.EmailBackend) and its settings as ANYMAIL_<NAME> variables, e.g.
+# ANYMAIL_MAILGUN_API_KEY, ANYMAIL_MAILGUN_SENDER_DOMAIN, ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY,
+# ANYMAIL_SENDGRID_API_KEY, ANYMAIL_POSTMARK_SERVER_TOKEN, and ANYMAIL_WEBHOOK_SECRET
+# ("user:password", the basic auth of the tracking webhooks at /anymail/<provider>/tracking/).
+# "true"/"false" values become booleans; everything else stays text.
+ANYMAIL_PREFIX = "ANYMAIL_"
+
+
+def _anymail_value(name: str, raw: str):
+    if name.endswith(("_API_KEY", "_TOKEN", "_SECRET", "_KEY", "_PASSWORD")):
+        return raw
+    lowered = raw.strip().lower()
+    if lowered in {"true", "false"}:
+        return lowered == "true"
+    return raw
+
+
+ANYMAIL = {
+    name[len(ANYMAIL_PREFIX) :]: _anymail_value(name, value)
+    for name, value in os.environ.items()
+    if name.startswith(ANYMAIL_PREFIX) and len(name) > len(ANYMAIL_PREFIX) and value != ""
+}
+if "WEBHOOK_SECRET" in ANYMAIL and ":" not in ANYMAIL["WEBHOOK_SECRET"]:
+    raise ImproperlyConfigured("ANYMAIL_WEBHOOK_SECRET must be 'user:password' (several separated by commas)")
 # Public base URL used in links inside emails (tracking pixel, clicks, unsubscribe).
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 

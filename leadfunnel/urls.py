@@ -24,6 +24,8 @@ urlpatterns = [
     path("api/v1/", include("leadfunnel.api_urls")),
     path("t/", include("nurturing.tracking_urls")),
     path("", include("leadfunnel.page_urls")),
+    # Email providers' tracking webhooks (django-anymail): /anymail/<provider>/tracking/.
+    path("anymail/", include("anymail.urls")),
     path("", include("nurturing.urls")),
     path("", include("scoring.urls")),
     path("", include("scoring.predictive.page_urls")),

@@ -4,6 +4,7 @@ from django.contrib import admin
 
 from .models import (
     Company,
+    ConsentRequest,
     Form,
     FormSubmission,
     ImportJob,
@@ -143,3 +144,10 @@ class ImportJobAdmin(admin.ModelAdmin):
     list_display = ("id", "original_name", "status", "total_rows", "created_count", "error_count", "created_at")
     list_filter = ("status",)
     raw_id_fields = ("created_by",)
+
+
+@admin.register(ConsentRequest)
+class ConsentRequestAdmin(admin.ModelAdmin):
+    list_display = ("id", "lead", "form", "created_at", "sent_at", "confirmed_at", "confirmed_ip", "attempts")
+    list_select_related = ("lead", "form")
+    raw_id_fields = ("lead", "form")

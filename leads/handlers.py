@@ -7,7 +7,9 @@ Registered at start-up by ``LeadsConfig.ready``.
 """
 
 from django.conf import settings
+from django.db import transaction
 
+from leadfunnel.kick import send_now
 from leadfunnel.models import LeadAssignment, Notification
 from leadfunnel.notifications import notification_create
 from leadfunnel.outbox import outbox_handler
@@ -15,6 +17,7 @@ from leadfunnel.webhooks import webhook_queue_many
 
 from .models import Lead, SalesRepProfile
 from .services import leads_promote_qualified
+from .services.consent import consent_requests_create
 
 # The webhook event a move into a stage also emits (besides ``lead.stage_changed``).
 STAGE_EVENTS = {
@@ -131,3 +134,18 @@ def webhooks_on_form_submitted(payloads: list[dict]) -> None:
 def promote_after_recompute(payload: dict) -> None:
     """A full recompute finished: move the visitors that now qualify into MQL (reps, SLA)."""
     leads_promote_qualified(job_id=payload["job_id"])
+
+
+# --- double opt-in -----------------------------------------------------------------
+
+
+CONSENT_SEND_TASK = "leads.tasks.consent_requests_send"
+
+
+@outbox_handler("lead.consent_requested", many=True)
+def open_consent_requests(payloads: list[dict]) -> None:
+    """A double opt-in form was submitted: one confirmation request per pending lead, its email
+    sent by a worker once this transaction commits (or by the beat sweep if the kick is lost)."""
+    ids = consent_requests_create(requests=[(p["lead_id"], p.get("form_id")) for p in payloads if p.get("lead_id")])
+    if ids:
+        transaction.on_commit(lambda: send_now(CONSENT_SEND_TASK, args=[ids]))

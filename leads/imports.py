@@ -38,8 +38,10 @@ from django.utils import timezone
 from leadfunnel.errors import NotFound, ValidationFailed
 from leadfunnel.outbox import outbox_publish
 
+from . import intake
+from .consent import consent_fields
 from .intake import email_domain, is_business_domain
-from .models import Channel, ImportJob, Lead, TransitionCause
+from .models import Channel, ConsentStatus, ImportJob, Lead, TransitionCause
 from .services import Entry, companies_ensure, leads_enter_funnel, leads_score
 
 logger = logging.getLogger(__name__)
@@ -61,6 +63,8 @@ IMPORT_FIELDS: dict[str, int] = {
     "utm_source": 200,
     "utm_medium": 200,
     "utm_campaign": 200,
+    # yes/no, true/false, 1/0: "yes" records an opt-in from this import, "no" records none.
+    "consent": 10,
 }
 ALIASES = {"company": "company_name", "job_title": "title", "firstname": "first_name", "lastname": "last_name"}
 CUSTOM_PREFIX = "custom:"
@@ -104,6 +108,7 @@ class ParsedRow:
     email: str
     values: dict[str, str] = field(default_factory=dict)
     custom: dict[str, str] = field(default_factory=dict)
+    consent: bool | None = None
 
 
 class RowError(Exception):
@@ -200,6 +205,11 @@ def _parse_row(line: int, record: list[str], index: dict[str, int], mapping: dic
             continue
         if len(value) > IMPORT_FIELDS[target]:
             raise RowError(f"{target} is longer than {IMPORT_FIELDS[target]} characters")
+        if target == "consent":
+            row.consent = intake.parse_bool(value)
+            if row.consent is None:
+                raise RowError(f"consent {value!r} is not yes/no (true/false, 1/0)")
+            continue
         row.values[target] = value
     return row
 
@@ -505,9 +515,11 @@ def _import_batch(job_id: int, batch: list[tuple[int, ParsedRow | None, dict | N
                 target.values.setdefault(key, value)
             for key, value in row.custom.items():
                 target.custom.setdefault(key, value)
+            if target.consent is None:
+                target.consent = row.consent
         else:
             merged[row.email] = ParsedRow(
-                line=row.line, email=row.email, values=dict(row.values), custom=dict(row.custom)
+                line=row.line, email=row.email, values=dict(row.values), custom=dict(row.custom), consent=row.consent
             )
 
     now = timezone.now()
@@ -525,6 +537,7 @@ def _import_batch(job_id: int, batch: list[tuple[int, ParsedRow | None, dict | N
         values = merged[email].values
         profiles.setdefault(domain, {k: values[k] for k in COMPANY_FIELDS if values.get(k)})
     company_ids = companies_ensure(profiles=profiles, now=now)
+    opted_in = consent_fields(ConsentStatus.OPT_IN, source=f"import:{job_id}", at=now)
     entered = leads_enter_funnel(
         entries=[
             Entry(
@@ -536,6 +549,7 @@ def _import_batch(job_id: int, batch: list[tuple[int, ParsedRow | None, dict | N
                     updated_at=now,
                     stage_changed_at=now,
                     **row.values,
+                    **(opted_in if row.consent else {}),
                 ),
                 cause=TransitionCause.SYSTEM,
                 cause_ref=f"import:{job_id}",
@@ -561,6 +575,12 @@ def _import_batch(job_id: int, batch: list[tuple[int, ParsedRow | None, dict | N
                 setattr(lead, key, value)
                 changed_fields.add(key)
                 dirty = True
+        if row.consent and lead.consent_status == ConsentStatus.NONE:
+            # An opt-in the file records; a lead's withdrawal or pending confirmation is never overridden.
+            for key, value in opted_in.items():
+                setattr(lead, key, value)
+            changed_fields.update(opted_in)
+            dirty = True
         missing_custom = {k: v for k, v in row.custom.items() if k not in (lead.custom_fields or {})}
         if missing_custom:
             lead.custom_fields = {**(lead.custom_fields or {}), **missing_custom}

@@ -62,6 +62,13 @@ class Channel(models.TextChoices):
     MANUAL = "manual", "Entered by hand"
 
 
+class ConsentStatus(models.TextChoices):
+    NONE = "none", "None given"
+    PENDING = "pending", "Pending confirmation (double opt-in)"
+    OPT_IN = "opt_in", "Opted in"
+    OPT_OUT = "opt_out", "Withdrawn (opted out)"
+
+
 class Company(TimeStampedModel):
     name = models.CharField(max_length=200)
     # Lower-cased email domain; only set for business domains (not free-mail).
@@ -99,9 +106,15 @@ class Lead(TimeStampedModel):
     custom_fields = models.JSONField(default=dict, blank=True)
     tags = models.JSONField(default=list, blank=True)
 
+    # Marketing consent. ``consent_status`` is the truth (leads.consent); ``consent`` is kept equal
+    # to "opted in" for integrations that still read and write the boolean.
     consent = models.BooleanField(default=False)
+    consent_status = models.CharField(max_length=10, choices=ConsentStatus.choices, default=ConsentStatus.NONE)
+    # When and how the current status was given: "form:<slug>", "import:<job>", "api:<user>",
+    # "user:<name>", "double_opt_in:<slug>"; the confirming IP for a double opt-in.
     consent_at = models.DateTimeField(null=True, blank=True)
     consent_source = models.CharField(max_length=200, blank=True, default="")
+    consent_ip = models.GenericIPAddressField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
     email_bounced_at = models.DateTimeField(null=True, blank=True)
 
@@ -224,6 +237,13 @@ class InteractionType(models.TextChoices):
     EMAIL_OPEN = "email_open"
     EMAIL_CLICK = "email_click"
     EMAIL_BOUNCE = "email_bounce"
+    # From the email provider's tracking webhooks (a soft bounce is temporary; three in a row make
+    # a hard one, recorded as email_bounce).
+    EMAIL_DELIVERED = "email_delivered"
+    EMAIL_SOFT_BOUNCE = "email_soft_bounce"
+    EMAIL_COMPLAINT = "email_complaint"
+    # A marketing message a sequence did not send (no consent, or a suppressed address).
+    MESSAGE_SKIPPED = "message_skipped"
     UNSUBSCRIBE = "unsubscribe"
     WEBINAR_REGISTERED = "webinar_registered"
     WEBINAR_ATTENDED = "webinar_attended"
@@ -301,6 +321,8 @@ class Form(TimeStampedModel):
     channel_weight = models.IntegerField(default=0)
     allowed_origins = models.JSONField(default=list, blank=True)
     overwrite_profile = models.BooleanField(default=False)
+    # Submissions leave consent pending and get one confirmation email; marketing waits for the click.
+    double_opt_in = models.BooleanField(default=False)
     honeypot_field = models.CharField(max_length=50, default="website")
     success_message = models.CharField(max_length=300, blank=True, default="Thank you!")
     redirect_url = models.CharField(max_length=2000, blank=True, default="")
@@ -342,6 +364,39 @@ class FormSubmission(models.Model):
 
     def __str__(self) -> str:
         return f"Submission {self.pk} of form {self.form_id}"
+
+
+class ConsentRequest(models.Model):
+    """A double opt-in: the confirmation email a form submission asked for, and its answer.
+
+    Written by an outbox handler after the submission commits, sent once by a claim-then-act task
+    (``claimed_at`` compare-and-swap), confirmed from the signed link's page (time and IP).
+    """
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="consent_requests")
+    form = models.ForeignKey(Form, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    confirmed_ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # One open request per lead: a second submission while pending sends no second email.
+            models.UniqueConstraint(
+                fields=["lead"], condition=Q(confirmed_at__isnull=True), name="consent_request_one_open"
+            ),
+        ]
+        indexes = [
+            # The sender's sweep: unsent requests, oldest first.
+            models.Index(fields=["created_at"], name="consent_request_unsent_idx", condition=Q(sent_at__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"Consent request {self.pk} for lead {self.lead_id}"
 
 
 class Opportunity(TimeStampedModel):

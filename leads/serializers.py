@@ -52,7 +52,9 @@ class LeadOutputSerializer(serializers.ModelSerializer):
             "utm_campaign",
             "first_page_url",
             "consent",
+            "consent_status",
             "consent_at",
+            "consent_source",
             "unsubscribed_at",
             "email_bounced_at",
             "erased_at",
@@ -158,6 +160,7 @@ class FormSerializer(serializers.ModelSerializer):
             "channel_weight",
             "allowed_origins",
             "overwrite_profile",
+            "double_opt_in",
             "honeypot_field",
             "success_message",
             "redirect_url",
@@ -269,7 +272,12 @@ class LeadPatchInputSerializer(serializers.Serializer):
     time_zone = serializers.CharField(required=False, allow_blank=True, max_length=64)
     linkedin = serializers.CharField(required=False, allow_blank=True, max_length=200)
     twitter = serializers.CharField(required=False, allow_blank=True, max_length=100)
-    consent = serializers.BooleanField(required=False)
+    consent = serializers.BooleanField(
+        required=False, help_text="Kept for integrations: true opts in, false withdraws."
+    )
+    consent_status = serializers.ChoiceField(
+        choices=["none", "opt_in", "opt_out"], required=False, help_text="pending comes only from a double opt-in form."
+    )
     custom_fields = serializers.DictField(required=False)
     tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
 

@@ -16,6 +16,7 @@ from leadfunnel.outbox import outbox_handler
 
 from . import imports, services, sla
 from .models import ImportJob
+from .services import consent
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,18 @@ def scores_drain() -> int:
 def retention_sweep() -> int:
     """Blank form payloads, IPs and user agents past RETENTION_SUBMISSION_DAYS (daily, beat)."""
     return services.submissions_apply_retention()
+
+
+@shared_task(name="leads.tasks.consent_requests_send", acks_late=True)
+def consent_requests_send(request_ids: list[int]) -> int:
+    """Send double opt-in confirmation emails (each claimed first: never twice)."""
+    return sum(consent.consent_request_send(request_id=pk) for pk in request_ids)
+
+
+@shared_task(name="leads.tasks.consent_requests_sweep", acks_late=True)
+def consent_requests_sweep() -> int:
+    """Confirmation emails whose kick was lost (broker down) or whose send failed: try again."""
+    return consent_requests_send(consent.consent_requests_unsent_ids())
 
 
 @shared_task(acks_late=True)

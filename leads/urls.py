@@ -3,6 +3,7 @@
 from django.urls import path
 
 from . import views
+from .views.consent import consent_confirm_page
 
 app_name = "dashboard"
 
@@ -31,4 +32,6 @@ urlpatterns = [
     path("imports/<int:job_id>/map/", views.import_map, name="import-map"),
     path("imports/<int:job_id>/status/", views.import_status, name="import-status"),
     path("imports/<int:job_id>/errors.csv", views.import_errors, name="import-errors"),
+    # Public: the double opt-in link of a confirmation email.
+    path("consent/confirm/<str:token>/", consent_confirm_page, name="consent-confirm"),
 ]

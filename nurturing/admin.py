@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Enrollment, Message, Sequence, Step, StepExecution
+from .models import Enrollment, Message, ProviderEvent, Sequence, Step, StepExecution
 
 
 class StepInline(admin.TabularInline):
@@ -39,3 +39,11 @@ class MessageAdmin(admin.ModelAdmin):
     list_filter = ("channel", "purpose")
     raw_id_fields = ("lead", "execution")
     search_fields = ("to", "token")
+
+
+@admin.register(ProviderEvent)
+class ProviderEventAdmin(admin.ModelAdmin):
+    list_display = ("id", "esp", "kind", "event_id", "message", "lead", "occurred_at", "received_at")
+    list_filter = ("esp", "kind")
+    raw_id_fields = ("message", "lead")
+    list_select_related = ("message", "lead")

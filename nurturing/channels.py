@@ -45,6 +45,19 @@ def provider_error(exc: BaseException) -> ProviderError:
     return ProviderError(text)
 
 
+def provider_message_id(email: EmailMultiAlternatives) -> str | None:
+    """The provider's id of a sent email, when it went through an anymail backend."""
+    status = getattr(email, "anymail_status", None)
+    if status is None:
+        return None
+    if isinstance(status.message_id, str):
+        return status.message_id
+    for recipient in (status.recipients or {}).values():
+        if isinstance(recipient.message_id, str):
+            return recipient.message_id
+    return None
+
+
 def email_build(
     *, message, connection=None, from_email: str | None = None, unsubscribe_url: str | None = None
 ) -> EmailMultiAlternatives:

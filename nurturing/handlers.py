@@ -49,7 +49,7 @@ def react_to_interactions(payloads: list[dict]) -> None:
     if not lead_ids:
         return
     goals_check_interactions(lead_ids=lead_ids, types=types)
-    if "unsubscribe" in types or "email_bounce" in types:
+    if {"unsubscribe", "email_complaint", "email_bounce"} & set(types):
         for field, reason in (("unsubscribed_at", ExitReason.UNSUBSCRIBED), ("email_bounced_at", ExitReason.BOUNCED)):
             gone = Lead.objects.filter(pk__in=lead_ids, **{f"{field}__isnull": False}).values_list("pk", flat=True)
             enrollments_exit(lead_ids=list(gone), reason=reason)

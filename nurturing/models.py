@@ -234,6 +234,9 @@ class Message(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     opened_at = models.DateTimeField(null=True, blank=True)
     clicked_at = models.DateTimeField(null=True, blank=True)
+    # The email provider's id for the sent message (anymail's ``anymail_status.message_id``): its
+    # tracking webhooks name the message by it.
+    provider_message_id = models.CharField(max_length=255, null=True, blank=True)
 
     # The rows stay for the sequences' figures (sent, opened, clicked); what they said goes.
     personal_data = PersonalData(
@@ -262,7 +265,46 @@ class Message(models.Model):
         indexes = [
             # Frequency cap: a lead's messages in the last 24 hours; the lead's timeline.
             models.Index(fields=["lead", "-created_at"], name="message_lead_time_idx"),
+            # A provider's tracking event finds its message.
+            models.Index(
+                fields=["provider_message_id"],
+                name="message_provider_id_idx",
+                condition=Q(provider_message_id__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.channel} to {self.to}"
+
+
+class ProviderEvent(models.Model):
+    """A tracking event an email provider posted (delivered, bounced, opened…), once: the provider's
+    event id is unique per provider, so a re-posted event changes nothing the second time."""
+
+    esp = models.CharField(max_length=40)
+    event_id = models.CharField(max_length=200)
+    # What LeadFunnel made of it: delivered, open, click, bounce, soft_bounce, complaint, unsubscribe.
+    kind = models.CharField(max_length=20)
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    lead = models.ForeignKey("leads.Lead", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    occurred_at = models.DateTimeField(default=timezone.now)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["esp", "event_id"], name="provider_event_once")]
+
+    def __str__(self) -> str:
+        return f"{self.esp} {self.kind} {self.event_id}"
+
+
+class SoftBounceRun(models.Model):
+    """Soft bounces in a row for one address (a keyed hash of it), one per message: three make a
+    hard bounce; a delivery or an open ends the run."""
+
+    email_hash = models.CharField(max_length=64, unique=True)
+    count = models.PositiveSmallIntegerField(default=0)
+    last_message_key = models.CharField(max_length=255, blank=True, default="")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.email_hash[:12]}…: {self.count} soft bounce(s)"

@@ -3,11 +3,12 @@
 from collections import defaultdict
 
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models.fields.json import KT
 
 from leadfunnel.errors import NotFound, ValidationFailed
 from leads.models import Lead, StageTransition
 
-from .models import Enrollment, EnrollmentStatus, Message, Sequence, Step, StepExecution, StepKind
+from .models import MESSAGE_KINDS, Enrollment, EnrollmentStatus, Message, Sequence, Step, StepExecution, StepKind
 from .rendering import merge_context, render_email, render_sms
 from .tracking import tracking_url
 
@@ -122,10 +123,17 @@ def sequence_stats(*, sequence: Sequence) -> dict:
             for stage in CONVERSION_STAGES
         }
     )
-    # 3: executions by step and state.
-    executions: dict[int, dict[str, int]] = defaultdict(dict)
-    for row in StepExecution.objects.filter(sequence=sequence).values("position", "state").annotate(n=Count("pk")):
-        executions[row["position"]][row["state"]] = row["n"]
+    # 3: executions by step and state (and, for skipped steps, why: no consent, suppressed…).
+    executions: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    skipped_why: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for row in (
+        StepExecution.objects.filter(sequence=sequence)
+        .values("position", "state", reason=KT("detail__reason"))
+        .annotate(n=Count("pk"))
+    ):
+        executions[row["position"]][row["state"]] += row["n"]
+        if row["state"] == "skipped":
+            skipped_why[row["position"]][row["reason"] or "other"] += row["n"]
     # 4: message engagement by step.
     engagement = {
         row["position"]: row
@@ -148,6 +156,8 @@ def sequence_stats(*, sequence: Sequence) -> dict:
                 "sent": sent if step.kind in (StepKind.EMAIL, StepKind.SMS) else states.get("sent", 0),
                 "failed": states.get("failed", 0),
                 "pending": states.get("pending", 0) + states.get("sending", 0),
+                "skipped": states.get("skipped", 0),
+                "skipped_by_reason": dict(skipped_why.get(step.position, {})),
                 "opened": messages.get("opened", 0),
                 "clicked": messages.get("clicked", 0),
                 "open_rate": round(messages.get("opened", 0) / sent, 4) if sent else None,
@@ -165,8 +175,18 @@ def sequence_stats(*, sequence: Sequence) -> dict:
         "sent": sum(s["sent"] for s in steps if s["kind"] in (StepKind.EMAIL, StepKind.SMS)),
         "opened": sum(s["opened"] for s in steps),
         "clicked": sum(s["clicked"] for s in steps),
+        "skipped": sum(s["skipped"] for s in steps if s["kind"] in (StepKind.EMAIL, StepKind.SMS)),
+        "skipped_by_reason": _sum_reasons(s["skipped_by_reason"] for s in steps if s["kind"] in MESSAGE_KINDS),
         "steps": steps,
     }
+
+
+def _sum_reasons(parts) -> dict[str, int]:
+    total: dict[str, int] = defaultdict(int)
+    for part in parts:
+        for reason, n in part.items():
+            total[reason] += n
+    return dict(total)
 
 
 def sequence_preview(*, sequence: Sequence, lead_id: int | None, position: int | None) -> dict:

@@ -358,6 +358,15 @@ DEFAULT_RULES: list[dict] = [
         "points": -20,
         "max_points": -20,
     },
+    {
+        "key": "neg_email_complaint",
+        "name": "Marked our email as spam",
+        "dimension": "fit",
+        "source": "interaction",
+        "interaction_type": "email_complaint",
+        "points": -30,
+        "max_points": -30,
+    },
     # --- engagement: channel -----------------------------------------------------
     {
         "key": "channel_form_weight",

@@ -45,6 +45,12 @@ class LeadFactory(factory.django.DjangoModelFactory):
     title = "Head of Marketing"
     source = "website"
     channel = "inbound"
+    # Opted in to marketing, so nurture sequences send to factory leads; a test about consent
+    # builds its lead with consent_status="none" (or pending / opt_out).
+    consent = factory.LazyAttribute(lambda lead: lead.consent_status == "opt_in")
+    consent_status = "opt_in"
+    consent_at = factory.LazyFunction(timezone.now)
+    consent_source = "form:factory"
 
 
 class FormFactory(factory.django.DjangoModelFactory):

@@ -19,8 +19,17 @@ from .qualification import leads_score, scores_drain_soon, scoring_deferred
 from .suppression import suppression_add
 
 # Interactions we send rather than the lead does: they do not count as the lead's activity.
-OUTBOUND_TYPES = frozenset({InteractionType.EMAIL_SENT, InteractionType.SMS_SENT})
+OUTBOUND_TYPES = frozenset(
+    {
+        InteractionType.EMAIL_SENT,
+        InteractionType.SMS_SENT,
+        InteractionType.EMAIL_DELIVERED,
+        InteractionType.MESSAGE_SKIPPED,
+    }
+)
 INTERACTION_TYPES = frozenset(InteractionType.values)
+# A spam complaint stops our mail like an unsubscribe does.
+UNSUBSCRIBE_TYPES = frozenset({InteractionType.UNSUBSCRIBE, InteractionType.EMAIL_COMPLAINT})
 MAX_BULK_EVENTS = 1000
 MAX_PROPERTIES_SIZE = 16_000
 # How far in the future an event's occurred_at may be (clock skew of the sender).
@@ -120,7 +129,7 @@ def _lead_flag_updates(events: list[tuple[int, str, datetime]]) -> dict[int, dic
         entry = per_lead.setdefault(lead_id, {})
         if event_type not in OUTBOUND_TYPES and at > entry.get("last_activity_at", at - timedelta(seconds=1)):
             entry["last_activity_at"] = at
-        if event_type == InteractionType.UNSUBSCRIBE and at < entry.get("unsubscribed_at", at + timedelta(seconds=1)):
+        if event_type in UNSUBSCRIBE_TYPES and at < entry.get("unsubscribed_at", at + timedelta(seconds=1)):
             entry["unsubscribed_at"] = at
         if event_type == InteractionType.EMAIL_BOUNCE and at < entry.get("email_bounced_at", at + timedelta(seconds=1)):
             entry["email_bounced_at"] = at

@@ -9,7 +9,8 @@ from django.utils import timezone
 from leadfunnel.errors import Conflict, NotFound, ValidationFailed
 
 from .. import intake
-from ..models import Channel, Lead, Stage, TransitionCause
+from ..consent import consent_fields, status_from_flag
+from ..models import Channel, ConsentStatus, Lead, Stage, TransitionCause
 from .funnel import Entry, companies_ensure, leads_enter_funnel
 from .qualification import leads_score
 
@@ -39,15 +40,23 @@ def new_visitor(
     consent_source: str,
     first_form_id: int | None = None,
     last_activity_at=None,
+    double_opt_in: bool = False,
 ) -> Lead:
-    """An unsaved visitor built from a parsed submission: profile, consent and first touch."""
+    """An unsaved visitor built from a parsed submission: profile, consent and first touch.
+
+    Consent: opted in when the submission said so; pending when it came through a double opt-in
+    form (unless it said no), to be confirmed from the emailed link."""
+    if double_opt_in and parsed.consent is not False:
+        consent = consent_fields(ConsentStatus.PENDING, source=consent_source, at=now)
+    elif parsed.consent:
+        consent = consent_fields(ConsentStatus.OPT_IN, source=consent_source, at=now)
+    else:
+        consent = consent_fields(ConsentStatus.NONE, source="", at=None)
     return Lead(
         email=parsed.email,
         company_id=company_id,
         custom_fields=merge_custom({}, parsed.custom, overwrite=False),
-        consent=bool(parsed.consent),
-        consent_at=now if parsed.consent else None,
-        consent_source=consent_source if parsed.consent else "",
+        **consent,
         source=source,
         channel=channel,
         first_form_id=first_form_id,
@@ -70,8 +79,11 @@ EDITABLE_FIELDS = frozenset(intake.PROFILE_FIELDS) | {
     "custom_fields",
     "tags",
     "consent",
+    "consent_status",
     "company",
 }
+# Statuses a person or an integration may set; "pending" only comes from a double opt-in form.
+SETTABLE_CONSENT = (ConsentStatus.NONE, ConsentStatus.OPT_IN, ConsentStatus.OPT_OUT)
 
 
 @transaction.atomic
@@ -163,17 +175,26 @@ def lead_update_profile(*, lead: Lead | int, changes: dict[str, Any], actor=None
                 errors[name] = ["Must be a list of short strings."]
                 continue
             value = sorted({t.strip() for t in value if t.strip()})
-        elif name == "consent" and not isinstance(value, bool):
-            errors[name] = ["Must be true or false."]
+        elif name == "consent":
+            if not isinstance(value, bool):
+                errors[name] = ["Must be true or false."]
+                continue
+            if "consent_status" in changes:
+                continue  # the explicit status says it
+            name, value = "consent_status", status_from_flag(value, current=locked.consent_status)
+        elif name == "consent_status" and value not in SETTABLE_CONSENT:
+            errors[name] = [f"Must be one of {', '.join(SETTABLE_CONSENT)}."]
             continue
         if getattr(locked, name) != value:
             updates[name] = value
     if errors:
         first = next(iter(errors))
         raise ValidationFailed(f"{first}: {errors[first][0]}", fields=errors)
-    if "consent" in updates:
-        updates["consent_at"] = timezone.now() if updates["consent"] else None
-        updates["consent_source"] = f"user:{getattr(actor, 'username', '')}" if updates["consent"] else ""
+    if "consent_status" in updates:
+        status = updates.pop("consent_status")
+        who = f"user:{getattr(actor, 'username', '')}" if actor is not None else "api"
+        given = status != ConsentStatus.NONE
+        updates.update(consent_fields(status, source=who if given else "", at=timezone.now() if given else None))
     if "email" in updates and Lead.objects.filter(email=updates["email"]).exclude(pk=lead_id).exists():
         raise Conflict(
             f"Another lead already has the email {updates['email']}.",

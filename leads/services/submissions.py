@@ -13,7 +13,8 @@ from django.utils import timezone
 from leadfunnel.outbox import outbox_publish_many
 
 from .. import intake, sql
-from ..models import Form, FormSubmission, Interaction, InteractionType, Lead, TransitionCause
+from ..consent import consent_fields
+from ..models import ConsentStatus, Form, FormSubmission, Interaction, InteractionType, Lead, TransitionCause
 from .funnel import Entry, companies_ensure, leads_enter_funnel
 from .profile import merge_custom, new_visitor
 from .qualification import leads_score, scores_drain_soon, scoring_deferred
@@ -128,6 +129,7 @@ def _submit(
         consent_source=f"form:{form.slug}",
         first_form_id=form.pk,
         last_activity_at=now,
+        double_opt_in=form.double_opt_in,
     )
     entry = Entry(
         lead=candidate,
@@ -151,8 +153,11 @@ def _submit(
             if value != current and (form.overwrite_profile or not current):
                 changes[name] = value
                 profile_changed = True
-        if parsed.consent and not lead.consent:
-            changes.update(consent=True, consent_at=now, consent_source=f"form:{form.slug}")
+        if form.double_opt_in:
+            if parsed.consent is not False and lead.consent_status not in (ConsentStatus.OPT_IN, ConsentStatus.PENDING):
+                changes.update(consent_fields(ConsentStatus.PENDING, source=f"form:{form.slug}", at=now))
+        elif parsed.consent and lead.consent_status != ConsentStatus.OPT_IN:
+            changes.update(consent_fields(ConsentStatus.OPT_IN, source=f"form:{form.slug}", at=now))
         for name, value in (*parsed.first_touch.items(), ("first_page_url", parsed.page_url)):
             if value and not getattr(lead, name):
                 changes[name] = value
@@ -205,13 +210,15 @@ def _submit(
     interaction._state.adding = False
     interaction._state.db = connection.alias
 
-    outbox_publish_many(
-        messages=[
-            *entered.messages,
-            ("lead.form_submitted", {"lead_id": lead.pk, "form_slug": form.slug, "submission_id": submission_id}),
-            ("interactions.recorded", {"lead_ids": [lead.pk], "types": [InteractionType.FORM_SUBMIT.value]}),
-        ]
-    )
+    messages = [
+        *entered.messages,
+        ("lead.form_submitted", {"lead_id": lead.pk, "form_slug": form.slug, "submission_id": submission_id}),
+        ("interactions.recorded", {"lead_ids": [lead.pk], "types": [InteractionType.FORM_SUBMIT.value]}),
+    ]
+    if form.double_opt_in and lead.consent_status == ConsentStatus.PENDING:
+        # The confirmation email: a request row and its send, after commit (leads.handlers).
+        messages.append(("lead.consent_requested", {"lead_id": lead.pk, "form_id": form.pk}))
+    outbox_publish_many(messages=messages)
     if deferred:
         scores_drain_soon()  # the same scoring, in a worker's batch after commit
     else:

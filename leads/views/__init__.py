@@ -17,8 +17,8 @@ from .detail import lead_detail
 from .imports import import_detail, import_errors, import_map, import_status, imports_list
 from .listing import BulkForm, leads_bulk, leads_list
 from .overview import FUNNEL_CACHE_SECONDS, funnel_overview, home
-from .reps import rep_away, rep_edit, reps_list
 from .privacy import EraseForm, SuppressionForm, lead_erase, lead_export_download, suppression_delete, suppressions
+from .reps import rep_away, rep_edit, reps_list
 from .sales import pipeline, queue
 from .webforms import WebFormForm, form_create, form_detail, form_edit, form_snippet_preview, forms_list
 

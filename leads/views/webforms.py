@@ -84,14 +84,15 @@ class WebFormForm(forms.ModelForm):
             "overwrite_profile",
             "success_message",
             "redirect_url",
+            "double_opt_in",
             "active",
-            # double_opt_in: the privacy settings add their checkbox here (one more model field name).
         ]
         labels = {
             "channel_weight": "Channel weight",
             "overwrite_profile": "Later submissions overwrite the profile",
             "success_message": "Success message",
             "redirect_url": "Redirect URL",
+            "double_opt_in": "Double opt-in",
         }
         help_texts = {
             "kind": "What the form is for, e.g. demo_request or content_download.",
@@ -99,6 +100,7 @@ class WebFormForm(forms.ModelForm):
             "overwrite_profile": "Off: a known lead only gets its blank fields filled.",
             "success_message": "Shown on your page after a successful submission.",
             "redirect_url": "If set, the visitor is sent here instead of seeing the message.",
+            "double_opt_in": "Send one confirmation email; marketing emails start only once the person clicks it.",
         }
         widgets = {"kind": forms.TextInput(attrs={"list": "form-kinds"})}
 

@@ -79,6 +79,10 @@ class _Batch:
     executions: list[_Execution] = field(default_factory=list)
     messages: list[_Outgoing] = field(default_factory=list)
     contexts: dict[int, dict[str, str]] = field(default_factory=dict)
+    # Leads that may not be sent marketing now (lead id → "no_consent" | "suppressed"), checked once
+    # for the batch; the message steps they reach are skipped, and each skip is put on the timeline.
+    refusals: dict[int, str] = field(default_factory=dict)
+    skipped_events: list[dict] = field(default_factory=list)
 
 
 def _record(

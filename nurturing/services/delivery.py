@@ -13,10 +13,11 @@ from django.core.mail import get_connection
 from django.db import transaction
 from django.utils import timezone
 
-from leads.models import Lead, SuppressionReason
+from leads.consent import SUPPRESSED, marketing_refusals
+from leads.models import InteractionType, Lead, SuppressionReason
 from leads.services import suppressed_emails, suppression_add
 
-from ..channels import email_build, provider_error, sms_backend_get
+from ..channels import email_build, provider_error, provider_message_id, sms_backend_get
 from ..conf import nurture_setting
 from ..models import ExecutionState, ExitReason, Message, StepExecution
 from .batch import _Outgoing
@@ -52,8 +53,16 @@ def deliver_executions(
         messages = list(
             Message.objects.filter(execution_id__in=ids).select_related("lead", "execution").order_by("execution_id")
         )
+    # Sends planned in an earlier pass (retries, the sweeper) are checked again, as the planner
+    # checked them: consent may have been withdrawn or the address suppressed meanwhile.
+    refusals = (
+        {}
+        if planned is not None
+        else marketing_refusals({m.lead_id: m.lead for m in messages if m.purpose == Message.Purpose.NURTURE}.values())
+    )
     sent: list = []
-    skipped: list = []
+    provider_ids: dict[int, str] = {}
+    skipped: list[tuple] = []
     failed: list[tuple] = []
     connection = None
     sms = None
@@ -64,27 +73,33 @@ def deliver_executions(
     try:
         for message in messages:
             lead = message.lead
-            if message.purpose == Message.Purpose.NURTURE and (
-                lead.unsubscribed_at
-                or lead.email_bounced_at
-                or lead.erased_at
-                or lead.email in suppressed
-                or message.to in suppressed
-            ):
-                skipped.append(message)
-                continue
+            if message.purpose == Message.Purpose.NURTURE:
+                refusal = refusals.get(lead.pk)
+                if refusal == SUPPRESSED and message.channel != "email":
+                    refusal = None
+                if message.channel == "email" and (lead.email in suppressed or message.to in suppressed):
+                    refusal = SUPPRESSED
+                if lead.unsubscribed_at or lead.email_bounced_at or lead.erased_at:
+                    refusal = "unreachable"
+                if refusal:
+                    skipped.append((message, refusal))
+                    continue
             try:
                 if message.channel == "email":
                     if connection is None:
                         connection = get_connection(fail_silently=False)
                         connection.open()
                     # One message per call: a provider error belongs to that message alone.
-                    email_build(
+                    email = email_build(
                         message=message,
                         connection=connection,
                         from_email=from_email,
                         unsubscribe_url=getattr(message, "unsubscribe_url", None),
-                    ).send()
+                    )
+                    email.send()
+                    provider_id = provider_message_id(email)
+                    if provider_id:
+                        provider_ids[message.pk] = provider_id
                 else:
                     sms = sms or sms_backend_get()
                     sms.send(to=message.to, body=message.body, reference=message.token)
@@ -98,16 +113,24 @@ def deliver_executions(
                 connection.close()
             except Exception:
                 logger.warning("closing the email connection failed", exc_info=True)
-    _deliveries_record(sent=sent, skipped=skipped, failed=failed, now=timezone.now())
+    _deliveries_record(sent=sent, skipped=skipped, failed=failed, now=timezone.now(), provider_ids=provider_ids)
     return len(sent)
 
 
 @transaction.atomic
-def _deliveries_record(*, sent: list, skipped: list, failed: list[tuple], now: datetime) -> None:
+def _deliveries_record(
+    *, sent: list, skipped: list, failed: list[tuple], now: datetime, provider_ids: dict[int, str] | None = None
+) -> None:
     """Store the outcome of a delivery pass. ``sent``/``skipped``/``failed`` hold Message rows or
-    the messages planned in memory (the same attributes)."""
+    the messages planned in memory (the same attributes); ``provider_ids`` the provider's id of
+    each message sent through anymail (its tracking webhooks name the message by it)."""
     if sent:
         _sent_mark(execution_ids=[m.execution_id for m in sent], message_ids=[m.pk for m in sent], now=now)
+        if provider_ids:
+            Message.objects.bulk_update(
+                [Message(pk=pk, provider_message_id=value[:255]) for pk, value in provider_ids.items()],
+                ["provider_message_id"],
+            )
         at = now.isoformat()
         interactions_record_many(
             events=[
@@ -127,8 +150,20 @@ def _deliveries_record(*, sent: list, skipped: list, failed: list[tuple], now: d
             ]
         )
     if skipped:
-        StepExecution.objects.filter(pk__in=[m.execution_id for m in skipped]).update(
-            state=ExecutionState.SKIPPED, finished_at=now, next_attempt_at=None, error="lead no longer reachable"
+        executions = [
+            StepExecution(
+                pk=m.execution_id,
+                state=ExecutionState.SKIPPED,
+                finished_at=now,
+                next_attempt_at=None,
+                error=_SKIP_ERRORS[reason],
+                detail={**(m.execution.detail or {}), "reason": reason},
+            )
+            for m, reason in skipped
+        ]
+        StepExecution.objects.bulk_update(executions, ["state", "finished_at", "next_attempt_at", "error", "detail"])
+        skips_record(
+            events=[_skip_event(message=m, reason=reason, now=now) for m, reason in skipped if reason != "unreachable"]
         )
     retry: list[StepExecution] = []
     bounced_leads: set[int] = set()
@@ -157,6 +192,33 @@ def _deliveries_record(*, sent: list, skipped: list, failed: list[tuple], now: d
         StepExecution.objects.bulk_update(retry, ["state", "error", "finished_at", "next_attempt_at"])
     if bounced_leads:
         _bounces_record(lead_ids=bounced_leads, now=now, addresses=bounced_addresses)
+
+
+_SKIP_ERRORS = {
+    "unreachable": "lead no longer reachable",
+    "no_consent": "the lead has not given the consent marketing needs",
+    "suppressed": "the address is on the suppression list",
+}
+
+
+def _skip_event(*, message, reason: str, now: datetime) -> dict:
+    return {
+        "lead": message.lead_id,
+        "type": InteractionType.MESSAGE_SKIPPED,
+        "occurred_at": now.isoformat(),
+        "properties": {
+            "channel": message.channel,
+            "sequence_id": message.sequence_id,
+            "step": message.position,
+            "message_id": message.pk,
+            "reason": reason,
+        },
+    }
+
+
+def skips_record(*, events: list[dict]) -> None:
+    """Put the marketing messages not sent (no consent, suppressed) on the leads' timelines."""
+    interactions_record_many(events=events)
 
 
 def _bounces_record(*, lead_ids: set[int], now: datetime, addresses: set[str]) -> None:

@@ -33,10 +33,12 @@ from django.db import transaction
 from django.db.models import Count, Min
 from django.utils import timezone
 
+from leads.consent import marketing_refusals
+
 from ..conf import nurture_setting
 from ..models import Enrollment, EnrollmentStatus, Message, Sequence, Step
 from .batch import DAY, _Batch, _Outgoing
-from .delivery import deliver_executions, deliver_pending
+from .delivery import deliver_executions, deliver_pending, skips_record
 from .planning import _advance
 from .statements import _claim_sends as _claim_sends  # kept importable here: tests claim sends through it
 from .statements import _enrollments_save, _executions_insert, _messages_insert
@@ -65,6 +67,14 @@ def due_count(*, now: datetime | None = None, limit: int = 100_000) -> int:
 
 
 def _plan_batch(*, batch_size: int, now: datetime | None) -> tuple[int, list[_Outgoing]]:
+    skipped: list[dict] = []
+    planned = _claim_and_plan(batch_size=batch_size, now=now, skipped=skipped)
+    # After the claim committed, like the sends: the messages not sent, on the leads' timelines.
+    skips_record(events=skipped)
+    return planned
+
+
+def _claim_and_plan(*, batch_size: int, now: datetime | None, skipped: list[dict]) -> tuple[int, list[_Outgoing]]:
     with transaction.atomic():
         now = now or timezone.now()
         enrollments = list(
@@ -97,6 +107,8 @@ def _plan_batch(*, batch_size: int, now: datetime | None) -> tuple[int, list[_Ou
             sent_today=sent_today,
             lease=timedelta(seconds=nurture_setting("SEND_LEASE_SECONDS")),
             default_cap=nurture_setting("MAX_MESSAGES_PER_DAY"),
+            # Consent and the suppression list, for the whole batch: one query.
+            refusals=marketing_refusals({e.lead_id: e.lead for e in enrollments}.values()),
         )
         for enrollment in enrollments:
             _advance(enrollment, batch)
@@ -104,4 +116,5 @@ def _plan_batch(*, batch_size: int, now: datetime | None) -> tuple[int, list[_Ou
         _executions_insert(batch.executions)
         _messages_insert(batch.messages)
         _enrollments_save(enrollments)
+        skipped += batch.skipped_events
         return len(batch.executions), batch.messages

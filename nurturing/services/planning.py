@@ -8,7 +8,8 @@ The exit checks, the send window and the daily cap decide when an enrolment is d
 import secrets
 from datetime import datetime, timedelta
 
-from leads.models import Interaction, Lead, Stage
+from leads.consent import SUPPRESSED
+from leads.models import Interaction, InteractionType, Lead, Stage
 
 from ..conditions import condition_kind, interaction_matches, lead_matches
 from ..models import Enrollment, EnrollmentStatus, ExecutionState, ExitReason, Message, Sequence, Step, StepKind
@@ -72,6 +73,12 @@ def _advance(enrollment: Enrollment, batch: _Batch) -> None:
             if sent_this_pass:
                 enrollment.next_due_at = now  # at most one message per enrolment per pass
                 return
+            refusal = batch.refusals.get(lead.pk)
+            if refusal and not (refusal == SUPPRESSED and step.kind == StepKind.SMS):
+                # Never sent: no consent for marketing, or a suppressed address. The sequence goes on.
+                _skip_message(enrollment, step, sequence, batch, reason=refusal)
+                enrollment.current_step += 1
+                continue
             zone = zone_for(lead.time_zone)
             opens_at = window_next_open(
                 start=sequence.send_window_start,
@@ -117,6 +124,24 @@ def _advance(enrollment: Enrollment, batch: _Batch) -> None:
             continue
         enrollment.current_step += 1  # unknown kind (cannot be saved): skip it
     enrollment.next_due_at = now + timedelta(minutes=1)
+
+
+def _skip_message(enrollment: Enrollment, step: Step, sequence: Sequence, batch: _Batch, *, reason: str) -> None:
+    _record(enrollment, step, batch, state=ExecutionState.SKIPPED, detail={"reason": reason})
+    batch.skipped_events.append(
+        {
+            "lead": enrollment.lead_id,
+            "type": InteractionType.MESSAGE_SKIPPED,
+            "occurred_at": batch.now.isoformat(),
+            "properties": {
+                "channel": step.kind,
+                "sequence_id": sequence.pk,
+                "sequence": sequence.name,
+                "step": step.position,
+                "reason": reason,
+            },
+        }
+    )
 
 
 def _branch_taken(condition: dict, lead: Lead, enrollment: Enrollment) -> bool:

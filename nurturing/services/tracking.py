@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from leads.models import Lead, SuppressionReason
 from leads.services import suppression_add
+from leads.services.consent import leads_consent_withdraw
 
 from ..models import ExitReason, Message
 from .enrollment import enrollments_exit
@@ -40,7 +41,7 @@ def message_record_click(*, message: Message, index: int) -> None:
 
 @transaction.atomic
 def lead_unsubscribe(*, lead: Lead, message: Message | None = None) -> bool:
-    """One-click unsubscribe: stop all nurturing to this lead. Safe to repeat.
+    """One-click unsubscribe: stop all nurturing to this lead, withdraw its consent. Safe to repeat.
 
     The address goes on the suppression list every time (even when the lead row already says
     unsubscribed, e.g. after an admin took it off the list), so no re-import re-enables sending."""
@@ -49,6 +50,7 @@ def lead_unsubscribe(*, lead: Lead, message: Message | None = None) -> bool:
     suppression_add(emails=sorted(addresses), reason=SuppressionReason.UNSUBSCRIBED)
     if not Lead.objects.filter(pk=lead.pk, unsubscribed_at__isnull=True).update(unsubscribed_at=now):
         return False
+    leads_consent_withdraw(lead_ids=[lead.pk], source="unsubscribe_link", at=now)
     lead.unsubscribed_at = now
     interaction_record_one(
         lead=lead, type="unsubscribe", properties=_properties(message) if message else {}, occurred_at=now

@@ -38,3 +38,16 @@ def bulk_enroll_controls(context) -> dict:
     (it posts the bar's form to nurturing's view with ``formaction``). Marketers and admins only."""
     can_enroll = is_marketer(_user(context))
     return {"can_enroll": can_enroll, "sequences": selectors.sequence_choices() if can_enroll else []}
+
+
+SKIP_REASONS = {
+    "no_consent": "no marketing consent",
+    "suppressed": "suppressed address",
+    "unreachable": "unsubscribed or bounced",
+}
+
+
+@register.filter
+def skip_reason_label(reason: str) -> str:
+    """Why a message step was not sent, as the sequence page says it."""
+    return SKIP_REASONS.get(reason, reason.replace("_", " "))

@@ -100,3 +100,14 @@ def test_one_click_unsubscribe_works_without_a_csrf_token(message):
     assert response.status_code == 200
     message.lead.refresh_from_db()
     assert message.lead.unsubscribed_at is not None
+
+
+def test_the_unsubscribe_link_withdraws_consent_and_suppresses_the_address(client, message):
+    from leads.services.suppression import suppressed_emails
+
+    client.post(_path(message, "u"), {"List-Unsubscribe": "One-Click"})
+
+    lead = message.lead
+    lead.refresh_from_db()
+    assert (lead.consent_status, lead.consent, lead.consent_source) == ("opt_out", False, "unsubscribe_link")
+    assert suppressed_emails([lead.email]) == {lead.email}

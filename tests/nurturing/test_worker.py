@@ -71,7 +71,7 @@ def test_a_lead_from_a_form_is_nurtured_clicks_becomes_mql_and_lands_in_a_reps_q
 
     response = anon_client.post(
         "/api/v1/forms/ebook/submit/",
-        {"email": "dana@initech.example", "first_name": "Dana", "last_name": "Scully", "title": "CTO"},
+        {"email": "dana@initech.example", "first_name": "Dana", "last_name": "Scully", "title": "CTO", "consent": True},
         format="json",
     )
     assert response.status_code == 201

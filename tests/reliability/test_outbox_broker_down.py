@@ -86,7 +86,7 @@ def test_intake_with_redis_down_answers_201_and_every_side_effect_arrives_once_a
             started = time.monotonic()
             response = client.post(
                 f"/api/v1/forms/{'demo' if n % 2 else 'ebook'}/submit/",
-                data=json.dumps({"email": f"buyer{n}@acme{n}.example", "first_name": f"Buyer {n}"}),
+                data=json.dumps({"email": f"buyer{n}@acme{n}.example", "first_name": f"Buyer {n}", "consent": True}),
                 content_type="application/json",
                 REMOTE_ADDR=f"10.0.0.{n + 1}",
             )
