@@ -67,6 +67,13 @@ class Step(models.Model):
     kind = models.CharField(max_length=10, choices=StepKind.choices)
     # The step as marketers wrote it (subject/body, minutes, condition/goto, action…), minus "kind".
     config = models.JSONField(default=dict, blank=True)
+    # A/B subject test of an email step (config "subject_b"): the winning variant once chosen by
+    # click rate after the test group ("a" or "b"; empty while testing). Cleared when the subjects
+    # or the test settings change.
+    ab_winner = models.CharField(max_length=1, blank=True, default="")
+    ab_decided_at = models.DateTimeField(null=True, blank=True)
+    # When the current test began: messages sent before (an earlier test of this position) don't count.
+    ab_started_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["sequence_id", "position"]
@@ -200,6 +207,8 @@ class Message(models.Model):
     channel = models.CharField(max_length=10)
     to = models.CharField(max_length=254)
     subject = models.CharField(max_length=300, blank=True, default="")
+    # The subject variant of an A/B-tested email step ("a" or "b"); empty for other messages.
+    variant = models.CharField(max_length=1, blank=True, default="")
     body = models.TextField()  # HTML for email, text for SMS
     text_body = models.TextField(blank=True, default="")
     # Random public id; tracking links carry it signed (see nurturing/tracking.py). Unique through

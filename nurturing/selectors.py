@@ -7,6 +7,7 @@ from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from leadfunnel.errors import NotFound, ValidationFailed
 from leads.models import Lead, StageTransition
 
+from .abtest import VARIANTS, ab_is_test, ab_settings
 from .models import Enrollment, EnrollmentStatus, Message, Sequence, Step, StepExecution, StepKind
 from .rendering import merge_context, render_email, render_sms
 from .tracking import tracking_url
@@ -126,13 +127,18 @@ def sequence_stats(*, sequence: Sequence) -> dict:
     executions: dict[int, dict[str, int]] = defaultdict(dict)
     for row in StepExecution.objects.filter(sequence=sequence).values("position", "state").annotate(n=Count("pk")):
         executions[row["position"]][row["state"]] = row["n"]
-    # 4: message engagement by step.
-    engagement = {
-        row["position"]: row
-        for row in Message.objects.filter(sequence=sequence, purpose=Message.Purpose.NURTURE)
-        .values("position")
+    # 4: message engagement by step (and by subject variant, for A/B-tested steps).
+    engagement: dict[int, dict[str, int]] = defaultdict(lambda: {"sent": 0, "opened": 0, "clicked": 0})
+    by_variant: dict[int, dict[str, dict]] = defaultdict(dict)
+    for row in (
+        Message.objects.filter(sequence=sequence, purpose=Message.Purpose.NURTURE)
+        .values("position", "variant")
         .annotate(sent=Count("sent_at"), opened=Count("opened_at"), clicked=Count("clicked_at"))
-    }
+    ):
+        for key in ("sent", "opened", "clicked"):
+            engagement[row["position"]][key] += row[key]
+        if row["variant"]:
+            by_variant[row["position"]][row["variant"]] = row
     # 5: the steps themselves.
     steps = []
     for step in sequence.steps.order_by("position"):
@@ -155,6 +161,7 @@ def sequence_stats(*, sequence: Sequence) -> dict:
                 "active": where["active"],
                 "goal_reached": where["goal_reached"],
                 "exited": dict(where["exited"]),
+                "ab": _ab_stats(step, by_variant.get(step.position, {})),
             }
         )
     return {
@@ -166,6 +173,33 @@ def sequence_stats(*, sequence: Sequence) -> dict:
         "opened": sum(s["opened"] for s in steps),
         "clicked": sum(s["clicked"] for s in steps),
         "steps": steps,
+    }
+
+
+def _ab_stats(step: Step, rows: dict[str, dict]) -> dict | None:
+    """Per-variant sends, opens, clicks and click rate of an A/B-tested email step, and the winner."""
+    if not ab_is_test(step) and not rows:
+        return None
+    split, size, wait_hours = ab_settings(step.config)
+    variants = {}
+    for variant in VARIANTS:
+        row = rows.get(variant, {})
+        sent = row.get("sent", 0)
+        variants[variant] = {
+            "subject": step.config.get("subject_b" if variant == "b" else "subject", ""),
+            "sent": sent,
+            "opened": row.get("opened", 0),
+            "clicked": row.get("clicked", 0),
+            "open_rate": round(row.get("opened", 0) / sent, 4) if sent else None,
+            "click_rate": round(row.get("clicked", 0) / sent, 4) if sent else None,
+        }
+    return {
+        "split": split,
+        "test_size": size,
+        "wait_hours": wait_hours,
+        "winner": step.ab_winner or None,
+        "decided_at": step.ab_decided_at,
+        "variants": variants,
     }
 
 

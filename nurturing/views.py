@@ -26,6 +26,7 @@ from leadfunnel.widgets import (
     ConditionVocabulary,
     condition_from_row,
     condition_to_row,
+    parse_value,
     rows_from_post,
 )
 from leads import dashboard as lead_reads
@@ -45,7 +46,22 @@ ENROLL_KINDS = (
     ("stage_entered", "A stage is entered"),
     ("segment", "Matches a segment"),
 )
-STEP_LISTS = ("kind", "subject", "body", "amount", "unit", "goto", "else_goto", "action", "params")
+STEP_LISTS = (
+    "kind",
+    "subject",
+    "body",
+    "subject_b",
+    "ab_split",
+    "ab_test_size",
+    "ab_wait_hours",
+    "amount",
+    "unit",
+    "goto",
+    "else_goto",
+    "action",
+    "params",
+)
+AB_FIELDS = ("ab_split", "ab_test_size", "ab_wait_hours")
 # Each step row carries one condition row (used by branch steps), posted as step_cond-<part>.
 STEP_CONDITION = "step_cond"
 CONDITIONS = ConditionVocabulary(
@@ -142,7 +158,13 @@ def _int_or_text(raw: str):
 def _step_from_row(row: dict, problems: list[str]) -> dict:
     kind = row["kind"]
     if kind == StepKind.EMAIL:
-        return {"kind": kind, "subject": row["subject"], "body": row["body"]}
+        step = {"kind": kind, "subject": row["subject"], "body": row["body"]}
+        if (row["subject_b"] or "").strip():
+            step["subject_b"] = row["subject_b"]
+            for name in AB_FIELDS:
+                if (row[name] or "").strip():
+                    step[name] = parse_value(row[name], "equals")
+        return step
     if kind == StepKind.SMS:
         return {"kind": kind, "body": row["body"]}
     if kind == StepKind.WAIT:
@@ -185,6 +207,8 @@ def _rows_from_sequence(sequence: Sequence) -> list[dict]:
         if step.kind in (StepKind.EMAIL, StepKind.SMS):
             row["subject"] = config.get("subject", "")
             row["body"] = config.get("body", "")
+            for name in ("subject_b", *AB_FIELDS):
+                row[name] = config.get(name, "")
         elif step.kind == StepKind.WAIT:
             for unit in WAIT_UNITS:
                 if unit in config:

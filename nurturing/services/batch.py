@@ -13,6 +13,7 @@ from leads.models import Lead
 
 from ..models import Enrollment, ExecutionState, Sequence, Step
 from ..rendering import merge_context
+from .abtest import AbState
 
 DAY = timedelta(hours=24)
 
@@ -56,6 +57,7 @@ class _Outgoing:
     token: str
     created_at: datetime
     unsubscribe_url: str | None = None
+    variant: str = ""  # "a" / "b" for an A/B-tested email step
     pk: int | None = None
 
     @property
@@ -79,6 +81,7 @@ class _Batch:
     executions: list[_Execution] = field(default_factory=list)
     messages: list[_Outgoing] = field(default_factory=list)
     contexts: dict[int, dict[str, str]] = field(default_factory=dict)
+    ab: dict[int, AbState] = field(default_factory=dict)  # A/B-tested steps by step id
 
 
 def _record(

@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from ..conf import nurture_setting
 from ..models import Enrollment, EnrollmentStatus, Message, Sequence, Step
+from .abtest import ab_states_load
 from .batch import DAY, _Batch, _Outgoing
 from .delivery import deliver_executions, deliver_pending
 from .planning import _advance
@@ -77,7 +78,8 @@ def _plan_batch(*, batch_size: int, now: datetime | None) -> tuple[int, list[_Ou
             return 0, []
         sequence_ids = {e.sequence_id for e in enrollments}
         steps: dict[int, dict[int, Step]] = defaultdict(dict)
-        for step in Step.objects.filter(sequence_id__in=sequence_ids):
+        all_steps = list(Step.objects.filter(sequence_id__in=sequence_ids))
+        for step in all_steps:
             steps[step.sequence_id][step.position] = step
         sent_today = {
             row["lead_id"]: (row["n"], row["first"])
@@ -97,6 +99,7 @@ def _plan_batch(*, batch_size: int, now: datetime | None) -> tuple[int, list[_Ou
             sent_today=sent_today,
             lease=timedelta(seconds=nurture_setting("SEND_LEASE_SECONDS")),
             default_cap=nurture_setting("MAX_MESSAGES_PER_DAY"),
+            ab=ab_states_load(steps=all_steps, now=now),
         )
         for enrollment in enrollments:
             _advance(enrollment, batch)
