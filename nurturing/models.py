@@ -232,3 +232,25 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} to {self.to}"
+
+
+class EmailTemplate(TimeStampedModel):
+    """A saved email (subject and body) marketers start email steps from. Copied into a step,
+    never linked: editing a template does not change the sequences already built from it."""
+
+    name = models.CharField(max_length=200)
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            # One template per name, whatever the letter case (the picker lists them by name).
+            models.UniqueConstraint(models.functions.Lower("name"), name="emailtemplate_name_ci_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

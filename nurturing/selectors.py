@@ -8,7 +8,7 @@ from leadfunnel.errors import NotFound, ValidationFailed
 from leads.models import Lead, StageTransition
 
 from .abtest import VARIANTS, ab_is_test, ab_settings
-from .models import Enrollment, EnrollmentStatus, Message, Sequence, Step, StepExecution, StepKind
+from .models import EmailTemplate, Enrollment, EnrollmentStatus, Message, Sequence, Step, StepExecution, StepKind
 from .rendering import merge_context, render_email, render_sms
 from .tracking import tracking_url
 
@@ -33,6 +33,22 @@ def enrollment_list(*, sequence: Sequence, status: str | None = None) -> QuerySe
             raise ValidationFailed(f"Unknown status {status!r}; use one of {', '.join(EnrollmentStatus.values)}.")
         enrollments = enrollments.filter(status=status)
     return enrollments
+
+
+def email_template_list() -> QuerySet:
+    return EmailTemplate.objects.order_by("name", "pk")
+
+
+def email_template_get(*, template_id: int) -> EmailTemplate:
+    template = EmailTemplate.objects.filter(pk=template_id).first()
+    if template is None:
+        raise NotFound("No email template with this id.")
+    return template
+
+
+def email_template_choices(*, limit: int = 200) -> list[dict]:
+    """Templates for the step editor's picker: id, name, subject and body (one query)."""
+    return list(email_template_list().values("id", "name", "subject", "body")[:limit])
 
 
 def sequence_choices() -> list[tuple[int, str]]:

@@ -149,3 +149,18 @@ class PreviewSerializer(serializers.Serializer):
     html = serializers.CharField(allow_blank=True)
     text = serializers.CharField()
     links = serializers.ListField(child=serializers.CharField())
+
+
+class EmailTemplateInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    subject = serializers.CharField(max_length=300)
+    body = serializers.CharField(trim_whitespace=False)
+
+
+class EmailTemplateOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    subject = serializers.CharField()
+    body = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()

@@ -351,6 +351,7 @@ def sequence_edit(request: HttpRequest, sequence_id: int | None = None) -> HttpR
                 "cond": condition_to_row(None),
             },
             "conditions": CONDITIONS,
+            "email_templates": selectors.email_template_choices(),
         },
         status=400 if request.method == "POST" else 200,
     )
