@@ -192,3 +192,19 @@ class ConditionListField(forms.Field):
 
 def conditions_to_rows(conditions: Iterable[Mapping[str, Any]] | None) -> list[dict[str, str]]:
     return [condition_to_row(c) for c in conditions or []]
+
+
+def condition_text(condition: Mapping[str, Any] | None) -> str:
+    """A condition as a marketer reads it: "page_view where url contains /pricing", "score gte 60"."""
+    if not isinstance(condition, Mapping):
+        return "—"
+    row = condition_to_row(condition)
+    match = row["operator"] or "equals"
+    value = "" if match in NO_VALUE_OPERATORS else f" {row['value']}"
+    if row["kind"] == "stage":
+        return f"stage is {row['stage']}"
+    if row["kind"] == "interaction":
+        if not row["property"]:
+            return row["interaction_type"]
+        return f"{row['interaction_type']} where {row['property']} {match}{value}"
+    return f"{row['field']} {match}{value}"

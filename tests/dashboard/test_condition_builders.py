@@ -133,3 +133,15 @@ def test_values_are_typed_like_the_api_expects():
     assert parse_value("anything", "present") is None
     for condition in API_GOALS:
         assert condition_from_row(condition_to_row(condition)) == condition
+
+
+def test_the_sequence_page_reads_goals_and_branches_as_text_not_json(marketer_web):
+    marketer_web.post("/sequences/new/", {**SEQUENCE, **BRANCH_STEPS, **GOAL_ROWS})
+    sequence = Sequence.objects.get()
+
+    page = marketer_web.get(f"/sequences/{sequence.pk}/").content.decode()
+
+    assert "page_view where url contains /pricing" in page and "score gte 60" in page
+    assert "stage is sql" in page and "<li>demo_request</li>" in page
+    assert "if email_click where url contains pricing go to step 4" in page
+    assert "{&#x27;" not in page and "{'" not in page
