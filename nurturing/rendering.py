@@ -296,7 +296,7 @@ def render_email(
 
     A plain-text body (no HTML tags) becomes paragraphs and line breaks with its bare URLs
     linked; an HTML body goes through the sanitiser first."""
-    subject_text = compile_template(subject).render(context, escape=False).replace("\n", " ").strip()
+    subject_text = render_subject(subject=subject, context=context)
     links: list[str] = []
 
     def track(url: str) -> str:
@@ -318,6 +318,10 @@ def render_email(
     pixel = f'<img src="{html.escape(open_url)}" width="1" height="1" alt="" style="display:none">'
     html_body = f"{tracked}\n{footer}\n{pixel}"
     return RenderedEmail(subject=subject_text, html=html_body, text=text, links=links)
+
+
+def render_subject(*, subject: str, context: dict[str, str]) -> str:
+    return compile_template(subject).render(context, escape=False).replace("\n", " ").strip()
 
 
 def _track_links(merged: str, track: Callable[[str], str]) -> str:

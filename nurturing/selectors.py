@@ -9,7 +9,7 @@ from leads.models import Lead, StageTransition
 
 from .abtest import VARIANTS, ab_is_test, ab_settings
 from .models import EmailTemplate, Enrollment, EnrollmentStatus, Message, Sequence, Step, StepExecution, StepKind
-from .rendering import merge_context, render_email, render_sms
+from .rendering import merge_context, render_email, render_sms, render_subject
 from .tracking import tracking_url
 
 CONVERSION_STAGES = ("mql", "sql", "customer")
@@ -239,6 +239,7 @@ def sequence_preview(*, sequence: Sequence, lead_id: int | None, position: int |
             "lead": lead.pk,
             "to": lead.phone,
             "subject": "",
+            "subject_b": "",
             "html": "",
             "text": render_sms(body=step.config["body"], context=context),
             "links": [],
@@ -252,12 +253,16 @@ def sequence_preview(*, sequence: Sequence, lead_id: int | None, position: int |
         open_url=tracking_url(token, "o"),
         unsubscribe_url=tracking_url(token, "u"),
     )
+    subject_b = ""
+    if ab_is_test(step):
+        subject_b = render_subject(subject=step.config["subject_b"], context=context)
     return {
         "step": step.position,
         "kind": step.kind,
         "lead": lead.pk,
         "to": lead.email,
         "subject": rendered.subject,
+        "subject_b": subject_b,
         "html": rendered.html,
         "text": rendered.text,
         "links": rendered.links,

@@ -146,6 +146,7 @@ class PreviewSerializer(serializers.Serializer):
     lead = serializers.IntegerField()
     to = serializers.CharField()
     subject = serializers.CharField(allow_blank=True)
+    subject_b = serializers.CharField(allow_blank=True, help_text="Subject B of an A/B-tested step, else empty.")
     html = serializers.CharField(allow_blank=True)
     text = serializers.CharField()
     links = serializers.ListField(child=serializers.CharField())

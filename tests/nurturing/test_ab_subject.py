@@ -185,3 +185,12 @@ def test_the_step_editor_sets_up_the_test_and_the_sequence_page_shows_it(client,
     assert bad.status_code == 400
     assert "Step 1: ab_split: must be a whole number from 1 to 99." in bad.content.decode()
     assert Sequence.objects.count() == 1
+
+
+def test_the_preview_shows_both_subjects_of_a_test(marketer_client):
+    sequence = make_sequence(steps=[AB_STEP])
+    lead = LeadFactory(first_name="Dana")
+
+    preview = marketer_client.get(f"/api/v1/sequences/{sequence.pk}/preview/?lead={lead.pk}").json()
+
+    assert preview["subject"] == "A: pricing for Dana" and preview["subject_b"] == "B: Dana, your price inside"
