@@ -62,7 +62,7 @@ ALLOWED_TAGS = frozenset(nh3.ALLOWED_TAGS)
 _LAYOUT = {"align", "valign", "width", "height", "bgcolor", "border", "cellpadding", "cellspacing", "colspan"}
 ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
     **{tag: set(names) for tag, names in nh3.ALLOWED_ATTRIBUTES.items()},
-    "*": {"style", "title", "dir", "lang"},
+    "*": {"style", "class", "title", "dir", "lang"},
     "a": {"href", "hreflang", "title", "target"},
     "img": {"src", "alt", "width", "height", "align", "border"},
     "table": _LAYOUT | {"summary"},
@@ -177,9 +177,25 @@ def is_html(source: str) -> bool:
     return bool(_HTML_TAG.search(source))
 
 
+_STASHED = re.compile(r"lfmergefield(\d+)x")
+
+
 @lru_cache(maxsize=1024)
 def sanitize_html(source: str) -> str:
-    """The HTML nh3 keeps of ``source`` (merge fields are text to it and pass through)."""
+    """The HTML nh3 keeps of ``source``. Merge fields pass through untouched: they are set aside
+    as plain tokens first, since the sanitiser would re-encode the quotes of a ``default:"…"``
+    inside an attribute (and the merged value is escaped when rendered anyway)."""
+    fields: list[str] = []
+
+    def stash(match: re.Match) -> str:
+        fields.append(match.group(0))
+        return f"lfmergefield{len(fields) - 1}x"
+
+    cleaned = _clean(_TAG.sub(stash, source))
+    return _STASHED.sub(lambda m: fields[int(m.group(1))] if int(m.group(1)) < len(fields) else m.group(0), cleaned)
+
+
+def _clean(source: str) -> str:
     return nh3.clean(
         source,
         tags=set(ALLOWED_TAGS),
@@ -191,44 +207,52 @@ def sanitize_html(source: str) -> str:
     )
 
 
-class _Inventory(HTMLParser):
-    """The elements and attributes of a document, to tell what the sanitiser took out."""
+class _Elements(HTMLParser):
+    """The start tags of a document, in order, with their attributes."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.tags: dict[str, None] = {}
-        self.attributes: dict[tuple[str, str], str] = {}
+        self.elements: list[tuple[str, dict[str, str]]] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.setdefault(tag)
-        for name, value in attrs:
-            self.attributes.setdefault((tag, name), value or "")
+        self.elements.append((tag, {name: value or "" for name, value in attrs}))
 
     handle_startendtag = handle_starttag
 
 
-def _inventory(source: str) -> _Inventory:
-    inventory = _Inventory()
-    inventory.feed(source)
-    inventory.close()
-    return inventory
+def _elements(source: str) -> list[tuple[str, dict[str, str]]]:
+    parser = _Elements()
+    parser.feed(source)
+    parser.close()
+    return parser.elements
 
 
 def html_problems(source: str) -> list[str]:
-    """What the sanitiser would remove from ``source``, one readable sentence each (empty: safe)."""
-    before, after = _inventory(source), _inventory(sanitize_html(source))
-    problems = [f"<{tag}> elements are not allowed in messages." for tag in before.tags if tag not in after.tags]
-    for (tag, name), value in before.attributes.items():
-        if tag not in after.tags or (tag, name) in after.attributes:
+    """What the sanitiser would remove from ``source``, one readable sentence each (empty: safe).
+
+    The sanitiser keeps allowed elements in order (adding some, like ``<tbody>``) and drops the
+    others, so each element of the source is matched with the next kept element of its tag;
+    one without a match was removed, and a matched one may have lost attributes."""
+    kept = _elements(sanitize_html(source))
+    problems: list[str] = []
+    position = 0
+    for tag, attributes in _elements(source):
+        match = next((i for i in range(position, len(kept)) if kept[i][0] == tag), None)
+        if match is None:
+            problems.append(f"<{tag}> elements are not allowed in messages.")
             continue
-        if name.startswith("on"):
-            problems.append(f"Event-handler attributes like {name}= are not allowed (on <{tag}>).")
-        elif name in URL_ATTRIBUTES and ":" in value:
-            scheme = re.sub(r"[\s\x00-\x1f]", "", value).split(":", 1)[0].lower()
-            problems.append(f"{scheme}: URLs are not allowed (in {name}= on <{tag}>).")
-        else:
-            problems.append(f"The attribute {name}= is not allowed on <{tag}>.")
-    return problems
+        position = match + 1
+        for name, value in attributes.items():
+            if name in kept[match][1]:
+                continue
+            if name.startswith("on"):
+                problems.append(f"Event-handler attributes like {name}= are not allowed (on <{tag}>).")
+            elif name in URL_ATTRIBUTES and ":" in value:
+                scheme = re.sub(r"[\s\x00-\x1f]", "", value).split(":", 1)[0].lower()
+                problems.append(f"{scheme}: URLs are not allowed (in {name}= on <{tag}>).")
+            else:
+                problems.append(f"The attribute {name}= is not allowed on <{tag}>.")
+    return list(dict.fromkeys(problems))
 
 
 def template_validate(source: str, *, is_html: bool) -> Compiled:

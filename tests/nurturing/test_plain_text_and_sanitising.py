@@ -132,3 +132,21 @@ def test_the_api_refuses_an_email_body_the_sanitiser_would_change_and_stores_not
     assert response.status_code == 400
     assert "Unsafe HTML" in response.json()["message"] and "onmouseover=" in response.json()["message"]
     assert not Sequence.objects.exists()
+
+
+def test_an_unsafe_attribute_is_caught_even_when_a_safe_element_of_the_same_kind_has_it():
+    source = '<a href="https://a.example/">ok</a><a href="javascript:{{ lead.email }}">bad</a>'
+
+    assert html_problems(source) == ["javascript: URLs are not allowed (in href= on <a>)."]
+
+
+def test_merge_fields_with_defaults_survive_the_sanitiser_in_text_and_attributes():
+    body = (
+        "<p title='{{ lead.first_name|default:\"you\" }}'>"
+        'Hi {{ lead.first_name|default:"a < b & c" }}, <a href="https://a.example/?who={{ lead.email }}">go</a></p>'
+    )
+
+    assert html_problems(body) == []
+    rendered = _render(body, {"lead.email": "ann@x.example"})
+    assert '<p title="you">Hi a &lt; b &amp; c, <a href="https://t.example/c/0">go</a></p>' in rendered.html
+    assert rendered.links == ["https://a.example/?who=ann@x.example"]
