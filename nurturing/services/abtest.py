@@ -8,8 +8,9 @@ out and its last message is ``ab_wait_hours`` old (default 4, time for clicks to
 variant with the higher click rate (clicks / sent; a tie keeps A) wins, is recorded on the step
 (``ab_winner``, ``ab_decided_at``) and every later send of the step uses it.
 
-Set-based: one aggregate query per executor batch, only when the batch holds an undecided test
-(no per-lead query), and a compare-and-swap update when a winner is chosen.
+Set-based: while a test is undecided, a batch holding it locks the step rows (so concurrent
+workers cannot overfill the test group) and reads the test's counts in one aggregate query; no
+per-lead query, nothing extra once decided, and a compare-and-swap update records the winner.
 """
 
 from collections import defaultdict
@@ -42,6 +43,18 @@ def ab_states_load(*, steps: Iterable[Step], now: datetime) -> dict[int, AbState
         return {}
     undecided = [step for step in tests if not step.ab_winner]
     counts: dict[tuple[int, int], dict[str, dict]] = defaultdict(dict)
+    if undecided:
+        # Batches of an undecided test take turns (row lock until the batch commits), so two
+        # workers cannot both hand out the last places of the test group; one may have decided.
+        winners = dict(
+            Step.objects.select_for_update()
+            .filter(pk__in=[s.pk for s in undecided])
+            .order_by("pk")
+            .values_list("pk", "ab_winner")
+        )
+        for step in undecided:
+            step.ab_winner = winners.get(step.pk, "")
+        undecided = [step for step in undecided if not step.ab_winner]
     if undecided:
         # This test's messages: of its step position, since the test (re)started.
         scope = Q()

@@ -121,7 +121,7 @@ def test_an_ab_batch_adds_one_aggregate_query_whatever_its_size():
 
     plain = [{"kind": "email", "subject": "Hi", "body": "Hello https://a.example"}]
     tested = [{**AB_STEP, "ab_test_size": 1000}]
-    assert run(5, tested) == run(25, tested) == run(25, plain) + 1  # + the test's message counts
+    assert run(5, tested) == run(25, tested) == run(25, plain) + 2  # + lock the step, count its messages
 
 
 def test_changing_the_subjects_starts_the_test_again(marketer_client):
