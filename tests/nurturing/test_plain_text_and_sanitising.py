@@ -10,6 +10,7 @@ from leads.models import Interaction
 from nurturing import services
 from nurturing.models import Message, Sequence
 from nurturing.rendering import html_problems, render_email, sanitize_html
+from tests.dashboard.test_marketing_pages import SEQUENCE
 from tests.factories import CompanyFactory, LeadFactory
 from tests.nurturing.helpers import make_sequence
 
@@ -150,3 +151,17 @@ def test_merge_fields_with_defaults_survive_the_sanitiser_in_text_and_attributes
     rendered = _render(body, {"lead.email": "ann@x.example"})
     assert '<p title="you">Hi a &lt; b &amp; c, <a href="https://t.example/c/0">go</a></p>' in rendered.html
     assert rendered.links == ["https://a.example/?who=ann@x.example"]
+
+
+@pytest.mark.django_db
+def test_the_step_editor_refuses_unsafe_html_on_its_step_saying_what_would_be_removed(client, marketer):
+
+    client.force_login(marketer)
+    body = ['<p>Hi</p><img src="https://a.example/x.png" onerror="steal()">', "", "<p>Book a slot</p>"]
+
+    response = client.post("/sequences/new/", {**SEQUENCE, "step_body": body})
+
+    assert response.status_code == 400
+    text = response.content.decode()
+    assert "Step 1: body: Unsafe HTML: Event-handler attributes like onerror= are not allowed (on &lt;img&gt;)." in text
+    assert not Sequence.objects.exists()
