@@ -19,8 +19,9 @@ from leadfunnel.roles import role_required
 from leadfunnel.widgets import ConditionVocabulary, condition_from_row, condition_to_row, parse_value, rows_from_post
 from leads.models import InteractionType
 
-from ..models import Dimension, ScoringRule
+from ..models import Dimension
 from ..rules import OPERATORS, PROFILE_FIELDS
+from ..selectors import rule_list
 from . import backtest, channel_quality, prediction, runs
 from .api import parse_period
 from .models import BacktestJob, PredictiveModel
@@ -79,18 +80,44 @@ def rules_diff_from_post(post) -> dict | None:
     return diff or None
 
 
-@require_GET
-@role_required(marketer=True)
-def insights(request: HttpRequest) -> HttpResponse:
+def backtest_rows_from_post(post) -> dict:
+    """The rule-change rows as posted, to show them again when the back-test is refused."""
+    conditions = rows_from_post(post, NEW_RULE_CONDITION)
+    rows = zip(post.getlist("add_name"), post.getlist("add_dimension"), post.getlist("add_points"), strict=False)
+    return {
+        "changes": [
+            {"rule": rule, "points": points, "active": active}
+            for rule, points, active in zip(
+                post.getlist("change_rule"), post.getlist("change_points"), post.getlist("change_active"), strict=False
+            )
+        ],
+        "remove": set(post.getlist("remove_rule")),
+        "new_rules": [
+            {
+                "name": name,
+                "dimension": dimension,
+                "points": points,
+                "cond": conditions[i] if i < len(conditions) else {},
+            }
+            for i, (name, dimension, points) in enumerate(rows)
+        ],
+        "threshold": post.get("mql_threshold", ""),
+    }
+
+
+def _insights_page(request: HttpRequest, *, form_rows: dict | None = None, status: int = 200) -> HttpResponse:
+    params = request.POST if form_rows is not None else request.GET
     group_by = request.GET.get("group_by") or "channel"
     if group_by not in channel_quality.GROUP_BY:
         group_by = "channel"
     try:
-        since, until = parse_period(request.GET.get("since"), request.GET.get("until"))
+        since, until = parse_period(params.get("since"), params.get("until"))
     except DomainError as exc:
-        messages.error(request, exc.message)
+        if form_rows is None:
+            messages.error(request, exc.message)
         since, until = parse_period(None, None)
     jobs = list(BacktestJob.objects.select_related("created_by").order_by("-created_at")[:JOBS_SHOWN])
+    form_rows = form_rows or {"changes": [], "remove": set(), "new_rules": [], "threshold": ""}
     return render(
         request,
         "scoring/insights.html",
@@ -103,14 +130,28 @@ def insights(request: HttpRequest) -> HttpResponse:
             "since": since.date().isoformat(),
             "until": until.date().isoformat(),
             "jobs": jobs,
-            "threshold": request.GET.get("threshold", ""),
-            "rules": list(ScoringRule.objects.order_by("dimension", "name").only("id", "name", "points", "active")),
+            "threshold": form_rows["threshold"] or request.GET.get("threshold", ""),
+            "rules": list(rule_list().order_by("dimension", "name").only("id", "name", "points", "active")),
             "dimensions": Dimension.choices,
             "active_choices": ACTIVE_CHOICES,
             "conditions": RULE_CONDITIONS,
-            "blank_condition": condition_to_row(None) | {"kind": "interaction"},
+            "blank_change": {"rule": "", "points": "", "active": ""},
+            "blank_rule": {
+                "name": "",
+                "dimension": "",
+                "points": "",
+                "cond": condition_to_row(None) | {"kind": "interaction"},
+            },
+            "form_rows": form_rows,
         },
+        status=status,
     )
+
+
+@require_GET
+@role_required(marketer=True)
+def insights(request: HttpRequest) -> HttpResponse:
+    return _insights_page(request)
 
 
 @require_POST
@@ -139,8 +180,9 @@ def backtest_start(request: HttpRequest) -> HttpResponse:
         since, until = parse_period(data.get("since"), data.get("until"))
         job = backtest.backtest_create(user=request.user, rules_diff=diff, settings=overrides, since=since, until=until)
     except DomainError as exc:
+        # Shown again with the rows as typed, so the marketer fixes the one the message names.
         messages.error(request, exc.message)
-        return redirect("predictive_ui:insights")
+        return _insights_page(request, form_rows=backtest_rows_from_post(data), status=400)
     limit = getattr(settings, "BACKTEST_SYNC_INTERACTIONS", 20000)
     if backtest.backtest_interactions_in_scope(until=until) <= limit:
         backtest.backtest_run(job_id=job.pk)

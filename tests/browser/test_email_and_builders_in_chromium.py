@@ -9,8 +9,11 @@ from django.core import mail
 from leads.models import Interaction
 from nurturing import services as nurture
 from nurturing.models import EmailTemplate, Enrollment, Sequence
+from scoring.models import ScoringRule
+from scoring.predictive.models import BacktestJob
 from tests.browser.conftest import log_in
 from tests.factories import LeadFactory
+from tests.predictive.test_backtest import install_current_rules
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -132,3 +135,44 @@ def test_a_plain_text_email_from_a_template_goes_out_with_a_tracked_bare_link(pa
         "https://leadfunnel.example/pricing?plan=pro"
     )
     assert Enrollment.objects.get(lead=lead).current_step == 2
+
+
+def test_a_marketer_back_tests_rule_changes_built_from_rows(page, live_server, marketer, shot):
+    install_current_rules()
+    rule = ScoringRule.objects.order_by("pk").first()
+    log_in(page, live_server.url, marketer.username)
+    page.goto(f"{live_server.url}/scoring/insights/")
+
+    page.locator("#bt-changes").get_by_role("button", name="+ Change a rule").click()
+    change = page.locator("#bt-changes .condition-rows > div").nth(0)
+    change.locator('[name="change_rule"]').select_option(str(rule.pk))
+    change.locator('[name="change_points"]').fill("33")
+    page.locator("#bt-new-rules").get_by_role("button", name="+ Add a rule").click()
+    new_rule = page.locator("#bt-new-rules .condition-rows > div").nth(0)
+    new_rule.locator('[name="add_name"]').fill("Pricing page")
+    new_rule.locator('[name="add_points"]').fill("12")
+    assert new_rule.locator('[name="add_cond-field"]').is_hidden()
+    new_rule.locator('[name="add_cond-interaction_type"]').select_option("page_view")
+    new_rule.locator('[name="add_cond-property"]').fill("url")
+    new_rule.locator("select.cond-operator").select_option("contains")
+    new_rule.locator('[name="add_cond-value"]').fill("/pricing")
+    shot(page, "backtest-rule-builder")
+    page.click("text=Run back-test")
+    page.wait_for_load_state("networkidle")
+
+    job = BacktestJob.objects.get()
+    assert job.params["rules_diff"] == {
+        "update": [{"id": rule.pk, "points": 33}],
+        "add": [
+            {
+                "name": "Pricing page",
+                "dimension": "fit",
+                "source": "interaction",
+                "interaction_type": "page_view",
+                "property": "url",
+                "operator": "contains",
+                "value": "/pricing",
+                "points": 12,
+            }
+        ],
+    }

@@ -105,3 +105,22 @@ def test_a_bad_row_is_refused_with_the_apis_message_and_no_job_is_created(
 
     assert message in response.content.decode().replace("&#x27;", "'")
     assert not BacktestJob.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_refused_back_test_shows_the_rows_as_typed(marketer_browser):
+    install_current_rules()
+    first, second = ScoringRule.objects.order_by("pk")[:2]
+
+    response = marketer_browser.post(f"{PAGE}backtest/", _rows(first, second, **{"add_cond-field": ["", "shoe_size"]}))
+
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "rules_diff.add[1].field: Unknown profile field" in html.replace("&#x27;", "'")
+    assert 'name="add_name" value="Spanish speakers"' in html and 'name="add_cond-field" value="shoe_size"' in html
+    assert (
+        f'<option value="{first.pk}" selected>' in html
+        and 'name="change_points" type="number" step="any" value="40"' in html
+    )
+    assert f'<option value="{second.pk}" selected>{second.name}</option>' in html
+    assert not BacktestJob.objects.exists()
