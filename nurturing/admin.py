@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Enrollment, Message, ProviderEvent, Sequence, Step, StepExecution
+from .models import EmailTemplate, Enrollment, Message, ProviderEvent, Sequence, Step, StepExecution
 
 
 class StepInline(admin.TabularInline):
@@ -35,8 +35,8 @@ class StepExecutionAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ("id", "channel", "to", "subject", "sent_at", "opened_at", "clicked_at")
-    list_filter = ("channel", "purpose")
+    list_display = ("id", "channel", "to", "subject", "variant", "sent_at", "opened_at", "clicked_at")
+    list_filter = ("channel", "purpose", "variant")
     raw_id_fields = ("lead", "execution")
     search_fields = ("to", "token")
 
@@ -47,3 +47,10 @@ class ProviderEventAdmin(admin.ModelAdmin):
     list_filter = ("esp", "kind")
     raw_id_fields = ("message", "lead")
     list_select_related = ("message", "lead")
+
+
+@admin.register(EmailTemplate)
+class EmailTemplateAdmin(admin.ModelAdmin):
+    list_display = ("name", "subject", "updated_at")
+    search_fields = ("name", "subject")
+    raw_id_fields = ("created_by",)

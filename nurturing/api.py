@@ -14,6 +14,8 @@ from leads.models import Lead
 from . import selectors, services
 from .serializers import (
     BulkEnrollmentOutputSerializer,
+    EmailTemplateInputSerializer,
+    EmailTemplateOutputSerializer,
     EnrollmentInputSerializer,
     EnrollmentOutputSerializer,
     PreviewSerializer,
@@ -151,3 +153,44 @@ class SequencePreviewApi(_MarketerView):
         return Response(
             selectors.sequence_preview(sequence=sequence, lead_id=params.get("lead"), position=params.get("step"))
         )
+
+
+class EmailTemplateListCreateApi(_MarketerView):
+    @extend_schema(
+        operation_id="email_templates_list",
+        responses=page_schema("PaginatedEmailTemplateList", EmailTemplateOutputSerializer),
+        tags=["email templates"],
+    )
+    def get(self, request):
+        return _paginate(request, self, selectors.email_template_list(), EmailTemplateOutputSerializer)
+
+    @extend_schema(
+        request=EmailTemplateInputSerializer, responses={201: EmailTemplateOutputSerializer}, tags=["email templates"]
+    )
+    def post(self, request):
+        serializer = EmailTemplateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        template = services.email_template_create(data=serializer.validated_data, actor=request.user)
+        return Response(EmailTemplateOutputSerializer(template).data, status=status.HTTP_201_CREATED)
+
+
+class EmailTemplateDetailApi(_MarketerView):
+    @extend_schema(responses=EmailTemplateOutputSerializer, tags=["email templates"])
+    def get(self, request, template_id: int):
+        return Response(EmailTemplateOutputSerializer(selectors.email_template_get(template_id=template_id)).data)
+
+    @extend_schema(
+        request=EmailTemplateInputSerializer, responses=EmailTemplateOutputSerializer, tags=["email templates"]
+    )
+    def patch(self, request, template_id: int):
+        template = selectors.email_template_get(template_id=template_id)
+        serializer = EmailTemplateInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        template = services.email_template_update(template=template, data=serializer.validated_data, actor=request.user)
+        return Response(EmailTemplateOutputSerializer(template).data)
+
+    @extend_schema(responses={204: None}, tags=["email templates"])
+    def delete(self, request, template_id: int):
+        template = selectors.email_template_get(template_id=template_id)
+        services.email_template_delete(template=template, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -12,4 +12,6 @@ urlpatterns = [
     ),
     path("sequences/<int:sequence_id>/stats/", api.SequenceStatsApi.as_view(), name="api-sequence-stats"),
     path("sequences/<int:sequence_id>/preview/", api.SequencePreviewApi.as_view(), name="api-sequence-preview"),
+    path("email-templates/", api.EmailTemplateListCreateApi.as_view(), name="api-email-templates"),
+    path("email-templates/<int:template_id>/", api.EmailTemplateDetailApi.as_view(), name="api-email-template"),
 ]

@@ -1,5 +1,6 @@
 """Demo sequences: welcome for new visitors, re-nurture for recycled leads, trial-to-paid for PQLs,
-with enrolments in progress. Idempotent: existing sequences (by name) are left alone."""
+with enrolments in progress, and a few saved email templates. Idempotent: existing sequences and
+templates (by name) are left alone."""
 
 from django.core.mail import get_connection
 from django.test.utils import override_settings
@@ -7,7 +8,7 @@ from django.test.utils import override_settings
 from leads.models import Form, Lead, Stage
 
 from . import services
-from .models import Enrollment, Message, Sequence
+from .models import EmailTemplate, Enrollment, Message, Sequence
 
 SITE = "https://leadfunnel.example"
 
@@ -96,6 +97,22 @@ SEQUENCES = [
     },
 ]
 
+EMAIL_TEMPLATES = [
+    {
+        "name": "Pricing follow-up",
+        "subject": "{{ lead.first_name }}, the prices you looked at",
+        "body": 'Hi {{ lead.first_name|default:"there" }},\n\n'
+        f"here are our plans and what each includes: {SITE}/pricing\n\n"
+        "If {{ company.name }} needs something in between, just reply.\n\n{{ owner.first_name }}",
+    },
+    {
+        "name": "Webinar invitation",
+        "subject": "Join us live: building a B2B funnel that sales trusts",
+        "body": '<p>Hi {{ lead.first_name|default:"there" }},</p>'
+        f'<p>Our next webinar is on Thursday. <a href="{SITE}/webinars/funnel">Save your seat</a>.</p>',
+    },
+]
+
 
 def seed_demo() -> str:
     created = []
@@ -121,7 +138,15 @@ def seed_demo() -> str:
         enrolled += len(services.enrollments_create(sequence=sequence, lead_ids=lead_ids, source="demo"))
     if enrolled:
         _run_first_steps()
-    return f"{len(sequences)} sequences ({len(created)} new), {enrolled} leads enrolled"
+    new_templates = 0
+    for spec in EMAIL_TEMPLATES:
+        if not EmailTemplate.objects.filter(name__iexact=spec["name"]).exists():
+            services.email_template_create(data=spec)
+            new_templates += 1
+    return (
+        f"{len(sequences)} sequences ({len(created)} new), {enrolled} leads enrolled, "
+        f"{len(EMAIL_TEMPLATES)} email templates ({new_templates} new)"
+    )
 
 
 def _run_first_steps() -> None:

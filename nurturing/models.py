@@ -68,6 +68,13 @@ class Step(models.Model):
     kind = models.CharField(max_length=10, choices=StepKind.choices)
     # The step as marketers wrote it (subject/body, minutes, condition/goto, action…), minus "kind".
     config = models.JSONField(default=dict, blank=True)
+    # A/B subject test of an email step (config "subject_b"): the winning variant once chosen by
+    # click rate after the test group ("a" or "b"; empty while testing). Cleared when the subjects
+    # or the test settings change.
+    ab_winner = models.CharField(max_length=1, blank=True, default="")
+    ab_decided_at = models.DateTimeField(null=True, blank=True)
+    # When the current test began: messages sent before (an earlier test of this position) don't count.
+    ab_started_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["sequence_id", "position"]
@@ -223,6 +230,8 @@ class Message(models.Model):
     channel = models.CharField(max_length=10)
     to = models.CharField(max_length=254)
     subject = models.CharField(max_length=300, blank=True, default="")
+    # The subject variant of an A/B-tested email step ("a" or "b"); empty for other messages.
+    variant = models.CharField(max_length=1, blank=True, default="")
     body = models.TextField()  # HTML for email, text for SMS
     text_body = models.TextField(blank=True, default="")
     # Random public id; tracking links carry it signed (see nurturing/tracking.py). Unique through
@@ -308,3 +317,25 @@ class SoftBounceRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email_hash[:12]}…: {self.count} soft bounce(s)"
+
+
+class EmailTemplate(TimeStampedModel):
+    """A saved email (subject and body) marketers start email steps from. Copied into a step,
+    never linked: editing a template does not change the sequences already built from it."""
+
+    name = models.CharField(max_length=200)
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            # One template per name, whatever the letter case (the picker lists them by name).
+            models.UniqueConstraint(models.functions.Lower("name"), name="emailtemplate_name_ci_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

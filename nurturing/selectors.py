@@ -8,8 +8,19 @@ from django.db.models.fields.json import KT
 from leadfunnel.errors import NotFound, ValidationFailed
 from leads.models import Lead, StageTransition
 
-from .models import MESSAGE_KINDS, Enrollment, EnrollmentStatus, Message, Sequence, Step, StepExecution, StepKind
-from .rendering import merge_context, render_email, render_sms
+from .abtest import VARIANTS, ab_is_test, ab_settings
+from .models import (
+    MESSAGE_KINDS,
+    EmailTemplate,
+    Enrollment,
+    EnrollmentStatus,
+    Message,
+    Sequence,
+    Step,
+    StepExecution,
+    StepKind,
+)
+from .rendering import merge_context, render_email, render_sms, render_subject
 from .tracking import tracking_url
 
 CONVERSION_STAGES = ("mql", "sql", "customer")
@@ -33,6 +44,22 @@ def enrollment_list(*, sequence: Sequence, status: str | None = None) -> QuerySe
             raise ValidationFailed(f"Unknown status {status!r}; use one of {', '.join(EnrollmentStatus.values)}.")
         enrollments = enrollments.filter(status=status)
     return enrollments
+
+
+def email_template_list() -> QuerySet:
+    return EmailTemplate.objects.order_by("name", "pk")
+
+
+def email_template_get(*, template_id: int) -> EmailTemplate:
+    template = EmailTemplate.objects.filter(pk=template_id).first()
+    if template is None:
+        raise NotFound("No email template with this id.")
+    return template
+
+
+def email_template_choices(*, limit: int = 200) -> list[dict]:
+    """Templates for the step editor's picker: id, name, subject and body (one query)."""
+    return list(email_template_list().values("id", "name", "subject", "body")[:limit])
 
 
 def sequence_choices() -> list[tuple[int, str]]:
@@ -134,13 +161,18 @@ def sequence_stats(*, sequence: Sequence) -> dict:
         executions[row["position"]][row["state"]] += row["n"]
         if row["state"] == "skipped":
             skipped_why[row["position"]][row["reason"] or "other"] += row["n"]
-    # 4: message engagement by step.
-    engagement = {
-        row["position"]: row
-        for row in Message.objects.filter(sequence=sequence, purpose=Message.Purpose.NURTURE)
-        .values("position")
+    # 4: message engagement by step (and by subject variant, for A/B-tested steps).
+    engagement: dict[int, dict[str, int]] = defaultdict(lambda: {"sent": 0, "opened": 0, "clicked": 0})
+    by_variant: dict[int, dict[str, dict]] = defaultdict(dict)
+    for row in (
+        Message.objects.filter(sequence=sequence, purpose=Message.Purpose.NURTURE)
+        .values("position", "variant")
         .annotate(sent=Count("sent_at"), opened=Count("opened_at"), clicked=Count("clicked_at"))
-    }
+    ):
+        for key in ("sent", "opened", "clicked"):
+            engagement[row["position"]][key] += row[key]
+        if row["variant"]:
+            by_variant[row["position"]][row["variant"]] = row
     # 5: the steps themselves.
     steps = []
     for step in sequence.steps.order_by("position"):
@@ -165,6 +197,7 @@ def sequence_stats(*, sequence: Sequence) -> dict:
                 "active": where["active"],
                 "goal_reached": where["goal_reached"],
                 "exited": dict(where["exited"]),
+                "ab": _ab_stats(step, by_variant.get(step.position, {})),
             }
         )
     return {
@@ -189,6 +222,33 @@ def _sum_reasons(parts) -> dict[str, int]:
     return dict(total)
 
 
+def _ab_stats(step: Step, rows: dict[str, dict]) -> dict | None:
+    """Per-variant sends, opens, clicks and click rate of an A/B-tested email step, and the winner."""
+    if not ab_is_test(step) and not rows:
+        return None
+    split, size, wait_hours = ab_settings(step.config)
+    variants = {}
+    for variant in VARIANTS:
+        row = rows.get(variant, {})
+        sent = row.get("sent", 0)
+        variants[variant] = {
+            "subject": step.config.get("subject_b" if variant == "b" else "subject", ""),
+            "sent": sent,
+            "opened": row.get("opened", 0),
+            "clicked": row.get("clicked", 0),
+            "open_rate": round(row.get("opened", 0) / sent, 4) if sent else None,
+            "click_rate": round(row.get("clicked", 0) / sent, 4) if sent else None,
+        }
+    return {
+        "split": split,
+        "test_size": size,
+        "wait_hours": wait_hours,
+        "winner": step.ab_winner or None,
+        "decided_at": step.ab_decided_at,
+        "variants": variants,
+    }
+
+
 def sequence_preview(*, sequence: Sequence, lead_id: int | None, position: int | None) -> dict:
     """Render a message step for a sample lead, with the tracking links it would carry."""
     steps = [s for s in sequence.steps.order_by("position") if s.kind in (StepKind.EMAIL, StepKind.SMS)]
@@ -209,6 +269,7 @@ def sequence_preview(*, sequence: Sequence, lead_id: int | None, position: int |
             "lead": lead.pk,
             "to": lead.phone,
             "subject": "",
+            "subject_b": "",
             "html": "",
             "text": render_sms(body=step.config["body"], context=context),
             "links": [],
@@ -222,12 +283,16 @@ def sequence_preview(*, sequence: Sequence, lead_id: int | None, position: int |
         open_url=tracking_url(token, "o"),
         unsubscribe_url=tracking_url(token, "u"),
     )
+    subject_b = ""
+    if ab_is_test(step):
+        subject_b = render_subject(subject=step.config["subject_b"], context=context)
     return {
         "step": step.position,
         "kind": step.kind,
         "lead": lead.pk,
         "to": lead.email,
         "subject": rendered.subject,
+        "subject_b": subject_b,
         "html": rendered.html,
         "text": rendered.text,
         "links": rendered.links,

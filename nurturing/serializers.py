@@ -90,6 +90,24 @@ class BulkEnrollmentOutputSerializer(serializers.Serializer):
     skipped = serializers.IntegerField()
 
 
+class AbVariantStatsSerializer(serializers.Serializer):
+    subject = serializers.CharField()
+    sent = serializers.IntegerField()
+    opened = serializers.IntegerField()
+    clicked = serializers.IntegerField()
+    open_rate = serializers.FloatField(allow_null=True)
+    click_rate = serializers.FloatField(allow_null=True)
+
+
+class AbStatsSerializer(serializers.Serializer):
+    split = serializers.IntegerField(help_text="Percent of the test group on subject B.")
+    test_size = serializers.IntegerField()
+    wait_hours = serializers.FloatField()
+    winner = serializers.ChoiceField(choices=["a", "b"], allow_null=True)
+    decided_at = serializers.DateTimeField(allow_null=True)
+    variants = serializers.DictField(child=AbVariantStatsSerializer(), help_text="Keyed a and b.")
+
+
 class StepStatsSerializer(serializers.Serializer):
     position = serializers.IntegerField()
     kind = serializers.CharField()
@@ -104,6 +122,7 @@ class StepStatsSerializer(serializers.Serializer):
     active = serializers.IntegerField(help_text="Enrolments waiting to run this step.")
     goal_reached = serializers.IntegerField()
     exited = serializers.DictField(child=serializers.IntegerField())
+    ab = AbStatsSerializer(allow_null=True, help_text="The A/B subject test of an email step, else null.")
 
 
 class SequenceStatsSerializer(serializers.Serializer):
@@ -127,6 +146,22 @@ class PreviewSerializer(serializers.Serializer):
     lead = serializers.IntegerField()
     to = serializers.CharField()
     subject = serializers.CharField(allow_blank=True)
+    subject_b = serializers.CharField(allow_blank=True, help_text="Subject B of an A/B-tested step, else empty.")
     html = serializers.CharField(allow_blank=True)
     text = serializers.CharField()
     links = serializers.ListField(child=serializers.CharField())
+
+
+class EmailTemplateInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    subject = serializers.CharField(max_length=300)
+    body = serializers.CharField(trim_whitespace=False)
+
+
+class EmailTemplateOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    subject = serializers.CharField()
+    body = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()

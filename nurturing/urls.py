@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import template_views, views
 
 app_name = "nurturing_ui"
 
@@ -14,4 +14,10 @@ urlpatterns = [
     path("sequences/<int:sequence_id>/", views.sequence_detail, name="sequence"),
     path("sequences/<int:sequence_id>/edit/", views.sequence_edit, name="sequence-edit"),
     path("sequences/<int:sequence_id>/preview/", views.sequence_preview, name="sequence-preview"),
+    path("email-templates/", template_views.email_templates_list, name="email-templates"),
+    path("email-templates/new/", template_views.email_template_edit, name="email-template-new"),
+    path("email-templates/<int:template_id>/edit/", template_views.email_template_edit, name="email-template-edit"),
+    path(
+        "email-templates/<int:template_id>/delete/", template_views.email_template_delete, name="email-template-delete"
+    ),
 ]

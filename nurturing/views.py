@@ -6,6 +6,8 @@ leads selected in the list's bulk bar. Both answer with a message and a redirect
 The editor posts the steps as parallel lists (one row per step, in order); the view
 turns them into the API's sequence shape, checks the shape with the API's input
 serializer, and the nurturing services do the real validation (same messages as the API).
+Goals and branch conditions are rows of the shared condition builder
+(``leadfunnel.widgets``), never JSON typed by a marketer.
 """
 
 import json
@@ -19,11 +21,20 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from leadfunnel.errors import DomainError
 from leadfunnel.roles import role_required
+from leadfunnel.widgets import (
+    ConditionListField,
+    ConditionVocabulary,
+    condition_from_row,
+    condition_to_row,
+    parse_value,
+    rows_from_post,
+)
 from leads import dashboard as lead_reads
 from leads.models import Form, Lead, Stage
 from leads.views import form_error_text, safe_next
 
 from . import selectors, services
+from .conditions import INTERACTION_TYPES, LEAD_FIELDS, OPERATORS, STAGES
 from .models import EnrollmentStatus, Sequence, StepKind
 from .serializers import SequenceInputSerializer
 
@@ -35,7 +46,31 @@ ENROLL_KINDS = (
     ("stage_entered", "A stage is entered"),
     ("segment", "Matches a segment"),
 )
-STEP_LISTS = ("kind", "subject", "body", "amount", "unit", "condition", "goto", "else_goto", "action", "params")
+STEP_LISTS = (
+    "kind",
+    "subject",
+    "body",
+    "subject_b",
+    "ab_split",
+    "ab_test_size",
+    "ab_wait_hours",
+    "amount",
+    "unit",
+    "goto",
+    "else_goto",
+    "action",
+    "params",
+)
+AB_FIELDS = ("ab_split", "ab_test_size", "ab_wait_hours")
+# Each step row carries one condition row (used by branch steps), posted as step_cond-<part>.
+STEP_CONDITION = "step_cond"
+CONDITIONS = ConditionVocabulary(
+    kinds=("interaction", "profile", "stage"),
+    fields=tuple(sorted(LEAD_FIELDS)),
+    operators=OPERATORS,
+    interaction_types=tuple(sorted(INTERACTION_TYPES)),
+    stages=tuple(sorted(STAGES)),
+)
 
 
 class SequenceForm(forms.Form):
@@ -53,11 +88,12 @@ class SequenceForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text='e.g. {"stage": "recycled", "min_score": 20, "fields": {"country": "DE"}}',
     )
-    goals = forms.CharField(
-        required=False,
-        label="Goals (JSON list)",
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text='Reaching any goal exits the lead, e.g. [{"interaction_type": "demo_request"}, {"stage": "sql"}]',
+    goals = ConditionListField(
+        vocabulary=CONDITIONS,
+        label="Goals",
+        add_label="+ Add a goal",
+        help_text="Reaching any goal exits the lead: an interaction (optionally with a property match), "
+        "a lead field, or a stage.",
     )
     max_messages_per_day = forms.IntegerField(required=False, min_value=0, label="Messages per lead per day (cap)")
 
@@ -67,9 +103,6 @@ class SequenceForm(forms.Form):
 
     def clean_enroll_segment(self):
         return _json_field(self.cleaned_data["enroll_segment"], default={}, kind=dict, what="The segment")
-
-    def clean_goals(self):
-        return _json_field(self.cleaned_data["goals"], default=[], kind=list, what="Goals")
 
     def enroll_on(self) -> dict:
         data = self.cleaned_data
@@ -99,10 +132,12 @@ def _json_field(raw: str, *, default, kind: type, what: str):
 def _steps_from_post(post) -> tuple[list[dict], list[dict], dict[int, list[str]]]:
     """Rows as posted (to redisplay) and the steps in the API's shape, with per-row parse errors."""
     lists = {name: post.getlist(f"step_{name}") for name in STEP_LISTS}
+    conditions = rows_from_post(post, STEP_CONDITION)
     count = len(lists["kind"])
     rows, steps, errors = [], [], {}
     for index in range(count):
         row = {name: (lists[name][index] if index < len(lists[name]) else "") for name in STEP_LISTS}
+        row["cond"] = conditions[index] if index < len(conditions) else condition_to_row(None)
         rows.append(row)
         problems: list[str] = []
         step = _step_from_row(row, problems)
@@ -123,7 +158,13 @@ def _int_or_text(raw: str):
 def _step_from_row(row: dict, problems: list[str]) -> dict:
     kind = row["kind"]
     if kind == StepKind.EMAIL:
-        return {"kind": kind, "subject": row["subject"], "body": row["body"]}
+        step = {"kind": kind, "subject": row["subject"], "body": row["body"]}
+        if (row["subject_b"] or "").strip():
+            step["subject_b"] = row["subject_b"]
+            for name in AB_FIELDS:
+                if (row[name] or "").strip():
+                    step[name] = parse_value(row[name], "equals")
+        return step
     if kind == StepKind.SMS:
         return {"kind": kind, "body": row["body"]}
     if kind == StepKind.WAIT:
@@ -136,11 +177,7 @@ def _step_from_row(row: dict, problems: list[str]) -> dict:
             amount = None
         return {"kind": kind, unit: amount}
     if kind == StepKind.BRANCH:
-        step = {"kind": kind, "goto": _int_or_text(row["goto"])}
-        try:
-            step["condition"] = json.loads(row["condition"] or "null")
-        except ValueError as exc:
-            problems.append(f"The condition is not valid JSON: {exc.msg}.")
+        step = {"kind": kind, "condition": condition_from_row(row["cond"]), "goto": _int_or_text(row["goto"])}
         if (row["else_goto"] or "").strip():
             step["else_goto"] = _int_or_text(row["else_goto"])
         return step
@@ -166,9 +203,12 @@ def _rows_from_sequence(sequence: Sequence) -> list[dict]:
         config = dict(step.config)
         row = dict.fromkeys(STEP_LISTS, "")
         row["kind"] = step.kind
+        row["cond"] = condition_to_row(config.get("condition") if step.kind == StepKind.BRANCH else None)
         if step.kind in (StepKind.EMAIL, StepKind.SMS):
             row["subject"] = config.get("subject", "")
             row["body"] = config.get("body", "")
+            for name in ("subject_b", *AB_FIELDS):
+                row[name] = config.get(name, "")
         elif step.kind == StepKind.WAIT:
             for unit in WAIT_UNITS:
                 if unit in config:
@@ -176,7 +216,6 @@ def _rows_from_sequence(sequence: Sequence) -> list[dict]:
             if "until" in config:
                 row["amount"], row["unit"] = "", "days"
         elif step.kind == StepKind.BRANCH:
-            row["condition"] = json.dumps(config.get("condition"))
             row["goto"] = config.get("goto", "")
             row["else_goto"] = config.get("else_goto", "")
         elif step.kind == StepKind.ACTION:
@@ -199,7 +238,7 @@ def _initial(sequence: Sequence) -> dict:
         "enroll_form": enroll_on.get("form", "") if kind == "form_submitted" else "",
         "enroll_stage": enroll_on.get("stage", "") if kind == "stage_entered" else "",
         "enroll_segment": json.dumps(enroll_on) if kind == "segment" else "",
-        "goals": json.dumps(sequence.goals) if sequence.goals else "",
+        "goals": sequence.goals or [],
         "max_messages_per_day": sequence.max_messages_per_day,
     }
 
@@ -286,6 +325,7 @@ def sequence_edit(request: HttpRequest, sequence_id: int | None = None) -> HttpR
                     "kind": "email",
                     "subject": "Hi {{ lead.first_name }}",
                     "body": "<p>…</p>",
+                    "cond": condition_to_row(None),
                 }
             ]
         )
@@ -304,7 +344,14 @@ def sequence_edit(request: HttpRequest, sequence_id: int | None = None) -> HttpR
             "wait_units": WAIT_UNITS,
             "actions": ACTIONS,
             "has_step_errors": bool(step_errors),
-            "blank_row": {**dict.fromkeys(STEP_LISTS, ""), "kind": "email", "errors": []},
+            "blank_row": {
+                **dict.fromkeys(STEP_LISTS, ""),
+                "kind": "email",
+                "errors": [],
+                "cond": condition_to_row(None),
+            },
+            "conditions": CONDITIONS,
+            "email_templates": selectors.email_template_choices(),
         },
         status=400 if request.method == "POST" else 200,
     )

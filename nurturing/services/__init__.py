@@ -15,12 +15,16 @@ from .enrollment import (
 )
 from .executor import deliver_executions, deliver_pending, due_count, process_due_steps
 from .sequences import sequence_create, sequence_delete, sequence_update, sequence_validate
+from .templates import email_template_create, email_template_delete, email_template_update
 from .tracking import lead_unsubscribe, message_record_click, message_record_open
 
 __all__ = [
     "HANDOFF_STAGES",
     "deliver_executions",
     "deliver_pending",
+    "email_template_create",
+    "email_template_delete",
+    "email_template_update",
     "due_count",
     "enroll_on_form",
     "enroll_on_forms",

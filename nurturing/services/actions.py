@@ -17,7 +17,7 @@ from leads.models import Lead, TransitionCause
 from leads.services import Reassignment, lead_change_stage, leads_assign
 
 from ..models import Enrollment, ExecutionState, Message, Sequence, Step
-from ..rendering import compile_template
+from ..rendering import compile_template, text_to_html
 from .batch import _Batch, _context, _Outgoing, _record
 
 
@@ -74,7 +74,8 @@ def _action_notify_owner(config, enrollment, lead, sequence, step, batch):
         channel="email",
         to=owner.email,
         subject=subject[:300],
-        body=f"<p>{body}</p>",
+        # Plain text to HTML like a plain-text email (escaped, paragraphs, links), not tracked: it goes to a rep.
+        body=text_to_html(body, lambda url: url),
         text_body=body,
         links=[],
         token=secrets.token_urlsafe(12),

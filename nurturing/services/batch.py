@@ -13,6 +13,7 @@ from leads.models import Lead
 
 from ..models import Enrollment, ExecutionState, Sequence, Step
 from ..rendering import merge_context
+from .abtest import AbState
 
 DAY = timedelta(hours=24)
 
@@ -56,6 +57,7 @@ class _Outgoing:
     token: str
     created_at: datetime
     unsubscribe_url: str | None = None
+    variant: str = ""  # "a" / "b" for an A/B-tested email step
     pk: int | None = None
 
     @property
@@ -83,6 +85,7 @@ class _Batch:
     # for the batch; the message steps they reach are skipped, and each skip is put on the timeline.
     refusals: dict[int, str] = field(default_factory=dict)
     skipped_events: list[dict] = field(default_factory=list)
+    ab: dict[int, AbState] = field(default_factory=dict)  # A/B-tested steps by step id
 
 
 def _record(

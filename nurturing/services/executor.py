@@ -37,6 +37,7 @@ from leads.consent import marketing_refusals
 
 from ..conf import nurture_setting
 from ..models import Enrollment, EnrollmentStatus, Message, Sequence, Step
+from .abtest import ab_states_load
 from .batch import DAY, _Batch, _Outgoing
 from .delivery import deliver_executions, deliver_pending, skips_record
 from .planning import _advance
@@ -87,7 +88,8 @@ def _claim_and_plan(*, batch_size: int, now: datetime | None, skipped: list[dict
             return 0, []
         sequence_ids = {e.sequence_id for e in enrollments}
         steps: dict[int, dict[int, Step]] = defaultdict(dict)
-        for step in Step.objects.filter(sequence_id__in=sequence_ids):
+        all_steps = list(Step.objects.filter(sequence_id__in=sequence_ids))
+        for step in all_steps:
             steps[step.sequence_id][step.position] = step
         sent_today = {
             row["lead_id"]: (row["n"], row["first"])
@@ -109,6 +111,7 @@ def _claim_and_plan(*, batch_size: int, now: datetime | None, skipped: list[dict
             default_cap=nurture_setting("MAX_MESSAGES_PER_DAY"),
             # Consent and the suppression list, for the whole batch: one query.
             refusals=marketing_refusals({e.lead_id: e.lead for e in enrollments}.values()),
+            ab=ab_states_load(steps=all_steps, now=now),
         )
         for enrollment in enrollments:
             _advance(enrollment, batch)

@@ -11,10 +11,12 @@ from datetime import datetime, timedelta
 from leads.consent import SUPPRESSED
 from leads.models import Interaction, InteractionType, Lead, Stage
 
+from ..abtest import variant_for
 from ..conditions import condition_kind, interaction_matches, lead_matches
 from ..models import Enrollment, EnrollmentStatus, ExecutionState, ExitReason, Message, Sequence, Step, StepKind
 from ..rendering import render_email, render_sms
 from ..tracking import tracking_url
+from .abtest import RECHECK
 from .actions import _action_run
 from .batch import DAY, _Batch, _context, _Execution, _Outgoing, _record
 from .enrollment import HANDOFF_STAGES
@@ -101,8 +103,19 @@ def _advance(enrollment: Enrollment, batch: _Batch) -> None:
                 _record(enrollment, step, batch, state=ExecutionState.SKIPPED, detail={"reason": "no phone number"})
                 enrollment.current_step += 1
                 continue
+            variant = ""
+            test = batch.ab.get(step.pk)
+            if test is not None:
+                if test.winner:
+                    variant = test.winner
+                elif test.slots > 0:
+                    test.slots -= 1
+                    variant = variant_for(enrollment_id=enrollment.pk, step_id=step.pk, split=test.split)
+                else:
+                    enrollment.next_due_at = now + RECHECK  # the test group is out; wait for its winner
+                    return
             execution = _record(enrollment, step, batch, state=ExecutionState.PENDING)
-            batch.messages.append(_message_build(step, lead, sequence, batch, execution))
+            batch.messages.append(_message_build(step, lead, sequence, batch, execution, variant=variant))
             batch.sent_today[lead.pk] = (count + 1, first_at)
             sent_this_pass = True
             enrollment.current_step += 1
@@ -154,7 +167,9 @@ def _branch_taken(condition: dict, lead: Lead, enrollment: Enrollment) -> bool:
     return any(interaction_matches(condition, condition["interaction_type"], props) for props in rows)
 
 
-def _message_build(step: Step, lead: Lead, sequence: Sequence, batch: _Batch, execution: _Execution) -> _Outgoing:
+def _message_build(
+    step: Step, lead: Lead, sequence: Sequence, batch: _Batch, execution: _Execution, *, variant: str = ""
+) -> _Outgoing:
     token = secrets.token_urlsafe(12)
     context = _context(lead, batch)
     common = {
@@ -178,7 +193,7 @@ def _message_build(step: Step, lead: Lead, sequence: Sequence, batch: _Batch, ex
         )
     unsubscribe_url = tracking_url(token, "u")
     rendered = render_email(
-        subject=step.config["subject"],
+        subject=step.config["subject_b" if variant == "b" else "subject"],
         body=step.config["body"],
         context=context,
         click_url=lambda index: tracking_url(token, "c", index),
@@ -193,5 +208,6 @@ def _message_build(step: Step, lead: Lead, sequence: Sequence, batch: _Batch, ex
         text_body=rendered.text,
         links=rendered.links,
         unsubscribe_url=unsubscribe_url,
+        variant=variant,
         **common,
     )

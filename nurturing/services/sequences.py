@@ -43,6 +43,7 @@ def _step_errors(step: dict, position: int, count: int) -> list[str]:
                 errors.append(f"{field}: {exc}")
         if isinstance(step.get("subject"), str) and len(step["subject"]) > 300:
             errors.append("subject: at most 300 characters.")
+        errors += _ab_errors(step)
     elif kind == StepKind.SMS:
         value = step.get("body")
         if not isinstance(value, str) or not value.strip():
@@ -110,6 +111,42 @@ def _step_errors(step: dict, position: int, count: int) -> list[str]:
                         errors.append(f"{field}: {exc}")
         elif action == "webhook" and "event" in step and not isinstance(step["event"], str):
             errors.append("webhook 'event' must be a name.")
+    return errors
+
+
+AB_SETTINGS = {
+    # name: (lowest, highest, whole numbers only)
+    "ab_split": (1, 99, True),
+    "ab_test_size": (2, 1_000_000, True),
+    "ab_wait_hours": (0, 720, False),
+}
+# What an A/B test's result depends on: changing any of these starts the test again.
+AB_KEYS = ("subject", "subject_b", *AB_SETTINGS)
+
+
+def _ab_errors(step: dict) -> list[str]:
+    """An email step's A/B subject test: ``subject_b`` plus optional split, test size and wait."""
+    errors: list[str] = []
+    subject_b = step.get("subject_b")
+    if subject_b not in (None, ""):
+        if not isinstance(subject_b, str) or not subject_b.strip():
+            errors.append("subject_b: the second subject must be text.")
+        elif len(subject_b) > 300:
+            errors.append("subject_b: at most 300 characters.")
+        else:
+            try:
+                template_validate(subject_b, is_html=False)
+            except TemplateError as exc:
+                errors.append(f"subject_b: {exc}")
+    for name, (low, high, whole) in AB_SETTINGS.items():
+        if name not in step:
+            continue
+        value = step[name]
+        kinds = int if whole else int | float
+        if subject_b in (None, ""):
+            errors.append(f"{name}: an A/B test needs subject_b, the second subject to test.")
+        elif isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+            errors.append(f"{name}: must be a {'whole ' if whole else ''}number from {low} to {high}.")
     return errors
 
 
@@ -310,9 +347,12 @@ def sequence_update(*, sequence: Sequence, data: dict, actor=None) -> Sequence:
             if current is None:
                 to_create.append(row)
             else:
+                if current.kind != row.kind or any(current.config.get(k) != row.config.get(k) for k in AB_KEYS):
+                    # Another test (or none) from now on: its winner and earlier sends no longer count.
+                    current.ab_winner, current.ab_decided_at, current.ab_started_at = "", None, timezone.now()
                 current.kind, current.config = row.kind, row.config
                 to_update.append(current)
-        Step.objects.bulk_update(to_update, ["kind", "config"])
+        Step.objects.bulk_update(to_update, ["kind", "config", "ab_winner", "ab_decided_at", "ab_started_at"])
         Step.objects.bulk_create(to_create)
         Step.objects.filter(pk__in=[s.pk for s in existing.values()]).delete()
     active_enrolments = Enrollment.objects.filter(sequence=sequence, status=EnrollmentStatus.ACTIVE)

@@ -40,6 +40,7 @@ _MESSAGE_COLUMNS = (
     "channel",
     "to",
     "subject",
+    "variant",
     "body",
     "text_body",
     "token",

@@ -1,7 +1,7 @@
 import pytest
 
 from nurturing.demo import seed_demo
-from nurturing.models import Enrollment, Message, Sequence
+from nurturing.models import EmailTemplate, Enrollment, Message, Sequence
 from tests.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
@@ -18,6 +18,8 @@ def test_the_demo_adds_three_sequences_with_enrolments_in_progress_and_is_idempo
     assert "3 sequences (3 new), 9 leads enrolled" in summary
     assert "0 new" in again and "0 leads enrolled" in again
     assert Sequence.objects.count() == 3
+    assert "2 email templates (2 new)" in summary and "(0 new)" in again.split("enrolled")[1]
+    assert EmailTemplate.objects.count() == 2
     assert Enrollment.objects.count() == 9
     welcome = Sequence.objects.get(name="Welcome: new visitors")
     assert set(Enrollment.objects.filter(sequence=welcome).values_list("status", "current_step")) == {("active", 3)}

@@ -360,13 +360,15 @@ def test_notify_owner_emails_the_rep_without_counting_against_the_lead(sales_rep
     sequence = make_sequence(
         steps=[{"kind": "action", "action": "notify_owner", "subject": "{{ lead.full_name }} is hot"}]
     )
-    lead = LeadFactory(first_name="Kim", last_name="Lee", owner=sales_rep)
+    lead = LeadFactory(first_name="Kim", last_name="<b>Lee</b>", owner=sales_rep)
     services.enrollments_create(sequence=sequence, lead_ids=[lead.pk])
 
     _run()
 
     [email] = mail.outbox
-    assert email.to == [sales_rep.email] and email.subject == "Kim Lee is hot"
+    assert email.to == [sales_rep.email] and email.subject == "Kim <b>Lee</b> is hot"
+    html = email.alternatives[0][0]
+    assert "Kim &lt;b&gt;Lee&lt;/b&gt; reached step 1" in html and "<b>Lee</b>" not in html
     assert "List-Unsubscribe" not in email.extra_headers
     assert not Interaction.objects.filter(lead=lead, type="email_sent").exists()
 

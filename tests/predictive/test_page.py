@@ -55,6 +55,8 @@ def test_bad_back_test_input_on_the_page_is_shown_and_stores_nothing(marketer_br
     install_current_rules()
     response = marketer_browser.post(f"{PAGE}backtest/", {"mql_threshold": "high"}, follow=True)
     assert "must be a whole number" in response.content.decode()
-    response = marketer_browser.post(f"{PAGE}backtest/", {"rules_diff": "{not json"}, follow=True)
-    assert "not valid JSON" in response.content.decode()
+    response = marketer_browser.post(
+        f"{PAGE}backtest/", {"change_rule": ["123456"], "change_points": ["5"], "change_active": [""]}, follow=True
+    )
+    assert "rules_diff.update[0]: give the id of an existing rule." in response.content.decode()
     assert not BacktestJob.objects.exists()

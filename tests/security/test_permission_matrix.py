@@ -81,6 +81,11 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("api-sequence-enrollments", "POST"): MARKETING,
     ("api-sequence-stats", "GET"): MARKETING,
     ("api-sequence-preview", "GET"): MARKETING,
+    ("api-email-templates", "GET"): MARKETING,
+    ("api-email-templates", "POST"): MARKETING,
+    ("api-email-template", "GET"): MARKETING,
+    ("api-email-template", "PATCH"): MARKETING,
+    ("api-email-template", "DELETE"): MARKETING,
     ("api-funnel", "GET"): MARKETING,
     ("api-rep", "PATCH"): {OWNER, ADMIN},  # a rep sets their own availability; the URL names the owner
     ("api-leads-export", "GET"): MARKETING,
@@ -166,6 +171,7 @@ def world(db, marketer, sales_rep, other_rep, admin_user):
         "user_id": sales_rep.pk,
         "sequence_id": 999_999,
         "suppression_id": 999_999,
+        "template_id": 999_999,
     }
     return clients, kwargs, lead
 
@@ -174,7 +180,7 @@ def _path(route: str, name: str, kwargs: dict, lead) -> str:
     from django.urls import reverse
 
     needed = {}
-    for key in ("lead_id", "slug", "user_id", "sequence_id", "suppression_id", "pk"):
+    for key in ("lead_id", "slug", "user_id", "sequence_id", "suppression_id", "template_id", "pk"):
         if f"<int:{key}>" in route or f"<slug:{key}>" in route or f"<str:{key}>" in route:
             if key == "pk":
                 needed[key] = lead.pk if route.startswith("api/v1/leads/") else 999_999
