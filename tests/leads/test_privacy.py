@@ -390,4 +390,4 @@ def test_the_erasure_is_a_fixed_set_of_statements(marketer):
     # executions, submissions); score reasons; notifications; webhook deliveries; outbox; audit;
     # import errors; the lead; the audit row; the lead.erased message (+ the outer savepoint).
     statements = [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
-    assert len(statements) == 21, statements
+    assert len(statements) == 22, statements
