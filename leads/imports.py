@@ -30,8 +30,9 @@ from django.utils import timezone
 from leadfunnel.errors import NotFound, ValidationFailed
 from leadfunnel.outbox import outbox_publish
 
+from .intake import email_domain, is_business_domain
 from .models import Channel, ImportJob, Lead, TransitionCause
-from .services import Entry, leads_enter_funnel, leads_score
+from .services import Entry, companies_ensure, leads_enter_funnel, leads_score
 
 logger = logging.getLogger(__name__)
 
@@ -345,6 +346,13 @@ def _import_batch(job_id: int, batch: list[tuple[int, ParsedRow | None, dict | N
             )
 
     now = timezone.now()
+    # Each business domain's company (created when first seen), as the form intake and the API do.
+    domains = {email: email_domain(email) for email in merged}
+    domains = {email: domain for email, domain in domains.items() if is_business_domain(domain)}
+    profiles: dict[str, dict[str, str]] = {}
+    for email, domain in sorted(domains.items()):
+        profiles.setdefault(domain, merged[email].values)
+    companies_ensure(profiles=profiles, now=now)
     entered = leads_enter_funnel(
         entries=[
             Entry(
@@ -361,14 +369,16 @@ def _import_batch(job_id: int, batch: list[tuple[int, ParsedRow | None, dict | N
                 cause=TransitionCause.SYSTEM,
                 cause_ref=f"import:{job_id}",
                 reason="Imported from a CSV file",
+                company_domain=domains.get(email),
             )
             for email, row in merged.items()
         ],
         touch=False,
     )
-    created = [lead for lead in entered.leads.values() if lead.pk in entered.created]
-    # An existing lead keeps what it has: the file fills only the blanks.
-    changed, changed_fields = [], set()
+    created = list({lead.pk: lead for lead in entered.leads.values() if lead.pk in entered.created}.values())
+    # An existing lead keeps what it has: the file fills only the blanks. (A merged lead's email
+    # and its survivor's may both be in the file: one lead, changed once.)
+    changed, changed_fields, seen = [], set(), set()
     for email, row in merged.items():
         lead = entered.leads[email]
         if lead.pk in entered.created:
@@ -384,7 +394,8 @@ def _import_batch(job_id: int, batch: list[tuple[int, ParsedRow | None, dict | N
             lead.custom_fields = {**(lead.custom_fields or {}), **missing_custom}
             changed_fields.add("custom_fields")
             dirty = True
-        if dirty:
+        if dirty and lead.pk not in seen:
+            seen.add(lead.pk)
             lead.updated_at = now
             changed.append(lead)
     if changed:

@@ -5,4 +5,5 @@ class NurturingConfig(AppConfig):
     name = "nurturing"
 
     def ready(self) -> None:
-        from . import handlers  # noqa: F401 - registers the outbox handlers
+        # Registers the outbox handlers and nurturing's part of merging two leads.
+        from . import handlers, merge  # noqa: F401

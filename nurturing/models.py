@@ -93,6 +93,7 @@ class ExitReason(models.TextChoices):
     DISQUALIFIED = "disqualified", "Disqualified"
     MANUAL = "manual", "Removed by hand"
     SEQUENCE_INACTIVE = "sequence_inactive", "Sequence deactivated"
+    MERGED = "merged", "Merged into another lead's enrolment"
 
 
 class Enrollment(models.Model):
