@@ -293,7 +293,9 @@ class Entered:
 
 
 @transaction.atomic(savepoint=False)
-def leads_enter_funnel(*, entries: list[Entry], touch: bool = True, publish: bool = True) -> Entered:
+def leads_enter_funnel(
+    *, entries: list[Entry], touch: bool = True, publish: bool = True, resolve_aliases: bool = True
+) -> Entered:
     """Create the leads that do not exist yet, with their first history line (from nothing to
     visitor) and ``lead.created``; answer every lead, new or existing, locked.
 
@@ -301,14 +303,15 @@ def leads_enter_funnel(*, entries: list[Entry], touch: bool = True, publish: boo
     finds (and locks) every row, so concurrent submissions of one new email make one lead. An
     existing lead's ``last_activity_at`` only moves forward (``touch``: and its ``updated_at`` is
     set). An email that is a :class:`LeadAlias` (a merged lead's) resolves to its survivor, and
-    ``leads`` answers it under the email given as well. ``publish`` False leaves the ``lead.created`` messages in the answer for the caller to
+    ``leads`` answers it under the email given as well (``resolve_aliases`` False: the caller
+    resolved them already). ``publish`` False leaves the ``lead.created`` messages in the answer for the caller to
     publish with its own (one outbox statement per request on the intake).
-    Queries: the alias lookup (1), the upsert (1), the history (1) and the outbox (1) when a lead is new.
+    Queries: the alias lookup (1, unless the caller did it), the upsert (1), the history (1) and the outbox (1) when a lead is new.
     """
     if not entries:
         return Entered(leads={}, created=set())
     # A merged lead's email is an alias of its survivor: the entry becomes the survivor's.
-    aliases = emails_resolve_aliases({entry.lead.email for entry in entries})
+    aliases = emails_resolve_aliases({entry.lead.email for entry in entries}) if resolve_aliases else {}
     unique: dict[str, Entry] = {}
     for entry in entries:
         if entry.lead.email in aliases:

@@ -126,7 +126,7 @@ def _lead_flag_updates(events: list[tuple[int, str, datetime]]) -> dict[int, dic
     return per_lead
 
 
-def _enter_unknown(emails: set[str], *, source: str, now: datetime) -> Entered:
+def _enter_unknown(emails: set[str], *, source: str, now: datetime, resolve_aliases: bool = True) -> Entered:
     """Visitors for events whose email no lead has (LEADFUNNEL_UNKNOWN_EMAIL_EVENTS=create), and
     the leads that have them, locked."""
     return leads_enter_funnel(
@@ -148,13 +148,14 @@ def _enter_unknown(emails: set[str], *, source: str, now: datetime) -> Entered:
             for email in emails
         ],
         touch=False,
+        resolve_aliases=resolve_aliases,
     )
 
 
 def _email_leads(emails: set[str], *, source: str, now: datetime) -> tuple[dict[str, int], list[int]]:
     """Visitors for emails no lead had a moment ago (a concurrent writer's new lead is found and
     locked instead). Returns ({email: lead id}, ids of the leads created here)."""
-    entered = _enter_unknown(emails, source=source, now=now)
+    entered = _enter_unknown(emails, source=source, now=now, resolve_aliases=False)  # the batch resolved them
     return {email: lead.pk for email, lead in entered.leads.items()}, sorted(entered.created)
 
 
