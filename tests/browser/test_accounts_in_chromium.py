@@ -54,7 +54,7 @@ def test_a_sales_rep_opens_a_company_from_the_companies_list(page, live_server, 
     assert page.locator("#engagement-weeks .week").count() == 12
     shot(page, "accounts-02-company")
 
-    page.get_by_role("link", name="Dana Kim").click()
+    page.locator("#company-leads").get_by_role("link", name="Dana Kim").click()
     page.wait_for_url(f"**/leads/{dana.pk}/")
     assert page.locator("#company-link").inner_text() == "Northwind Traders"
 
@@ -72,7 +72,7 @@ def test_a_marketer_merges_a_duplicate_from_the_lead_page(page, live_server, mar
     page.goto(f"{base}/leads/{survivor.pk}/")
     page.click("#merge-button")
     page.wait_for_url(f"**/leads/{survivor.pk}/merge/")
-    page.get_by_role("link", name="Lee Park").click()  # the candidate found by the email variant
+    page.get_by_role("link", name="Lee Park", exact=True).click()  # the candidate found by the email variant
     page.wait_for_url(f"**/merge/?duplicate={duplicate.pk}")
     assert page.locator('input[name="field_title"][value="duplicate"]').is_checked()  # the fuller title
     page.check('input[name="field_title"][value="survivor"]')  # but the marketer keeps "CTO"
