@@ -100,6 +100,22 @@ def test_a_company_shows_its_people_engagement_and_open_opportunities(admin_clie
     assert sum(w["interactions"] for w in weeks) == 3  # the 200-day-old event is outside the 12 weeks
 
 
+def test_a_company_page_costs_the_same_queries_whatever_its_size(marketer_client, accounts_world):
+    company = accounts_world["northwind"]
+    marketer_client.get(f"/api/v1/companies/{company.pk}/")
+    with CaptureQueriesContext(connection) as small:
+        marketer_client.get(f"/api/v1/companies/{company.pk}/")
+    for lead in LeadFactory.create_batch(10, company=company):
+        InteractionFactory(lead=lead)
+        Opportunity.objects.create(
+            lead=lead, buying_cycle="-", influencer="-", timeframe="-", opportunity_size=Decimal("10"), next_step="-"
+        )
+    with CaptureQueriesContext(connection) as large:
+        marketer_client.get(f"/api/v1/companies/{company.pk}/")
+    # auth (token, user) + the company with its score, its leads, its weekly engagement, its opportunities
+    assert len(large) == len(small) <= 6
+
+
 def test_an_unknown_company_is_404(marketer_client):
     assert marketer_client.get("/api/v1/companies/424242/").status_code == 404
 

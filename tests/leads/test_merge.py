@@ -217,7 +217,24 @@ def test_the_alias_is_resolved_when_unknown_emails_are_rejected(marketer_client,
     assert bulk.json()["accepted"] == 1 and bulk.json()["errors"] == []
 
 
-def test_an_import_row_with_the_alias_updates_the_survivor(pair):
+def test_a_csv_import_row_with_the_alias_fills_the_survivor(marketer, pair):
+    from leads import imports
+    from leads.services import lead_merge
+
+    survivor, duplicate = pair
+    lead_merge(survivor=survivor.pk, duplicate=duplicate.pk)
+    leads_before = Lead.objects.count()
+    csv = "email,city,industry\nD.Kim@northwind.example,Hamburg,Logistics\ndana@northwind.example,,Retail\n"
+    job = imports.import_create(actor=marketer, content=csv.encode(), filename="list.csv", mapping=None, queue=False)
+    job = imports.import_run(job_id=job.pk)
+
+    assert (job.created_count, job.updated_count, job.error_count) == (0, 1, 0)
+    assert Lead.objects.count() == leads_before
+    survivor.refresh_from_db()
+    assert (survivor.city, survivor.industry) == ("Hamburg", "Logistics")
+
+
+def test_entering_the_funnel_with_an_alias_finds_the_survivor(pair):
     survivor, duplicate = pair
     from leads.services import lead_merge
 
