@@ -122,3 +122,15 @@ def test_possible_duplicates_of_one_lead(marketer_client, people):
 
 def test_possible_duplicates_are_for_marketers(sales_client, people):
     assert sales_client.get("/api/v1/leads/duplicates/").status_code == 403
+
+
+def test_a_key_shared_by_many_leads_is_placeholder_data_not_a_person(marketer_client):
+    from leads.sql import DUPLICATE_GROUP_MAX
+
+    LeadFactory.create_batch(DUPLICATE_GROUP_MAX + 1, phone="+1 000 000 0000")
+    a = LeadFactory(phone="+44 20 7946 0001")
+    b = LeadFactory(phone="(44) 20-7946-0001")
+    body = marketer_client.get("/api/v1/leads/duplicates/").json()
+    assert [(r["lead"]["id"], r["duplicate"]["id"], r["reasons"]) for r in body["results"]] == [
+        (a.pk, b.pk, ["same_phone"])
+    ]
