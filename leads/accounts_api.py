@@ -54,6 +54,7 @@ class CompanyLeadSerializer(serializers.ModelSerializer):
 
 class OpportunitySerializer(serializers.ModelSerializer):
     lead_id = serializers.IntegerField(read_only=True)
+    status = serializers.CharField(read_only=True, help_text="Always open here.")
 
     class Meta:
         model = Opportunity
