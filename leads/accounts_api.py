@@ -74,6 +74,7 @@ class CompanyListView(APIView):
     """Marketers, sales reps and admins read."""
 
     permission_classes = [IsMarketerOrSales]
+    pagination_class = LeadPagination  # read by the schema generator: the list is paginated
 
     @extend_schema(
         operation_id="companies_list",
@@ -88,7 +89,7 @@ class CompanyListView(APIView):
         qs = accounts.company_list(
             search=request.query_params.get("search", "")[:200], ordering=request.query_params.get("ordering", "")
         )
-        paginator = LeadPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(CompanySerializer(page, many=True).data)
 

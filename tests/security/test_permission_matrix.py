@@ -88,6 +88,11 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("api-webhook", "DELETE"): ADMINS,
     ("api-webhook-deliveries", "GET"): ADMINS,
     ("api-webhook-redeliver", "POST"): ADMINS,
+    ("api-companies", "GET"): MARKETING_OR_SALES,
+    ("api-company", "GET"): MARKETING_OR_SALES,
+    ("api-lead-duplicates", "GET"): MARKETING,
+    ("api-lead-merge", "POST"): MARKETING,
+    ("api-leads-tags", "POST"): MARKETING,
     ("api-imports", "GET"): MARKETING,
     ("api-imports", "POST"): MARKETING,
     ("api-import", "GET"): MARKETING,
@@ -159,6 +164,7 @@ def world(db, marketer, sales_rep, other_rep, admin_user):
         "slug": "contact",
         "user_id": sales_rep.pk,
         "sequence_id": 999_999,
+        "company_id": 999_999,
     }
     return clients, kwargs, lead
 
@@ -167,7 +173,7 @@ def _path(route: str, name: str, kwargs: dict, lead) -> str:
     from django.urls import reverse
 
     needed = {}
-    for key in ("lead_id", "slug", "user_id", "sequence_id", "pk"):
+    for key in ("lead_id", "slug", "user_id", "sequence_id", "company_id", "pk"):
         if f"<int:{key}>" in route or f"<slug:{key}>" in route or f"<str:{key}>" in route:
             if key == "pk":
                 needed[key] = lead.pk if route.startswith("api/v1/leads/") else 999_999
