@@ -65,13 +65,14 @@ def _owner_choices() -> list:
 
 
 def _export_url(filters, user) -> str:
-    """The streamed CSV export endpoint with the filters it understands (stage, owner, score, source, search)."""
+    """The streamed CSV export endpoint with the filters it understands (stage, owner, score, source, search, tag)."""
     params = {
         "stage": ",".join(filters.stage),
         "owner": str(user.pk) if filters.owner == "me" else filters.owner,
         "min_score": "" if filters.score_min is None else str(filters.score_min),
         "source": filters.source,
         "search": filters.q,
+        "tag": filters.tag,
     }
     query = urlencode({k: v for k, v in params.items() if v})
     return "/api/v1/leads/export.csv" + ("?" + query if query else "")
