@@ -134,3 +134,16 @@ def test_a_key_shared_by_many_leads_is_placeholder_data_not_a_person(marketer_cl
     assert [(r["lead"]["id"], r["duplicate"]["id"], r["reasons"]) for r in body["results"]] == [
         (a.pk, b.pk, ["same_phone"])
     ]
+
+
+def test_the_data_migration_normalises_stored_tags():
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("leads.migrations.0008_normalise_lead_tags")
+    messy = LeadFactory(tags=["  VIP", "vip ", "Trade   Show", ""])
+    clean = LeadFactory(tags=["a", "b"])
+    migration.normalise(apps, None)
+    assert Lead.objects.get(pk=messy.pk).tags == ["trade show", "vip"]
+    assert Lead.objects.get(pk=clean.pk).tags == ["a", "b"]

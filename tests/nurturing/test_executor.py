@@ -79,7 +79,7 @@ def test_actions_tag_the_lead_publish_a_webhook_and_change_the_stage_through_the
     from leads.models import StageTransition
 
     steps = [
-        {"kind": "action", "action": "tag", "add": ["nurtured"], "remove": ["cold"]},
+        {"kind": "action", "action": "tag", "add": [" Nurtured "], "remove": ["COLD"]},
         {"kind": "action", "action": "webhook", "event": "welcome.done"},
         {"kind": "action", "action": "set_stage", "stage": "mql"},
     ]
