@@ -10,6 +10,7 @@ from .models import (
     ImportJob,
     Interaction,
     Lead,
+    LeadAlias,
     Opportunity,
     SalesRepProfile,
     StageTransition,
@@ -130,6 +131,19 @@ class OpportunityAdmin(admin.ModelAdmin):
     list_filter = ("status",)
     list_select_related = ("lead",)
     raw_id_fields = ("lead", "created_by")
+
+
+@admin.register(LeadAlias)
+class LeadAliasAdmin(admin.ModelAdmin):
+    """Read-only: aliases are made by merging two leads (``leads.services.lead_merge``)."""
+
+    list_display = ("email", "lead", "merged_lead_id", "created_at", "created_by")
+    list_select_related = ("lead", "created_by")
+    search_fields = ("email",)
+    readonly_fields = ("email", "lead", "merged_lead_id", "created_at", "created_by")
+
+    def has_add_permission(self, request) -> bool:
+        return False
 
 
 @admin.register(SalesRepProfile)

@@ -1,13 +1,18 @@
 from django.urls import path
 
-from . import api, ops_api, privacy_api
+from . import accounts_api, api, ops_api, privacy_api
 
 urlpatterns = [
     path("forms/", api.FormListCreateView.as_view(), name="api-forms"),
     path("forms/<slug:slug>/", api.FormDetailView.as_view(), name="api-form-detail"),
     path("forms/<slug:slug>/submit/", api.FormSubmitView.as_view(), name="api-form-submit"),
     path("leads/", api.LeadListCreateView.as_view(), name="api-leads"),
+    path("leads/duplicates/", accounts_api.DuplicateListView.as_view(), name="api-lead-duplicates"),
+    path("leads/tags/", accounts_api.LeadTagsView.as_view(), name="api-leads-tags"),
     path("leads/<int:lead_id>/", api.LeadDetailView.as_view(), name="api-lead-detail"),
+    path("leads/<int:lead_id>/merge/", accounts_api.LeadMergeView.as_view(), name="api-lead-merge"),
+    path("companies/", accounts_api.CompanyListView.as_view(), name="api-companies"),
+    path("companies/<int:company_id>/", accounts_api.CompanyDetailView.as_view(), name="api-company"),
     path("leads/<int:lead_id>/timeline/", api.LeadTimelineView.as_view(), name="api-lead-timeline"),
     path("leads/<int:lead_id>/mark-mql/", api.MarkMqlView.as_view(), name="api-lead-mark-mql"),
     path("leads/<int:lead_id>/accept/", api.AcceptView.as_view(), name="api-lead-accept"),

@@ -20,9 +20,11 @@ from django.http import QueryDict
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
+from leadfunnel.errors import ValidationFailed
 from scoring.models import LeadRuleTotal
 
 from .funnel import AWAITING_SALES
+from .intake import normalise_tag
 from .models import Form, Interaction, Lead, Opportunity, Stage, StageTransition
 from .selectors import LeadFilter
 
@@ -155,6 +157,7 @@ class LeadFilters:
     channel: str = ""
     form: str = ""  # slug of the first form
     campaign: str = ""
+    tag: str = ""
     created_from: date | None = None
     created_to: date | None = None
     entered: str = ""  # a stage entered in [since, until] (funnel drill-down)
@@ -199,7 +202,15 @@ def lead_filters_from_params(params) -> LeadFilters:
     if owner not in ("", "me", "none") and not owner.isdigit():
         errors.append("owner must be a user, 'me' or 'none'.")
         owner = ""
+    tag = params.get("tag", "")
+    if tag:
+        try:
+            tag = normalise_tag(tag)
+        except ValidationFailed as exc:
+            errors.append(exc.message)
+            tag = ""
     return LeadFilters(
+        tag=tag,
         q=params.get("q", "").strip()[:200],
         stage=[s for s in stages if s in Stage.values],
         owner=owner,
@@ -231,6 +242,7 @@ def leads_filtered(*, filters: LeadFilters, user) -> QuerySet[Lead]:
         "channel": filters.channel,
         "form": filters.form,
         "stage": ",".join(filters.stage),
+        "tag": filters.tag,
         "created_after": _day_start(filters.created_from).isoformat() if filters.created_from else "",
         "created_before": _day_start(filters.created_to + timedelta(days=1)).isoformat() if filters.created_to else "",
     }

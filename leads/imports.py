@@ -562,9 +562,10 @@ def _import_batch(job_id: int, batch: list[tuple[int, ParsedRow | None, dict | N
         ],
         touch=False,
     )
-    created = [lead for lead in entered.leads.values() if lead.pk in entered.created]
-    # An existing lead keeps what it has: the file fills only the blanks.
-    changed, changed_fields = [], set()
+    created = list({lead.pk: lead for lead in entered.leads.values() if lead.pk in entered.created}.values())
+    # An existing lead keeps what it has: the file fills only the blanks. (A merged lead's email
+    # and its survivor's may both be in the file: one lead, changed once.)
+    changed, changed_fields, seen = [], set(), set()
     for email, row in merged.items():
         lead = entered.leads[email]
         if lead.pk in entered.created:
@@ -586,7 +587,8 @@ def _import_batch(job_id: int, batch: list[tuple[int, ParsedRow | None, dict | N
             lead.custom_fields = {**(lead.custom_fields or {}), **missing_custom}
             changed_fields.add("custom_fields")
             dirty = True
-        if dirty:
+        if dirty and lead.pk not in seen:
+            seen.add(lead.pk)
             lead.updated_at = now
             changed.append(lead)
     if changed:

@@ -310,6 +310,37 @@ def parse_submission(data: dict[str, Any], *, honeypot_field: str = "") -> Parse
     return parsed
 
 
+MAX_TAG_LENGTH = 50
+MAX_TAGS_PER_LEAD = 50
+
+
+def normalise_tag(value: Any, *, field_name: str = "tag") -> str:
+    """One tag as stored: trimmed, inner whitespace collapsed, lower-cased, 1 to 50 characters.
+    Raises ValidationFailed naming ``field_name``."""
+    if not isinstance(value, str):
+        raise ValidationFailed(f"{field_name}: A tag must be text.", fields={field_name: ["A tag must be text."]})
+    tag = " ".join(value.replace("\x00", "").split()).lower()
+    if not tag:
+        raise ValidationFailed(f"{field_name}: A tag cannot be blank.", fields={field_name: ["A tag cannot be blank."]})
+    if len(tag) > MAX_TAG_LENGTH:
+        message = f"A tag is at most {MAX_TAG_LENGTH} characters (got {len(tag)})."
+        raise ValidationFailed(f"{field_name}: {message}", fields={field_name: [message]})
+    return tag
+
+
+def normalise_tags(value: Any, *, field_name: str = "tags") -> list[str]:
+    """A list of tags as stored: each normalised (:func:`normalise_tag`), unique, sorted, at most 50."""
+    if not isinstance(value, list):
+        raise ValidationFailed(
+            f"{field_name}: Must be a list of tags.", fields={field_name: ["Must be a list of tags."]}
+        )
+    tags = sorted({normalise_tag(item, field_name=field_name) for item in value})
+    if len(tags) > MAX_TAGS_PER_LEAD:
+        message = f"At most {MAX_TAGS_PER_LEAD} tags per lead."
+        raise ValidationFailed(f"{field_name}: {message}", fields={field_name: [message]})
+    return tags
+
+
 def parse_datetime_value(value: Any, *, field_name: str = "occurred_at") -> datetime:
     """ISO 8601 (with 'Z' or an offset; naive means UTC) or a Unix timestamp in seconds."""
     if isinstance(value, bool):

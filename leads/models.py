@@ -169,6 +169,8 @@ class Lead(TimeStampedModel):
             models.Index(fields=["assigned_at"], name="lead_assigned_at_idx"),
             # SLA sweeper: open MQLs with a deadline.
             models.Index(fields=["sla_due_at"], name="lead_sla_due_idx", condition=Q(stage="mql")),
+            # The tag filter (``tags @> '["x"]'``) is served by a GIN index (jsonb_path_ops) that
+            # migration 0007 creates on PostgreSQL only.
         ]
 
     def __str__(self) -> str:
@@ -177,6 +179,26 @@ class Lead(TimeStampedModel):
     @property
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
+
+
+class LeadAlias(models.Model):
+    """An email that once belonged to a lead merged into ``lead``: every later intake of the
+    address (form, API, interactions, import) resolves to ``lead``. Emails are stored lower-cased,
+    like ``Lead.email``; an address is an alias of one lead only."""
+
+    email = models.EmailField(max_length=254, unique=True)
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="aliases")
+    merged_lead_id = models.BigIntegerField(help_text="The id the merged lead had.")
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name_plural = "lead aliases"
+
+    def __str__(self) -> str:
+        return f"{self.email} → lead {self.lead_id}"
 
 
 class StageTransition(models.Model):

@@ -1,5 +1,6 @@
 """Reads on leads: the lists, filters and the timeline, each owning its joins."""
 
+import json
 from dataclasses import dataclass
 
 import django_filters
@@ -7,9 +8,10 @@ from django.db import connection
 from django.db.models import F, Lookup, Q, QuerySet, Subquery
 from rest_framework.exceptions import ValidationError
 
-from leadfunnel.errors import NotFound
+from leadfunnel.errors import NotFound, ValidationFailed
 from scoring.selectors import scoring_settings_get
 
+from .intake import normalise_tag
 from .models import Company, Form, Interaction, InteractionType, Lead, Stage, StageTransition
 
 MESSAGE_TYPES = frozenset({InteractionType.EMAIL_SENT, InteractionType.SMS_SENT})
@@ -63,9 +65,21 @@ class _EqualsAnyOf(Lookup):
         return f"{lhs} = ANY(ARRAY{rhs})", (*lhs_params, *rhs_params)
 
 
+def leads_with_tag(queryset: QuerySet[Lead], value: str) -> QuerySet[Lead]:
+    """Leads carrying the tag (normalised like stored tags; 400 for a bad one). PostgreSQL:
+    ``tags @> '["tag"]'``, served by the GIN index of migration 0007."""
+    try:
+        tag = normalise_tag(value, field_name="tag")
+    except ValidationFailed as exc:
+        raise ValidationError(exc.fields) from None
+    if connection.vendor == "postgresql":
+        return queryset.filter(tags__contains=[tag])
+    return queryset.filter(tags__icontains=json.dumps(tag))  # SQLite has no JSON containment
+
+
 class LeadFilter(django_filters.FilterSet):
     """Filters of GET /api/v1/leads/: email, stage (comma-separated), owner (id, "me", "none"),
-    min_score, source, channel, company, form, search (name/email/company), created_after/before."""
+    min_score, source, channel, company, form, tag, search (name/email/company), created_after/before."""
 
     email = django_filters.CharFilter(method="filter_email", help_text="Exact email (any letter case).")
     stage = django_filters.CharFilter(method="filter_stage", help_text="A stage, or several separated by commas.")
@@ -79,6 +93,7 @@ class LeadFilter(django_filters.FilterSet):
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     search = django_filters.CharFilter(method="filter_search", help_text="Words matched in name, email and company.")
+    tag = django_filters.CharFilter(method="filter_tag", help_text="Leads carrying this tag (any letter case).")
     ordering = django_filters.OrderingFilter(
         fields=(
             "created_at",
@@ -107,6 +122,9 @@ class LeadFilter(django_filters.FilterSet):
         if unknown:
             raise ValidationError({"stage": [f"Unknown stage {unknown[0]!r}; use one of {', '.join(Stage.values)}."]})
         return queryset.filter(stage__in=stages) if stages else queryset
+
+    def filter_tag(self, queryset, name, value):
+        return leads_with_tag(queryset, value)
 
     def filter_owner(self, queryset, name, value):
         value = value.strip().lower()

@@ -279,7 +279,8 @@ class LeadPatchInputSerializer(serializers.Serializer):
         choices=["none", "opt_in", "opt_out"], required=False, help_text="pending comes only from a double opt-in form."
     )
     custom_fields = serializers.DictField(required=False)
-    tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
+    # Normalised and checked (length, count) by the service: lower-cased, trimmed, 1-50 characters.
+    tags = serializers.ListField(child=serializers.CharField(allow_blank=True, trim_whitespace=False), required=False)
 
     def validate(self, attrs):
         sent = set(self.initial_data or {}) if isinstance(self.initial_data, dict) else set()

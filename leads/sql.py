@@ -336,3 +336,143 @@ def import_errors_erase(*, email: str) -> int:
             changed.append(job)
     ImportJob.objects.bulk_update(changed, ["errors"])
     return len(changed)
+
+
+def leads_tags_update(
+    *, lead_ids: list[int], add: list[str], remove: list[str], max_tags: int, now: datetime
+) -> list[int]:
+    """Add and remove tags on many leads in one statement (rows locked in id order); a lead keeps
+    at most ``max_tags`` tags (tags beyond are not added). Answers the ids whose tags changed."""
+    if not is_postgres():
+        changed = []
+        for lead in Lead.objects.select_for_update().filter(pk__in=lead_ids).order_by("pk"):
+            tags = sorted((set(lead.tags or []) - set(remove)) | set(add))
+            if len(tags) > max_tags:
+                continue
+            if tags != (lead.tags or []):
+                Lead.objects.filter(pk=lead.pk).update(tags=tags, updated_at=now)
+                changed.append(lead.pk)
+        return changed
+    table = _q(Lead._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH locked AS (SELECT id, tags FROM {table} WHERE id = ANY(%s) ORDER BY id FOR UPDATE), "  # noqa: S608
+            "merged AS (SELECT l.id, l.tags AS old_tags, "
+            'COALESCE((SELECT jsonb_agg(t ORDER BY t COLLATE "C") FROM ('
+            "  SELECT jsonb_array_elements_text(CASE WHEN jsonb_typeof(l.tags) = 'array' THEN l.tags ELSE '[]' END) "
+            "  UNION SELECT unnest(%s::text[])) AS u(t) WHERE NOT t = ANY(%s::text[])), '[]'::jsonb) AS new_tags "
+            "FROM locked l) "
+            f"UPDATE {table} AS t SET tags = m.new_tags, updated_at = %s FROM merged m "
+            "WHERE t.id = m.id AND m.new_tags IS DISTINCT FROM m.old_tags AND jsonb_array_length(m.new_tags) <= %s "
+            "RETURNING t.id",
+            [list(lead_ids), list(add), list(remove), now, max_tags],
+        )
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+# The keys two records of one person share, as SQL over the leads table aliased ``l``:
+# (reason, key expression, condition for the key to count).
+_DUPLICATE_KEYS = (
+    (
+        "same_name_and_company",
+        "lower(btrim(l.first_name)) || ' ' || lower(btrim(l.last_name)) || '|' || "
+        "COALESCE(l.company_id::text, 'n:' || lower(btrim(l.company_name)))",
+        "btrim(l.first_name) <> '' AND btrim(l.last_name) <> '' "
+        "AND (l.company_id IS NOT NULL OR btrim(l.company_name) <> '')",
+    ),
+    (
+        "same_phone",
+        "regexp_replace(l.phone, '[^0-9]', '', 'g')",
+        "l.phone <> '' AND length(regexp_replace(l.phone, '[^0-9]', '', 'g')) >= 7",
+    ),
+    (
+        "email_variant",
+        # The mailbox without its +tag, and for Gmail without dots, under one domain name.
+        "CASE WHEN split_part(l.email, '@', 2) IN ('gmail.com', 'googlemail.com') "
+        "THEN replace(split_part(split_part(l.email, '@', 1), '+', 1), '.', '') || '@gmail.com' "
+        "ELSE split_part(split_part(l.email, '@', 1), '+', 1) || '@' || split_part(l.email, '@', 2) END",
+        "TRUE",
+    ),
+)
+
+
+# A key shared by more leads than this is not a person but placeholder data (a switchboard number,
+# "info@"): such groups are left out rather than listing every pair of them.
+DUPLICATE_GROUP_MAX = 20
+DUPLICATES_WORK_MEM = "64MB"
+
+
+def possible_duplicates(*, lead_id: int | None, limit: int, offset: int) -> tuple[list[tuple], int]:
+    """Pairs of leads (lower id first) sharing a duplicate key (see ``_DUPLICATE_KEYS``), with the
+    reasons, newest pair first: ([(first id, second id, [reasons])], total pairs). ``lead_id``:
+    only pairs with that lead. PostgreSQL: one statement computes every lead's keys and groups
+    them by key (no pair of leads is compared in Python); each group of 2 to
+    ``DUPLICATE_GROUP_MAX`` leads gives its pairs. It reads every lead: a review page's query
+    (about 3 s at 100,000 leads on the shared 2-core machine at load 8), not a hot path's."""
+    if not is_postgres():
+        return _possible_duplicates_python(lead_id=lead_id, limit=limit, offset=offset)
+    table = _q(Lead._meta.db_table)
+    keys = " UNION ALL ".join(
+        # Byte-wise ("C") comparison: grouping the keys need not sort them by the locale's rules.
+        f"SELECT l.id, '{reason}' AS reason, ({expression}) COLLATE \"C\" AS k FROM {table} l WHERE {condition}"  # noqa: S608
+        for reason, expression, condition in _DUPLICATE_KEYS
+    )
+    mine = ""
+    params: list = [DUPLICATE_GROUP_MAX]
+    if lead_id is not None:
+        mine = "AND (a.id = %s OR b.id = %s)"
+        params += [lead_id, lead_id]
+    sql = (
+        f"WITH keys AS ({keys}), "  # noqa: S608 - our key expressions; values are parameters
+        "groups AS (SELECT reason, array_agg(id ORDER BY id) AS ids FROM keys GROUP BY reason, k "
+        "HAVING count(*) BETWEEN 2 AND %s), "
+        "pairs AS (SELECT a.id AS first_id, b.id AS second_id, array_agg(DISTINCT g.reason ORDER BY g.reason) AS reasons "
+        f"FROM groups g, unnest(g.ids) AS a(id), unnest(g.ids) AS b(id) WHERE a.id < b.id {mine} "
+        "GROUP BY a.id, b.id) "
+        "SELECT first_id, second_id, reasons, count(*) OVER () FROM pairs "
+        "ORDER BY second_id DESC, first_id DESC LIMIT %s OFFSET %s"
+    )
+    # Group the keys in memory (a hash aggregate), not in an on-disk sort: set for this transaction only.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [DUPLICATES_WORK_MEM])
+        cursor.execute(sql, [*params, limit, offset])
+        rows = cursor.fetchall()
+    total = rows[0][3] if rows else 0
+    return [(a, b, list(reasons)) for a, b, reasons, _ in rows], total
+
+
+def _duplicate_keys_python(lead) -> list[tuple[str, str]]:
+    """SQLite (the embedded development default): the same keys as ``_DUPLICATE_KEYS``."""
+    keys = []
+    first, last = lead["first_name"].strip().lower(), lead["last_name"].strip().lower()
+    company = str(lead["company_id"]) if lead["company_id"] else ("n:" + lead["company_name"].strip().lower())
+    if first and last and company != "n:":
+        keys.append(("same_name_and_company", f"{first} {last}|{company}"))
+    digits = "".join(ch for ch in lead["phone"] if ch.isdigit())
+    if len(digits) >= 7:
+        keys.append(("same_phone", digits))
+    local, _, domain = lead["email"].partition("@")
+    local = local.split("+")[0]
+    if domain in ("gmail.com", "googlemail.com"):
+        local, domain = local.replace(".", ""), "gmail.com"
+    keys.append(("email_variant", f"{local}@{domain}"))
+    return keys
+
+
+def _possible_duplicates_python(*, lead_id: int | None, limit: int, offset: int) -> tuple[list[tuple], int]:
+    groups: dict[tuple[str, str], list[int]] = {}
+    fields = ("id", "first_name", "last_name", "company_id", "company_name", "phone", "email")
+    for lead in Lead.objects.values(*fields).iterator():
+        for key in _duplicate_keys_python(lead):
+            groups.setdefault(key, []).append(lead["id"])
+    pairs: dict[tuple[int, int], set[str]] = {}
+    for (reason, _), ids in groups.items():
+        if len(ids) > DUPLICATE_GROUP_MAX:
+            continue
+        ids.sort()
+        for i, a in enumerate(ids):
+            for b in ids[i + 1 :]:
+                if lead_id is None or lead_id in (a, b):
+                    pairs.setdefault((a, b), set()).add(reason)
+    ordered = sorted(pairs.items(), key=lambda item: (item[0][1], item[0][0]), reverse=True)
+    return [(a, b, sorted(reasons)) for (a, b), reasons in ordered[offset : offset + limit]], len(ordered)

@@ -7,7 +7,8 @@ class NurturingConfig(AppConfig):
     def ready(self) -> None:
         from anymail.signals import tracking
 
-        from . import handlers  # noqa: F401 - registers the outbox handlers
+        # Registers the outbox handlers and nurturing's part of merging two leads.
+        from . import handlers, merge  # noqa: F401
         from .provider_webhooks import on_tracking_event
 
         tracking.connect(on_tracking_event, dispatch_uid="leadfunnel.nurturing.tracking")

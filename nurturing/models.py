@@ -102,6 +102,7 @@ class ExitReason(models.TextChoices):
     MANUAL = "manual", "Removed by hand"
     SEQUENCE_INACTIVE = "sequence_inactive", "Sequence deactivated"
     ERASED = "erased", "Person's data erased"
+    MERGED = "merged", "Merged into another lead's enrolment"
 
 
 class Enrollment(models.Model):

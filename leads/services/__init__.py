@@ -7,6 +7,8 @@ its owner and its history. By subject:
 - :mod:`.submissions` — the public form intake;
 - :mod:`.interactions` — events in, one or a thousand;
 - :mod:`.profile` — leads created and edited by people and integrations;
+- :mod:`.merge` — two leads that are one person become one (aliases, hooks);
+- :mod:`.tags` — tags added to and removed from many leads at once;
 - :mod:`.workflow` — the sales workflow (accept, reject, qualify, close, disqualify, mark MQL);
 - :mod:`.suppression` — the suppression list every marketing send checks;
 - :mod:`.retention` — form payloads, IPs and user agents blanked after the retention period;
@@ -21,6 +23,7 @@ from .funnel import (
     StageChanges,
     StageMove,
     companies_ensure,
+    emails_resolve_aliases,
     lead_change_stage,
     leads_apply_qualifications,
     leads_change_stage,
@@ -40,6 +43,7 @@ from .interactions import (
     interactions_record_bulk,
     unknown_email_policy,
 )
+from .merge import MERGE_FIELDS, MergePreview, MergeResult, lead_merge, lead_merge_hook, lead_merge_preview
 from .privacy import lead_erase
 from .profile import EDITABLE_FIELDS, lead_create, lead_update_profile
 from .qualification import (
@@ -53,6 +57,7 @@ from .retention import submissions_apply_retention
 from .routing import Reassignment, RepRoster, leads_assign, rep_pick_next, rep_queue
 from .submissions import SubmitResult, lead_submit_form
 from .suppression import suppressed_emails, suppression_add, suppression_hash, suppression_remove
+from .tags import MAX_BULK_TAG_LEADS, leads_tag
 from .workflow import (
     QUALIFICATION_FACTS,
     lead_accept,
@@ -66,6 +71,14 @@ from .workflow import (
 
 __all__ = [
     "EDITABLE_FIELDS",
+    "MAX_BULK_TAG_LEADS",
+    "MERGE_FIELDS",
+    "MergePreview",
+    "MergeResult",
+    "emails_resolve_aliases",
+    "lead_merge",
+    "lead_merge_hook",
+    "lead_merge_preview",
     "INTERACTION_TYPES",
     "MAX_BULK_EVENTS",
     "MAX_FUTURE_SKEW",
@@ -103,6 +116,7 @@ __all__ = [
     "leads_change_stage",
     "leads_enter_funnel",
     "leads_mark_mql",
+    "leads_tag",
     "leads_promote_qualified",
     "leads_score",
     "leads_score_pending",

@@ -27,7 +27,7 @@ from scoring.qualification import Qualification
 from .. import sql
 from ..funnel import AWAITING_SALES, MARKETING_OWNED, can_move, explain_illegal
 from ..intake import company_name_from_domain
-from ..models import Company, Lead, Stage, StageTransition, TransitionCause
+from ..models import Company, Lead, LeadAlias, Stage, StageTransition, TransitionCause
 from ..territories import ROUTING_FIELDS
 from .routing import ASSIGNMENT_COLUMNS, RepRoster, assigned_message, assignment_columns, current_sla_hours
 
@@ -299,22 +299,30 @@ class Entered:
 
 
 @transaction.atomic(savepoint=False)
-def leads_enter_funnel(*, entries: list[Entry], touch: bool = True, publish: bool = True) -> Entered:
+def leads_enter_funnel(
+    *, entries: list[Entry], touch: bool = True, publish: bool = True, resolve_aliases: bool = True
+) -> Entered:
     """Create the leads that do not exist yet, with their first history line (from nothing to
     visitor) and ``lead.created``; answer every lead, new or existing, locked.
 
     Safe under concurrency: one ``INSERT … ON CONFLICT (email) DO UPDATE … RETURNING`` creates or
     finds (and locks) every row, so concurrent submissions of one new email make one lead. An
     existing lead's ``last_activity_at`` only moves forward (``touch``: and its ``updated_at`` is
-    set). ``publish`` False leaves the ``lead.created`` messages in the answer for the caller to
+    set). An email that is a :class:`LeadAlias` (a merged lead's) resolves to its survivor, and
+    ``leads`` answers it under the email given as well (``resolve_aliases`` False: the caller
+    resolved them already). ``publish`` False leaves the ``lead.created`` messages in the answer for the caller to
     publish with its own (one outbox statement per request on the intake).
-    Queries: the upsert (1), the history (1) and the outbox (1) when a lead is new.
+    Queries: the alias lookup (1, unless the caller did it), the upsert (1), the history (1) and the outbox (1) when a lead is new.
     """
+    if not entries:
+        return Entered(leads={}, created=set())
+    # A merged lead's email is an alias of its survivor: the entry becomes the survivor's.
+    aliases = emails_resolve_aliases({entry.lead.email for entry in entries}) if resolve_aliases else {}
     unique: dict[str, Entry] = {}
     for entry in entries:
+        if entry.lead.email in aliases:
+            entry.lead.email = aliases[entry.lead.email]
         unique.setdefault(entry.lead.email, entry)
-    if not unique:
-        return Entered(leads={}, created=set())
     ordered = sorted(unique.values(), key=lambda e: e.lead.email)  # one lock order for every writer
     rows = sql.leads_upsert([(e.lead, e.company_domain) for e in ordered], touch=touch)
     leads: dict[str, Lead] = {}
@@ -323,6 +331,8 @@ def leads_enter_funnel(*, entries: list[Entry], touch: bool = True, publish: boo
         leads[lead.email] = lead
         if was_created:
             created.add(lead.pk)
+    for alias, survivor_email in aliases.items():
+        leads[alias] = leads[survivor_email]
     if created:
         history, messages = [], []
         for entry in ordered:
@@ -351,6 +361,14 @@ def leads_enter_funnel(*, entries: list[Entry], touch: bool = True, publish: boo
             messages = []
         return Entered(leads=leads, created=created, messages=messages)
     return Entered(leads=leads, created=created)
+
+
+def emails_resolve_aliases(emails: set[str]) -> dict[str, str]:
+    """{alias email: the surviving lead's email} for those of ``emails`` that are aliases of a
+    merged lead (one query). The one place intake resolves an alias; see ``leads.services.merge``."""
+    if not emails:
+        return {}
+    return dict(LeadAlias.objects.filter(email__in=list(emails)).values_list("email", "lead__email"))
 
 
 def companies_ensure(*, profiles: dict[str, dict[str, str]], now: datetime) -> dict[str, int]:

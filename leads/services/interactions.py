@@ -14,7 +14,7 @@ from leadfunnel.outbox import outbox_publish_many
 
 from .. import intake, sql
 from ..models import Channel, Interaction, InteractionKey, InteractionType, Lead, Stage, TransitionCause
-from .funnel import Entered, Entry, leads_enter_funnel
+from .funnel import Entered, Entry, emails_resolve_aliases, leads_enter_funnel
 from .qualification import leads_score, scores_drain_soon, scoring_deferred
 from .suppression import suppression_add
 
@@ -157,7 +157,7 @@ def _suppressing_events(events: list[tuple[int, str]]) -> dict[str, set[int]]:
     return found
 
 
-def _enter_unknown(emails: set[str], *, source: str, now: datetime) -> Entered:
+def _enter_unknown(emails: set[str], *, source: str, now: datetime, resolve_aliases: bool = True) -> Entered:
     """Visitors for events whose email no lead has (LEADFUNNEL_UNKNOWN_EMAIL_EVENTS=create), and
     the leads that have them, locked."""
     return leads_enter_funnel(
@@ -179,13 +179,14 @@ def _enter_unknown(emails: set[str], *, source: str, now: datetime) -> Entered:
             for email in emails
         ],
         touch=False,
+        resolve_aliases=resolve_aliases,
     )
 
 
 def _email_leads(emails: set[str], *, source: str, now: datetime) -> tuple[dict[str, int], list[int]]:
     """Visitors for emails no lead had a moment ago (a concurrent writer's new lead is found and
     locked instead). Returns ({email: lead id}, ids of the leads created here)."""
-    entered = _enter_unknown(emails, source=source, now=now)
+    entered = _enter_unknown(emails, source=source, now=now, resolve_aliases=False)  # the batch resolved them
     return {email: lead.pk for email, lead in entered.leads.items()}, sorted(entered.created)
 
 
@@ -235,7 +236,8 @@ def interaction_record(
     elif unknown_email_policy() == "create":
         locked = _enter_unknown({event.email}, source=event.source, now=now).leads[event.email]
     else:
-        locked = Lead.objects.select_for_update().filter(email=event.email).first()
+        email = emails_resolve_aliases({event.email}).get(event.email, event.email)
+        locked = Lead.objects.select_for_update().filter(email=email).first()
         if locked is None:
             message = _unknown_email_error(event.email)
             raise ValidationFailed(message, fields={"email": [message]})
@@ -306,8 +308,11 @@ def interactions_record_bulk(*, events: list, source: str = "api") -> BulkResult
         emails = {e.email for _, e in valid if e.email is not None}
         # Every stored lead of the batch, by id or by email, locked in one statement in id order (as
         # every writer of many leads, the scoring worker included, locks them): no deadlocks.
-        by_email = dict(Lead.objects.filter(email__in=emails).values_list("email", "pk")) if emails else {}
         # An erased lead takes no new events: it reads as unknown here.
+        aliases = emails_resolve_aliases(emails)  # a merged lead's email counts as its survivor's
+        wanted = (emails - set(aliases)) | set(aliases.values())
+        by_email = dict(Lead.objects.filter(email__in=wanted).values_list("email", "pk")) if wanted else {}
+        by_email.update({alias: by_email[target] for alias, target in aliases.items() if target in by_email})
         locked = set(
             Lead.objects.select_for_update()
             .filter(pk__in=ids | set(by_email.values()), erased_at__isnull=True)

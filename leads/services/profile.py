@@ -10,7 +10,7 @@ from leadfunnel.errors import Conflict, NotFound, ValidationFailed
 
 from .. import intake
 from ..consent import consent_fields, status_from_flag
-from ..models import Channel, ConsentStatus, Lead, Stage, TransitionCause
+from ..models import Channel, ConsentStatus, Lead, LeadAlias, Stage, TransitionCause
 from .funnel import Entry, companies_ensure, leads_enter_funnel
 from .qualification import leads_score
 
@@ -171,10 +171,11 @@ def lead_update_profile(*, lead: Lead | int, changes: dict[str, Any], actor=None
                 continue
             value = intake.scrub(value)
         elif name == "tags":
-            if not isinstance(value, list) or not all(isinstance(t, str) and 0 < len(t) <= 50 for t in value):
-                errors[name] = ["Must be a list of short strings."]
+            try:
+                value = intake.normalise_tags(value)
+            except ValidationFailed as exc:
+                errors.update(exc.fields)
                 continue
-            value = sorted({t.strip() for t in value if t.strip()})
         elif name == "consent":
             if not isinstance(value, bool):
                 errors[name] = ["Must be true or false."]
@@ -195,12 +196,19 @@ def lead_update_profile(*, lead: Lead | int, changes: dict[str, Any], actor=None
         who = f"user:{getattr(actor, 'username', '')}" if actor is not None else "api"
         given = status != ConsentStatus.NONE
         updates.update(consent_fields(status, source=who if given else "", at=timezone.now() if given else None))
-    if "email" in updates and Lead.objects.filter(email=updates["email"]).exclude(pk=lead_id).exists():
-        raise Conflict(
-            f"Another lead already has the email {updates['email']}.",
-            code="duplicate_email",
-            fields={"email": ["A lead with this email already exists."]},
-        )
+    if "email" in updates:
+        taken = Lead.objects.filter(email=updates["email"]).exclude(pk=lead_id).values_list("pk", flat=True).first()
+        if taken is None:
+            aliased = LeadAlias.objects.filter(email=updates["email"]).exclude(lead_id=lead_id)
+            taken = aliased.values_list("lead_id", flat=True).first()
+        if taken is not None:
+            raise Conflict(
+                f"Another lead (id {taken}) already has the email {updates['email']}: if they are the same "
+                f"person, merge them (POST /api/v1/leads/{lead_id}/merge/ with "
+                f'{{"duplicate": {taken}}}, or “Merge a duplicate” on the lead page).',
+                code="duplicate_email",
+                fields={"email": ["A lead with this email already exists: merge the two leads instead."]},
+            )
     if updates:
         updates["updated_at"] = timezone.now()
         Lead.objects.filter(pk=lead_id).update(**updates)

@@ -5,12 +5,13 @@ and render a template (a whole page, or the partial htmx asked for). Business
 rules (who may accept, which moves are legal) live in ``leads.services``; a
 ``DomainError`` from a service becomes a message on the page.
 
-One sub-module per page: ``overview`` (home, the funnel), ``listing`` (leads list and bulk
+One sub-module per page: ``accounts`` (companies, duplicates, the merge preview, a lead's tags), ``overview`` (home, the funnel), ``listing`` (leads list and bulk
 bar), ``detail``, ``actions`` (the stage actions every page posts to), ``sales`` (queue and
 pipeline, whose cards ``cards`` builds), ``webforms``, ``imports`` (CSV import steps), ``reps``,
 ``privacy`` (erase, export, suppressions); ``common`` holds the shared helpers.
 """
 
+from .accounts import companies_list, company_detail, duplicates_list, lead_merge, lead_tags
 from .actions import ACTION_DONE, ACTION_FORMS, CloseForm, QualifyForm, ReasonForm, RejectForm, lead_action
 from .common import form_error_text, is_htmx, safe_next
 from .detail import lead_detail
@@ -34,6 +35,9 @@ __all__ = [
     "RejectForm",
     "SuppressionForm",
     "WebFormForm",
+    "companies_list",
+    "company_detail",
+    "duplicates_list",
     "form_create",
     "form_detail",
     "form_edit",
@@ -52,6 +56,8 @@ __all__ = [
     "lead_detail",
     "lead_erase",
     "lead_export_download",
+    "lead_merge",
+    "lead_tags",
     "leads_bulk",
     "leads_list",
     "pipeline",

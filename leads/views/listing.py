@@ -1,5 +1,6 @@
 """The leads list (filters, sort, cursor pages, the CSV export link) and its bulk bar, which
-marks the selected leads as MQL or disqualifies them one service call per lead."""
+marks the selected leads as MQL (one set-based move), adds or removes a tag (one statement),
+or disqualifies them one service call per lead."""
 
 from urllib.parse import urlencode
 
@@ -64,13 +65,14 @@ def _owner_choices() -> list:
 
 
 def _export_url(filters, user) -> str:
-    """The streamed CSV export endpoint with the filters it understands (stage, owner, score, source, search)."""
+    """The streamed CSV export endpoint with the filters it understands (stage, owner, score, source, search, tag)."""
     params = {
         "stage": ",".join(filters.stage),
         "owner": str(user.pk) if filters.owner == "me" else filters.owner,
         "min_score": "" if filters.score_min is None else str(filters.score_min),
         "source": filters.source,
         "search": filters.q,
+        "tag": filters.tag,
     }
     query = urlencode({k: v for k, v in params.items() if v})
     return "/api/v1/leads/export.csv" + ("?" + query if query else "")
@@ -79,7 +81,13 @@ def _export_url(filters, user) -> str:
 class BulkForm(forms.Form):
     """The bulk bar's stage actions. Its "Enrol" button posts the same selection to /sequences/enroll/."""
 
-    ACTIONS = (("mark_mql", "Mark as MQL"), ("disqualify", "Disqualify"))
+    ACTIONS = (
+        ("mark_mql", "Mark as MQL"),
+        ("disqualify", "Disqualify"),
+        ("add_tag", "Add tag"),
+        ("remove_tag", "Remove tag"),
+    )
+    TAG_ACTIONS = ("add_tag", "remove_tag")
     action = forms.ChoiceField(
         choices=ACTIONS,
         error_messages={
@@ -88,6 +96,7 @@ class BulkForm(forms.Form):
     )
     ids = forms.TypedMultipleChoiceField(coerce=int, choices=(), error_messages={"required": "Select some leads."})
     reason = forms.CharField(required=False, max_length=500)
+    tag = forms.CharField(required=False, max_length=200, strip=False)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -98,6 +107,8 @@ class BulkForm(forms.Form):
         data = super().clean()
         if data.get("action") in ("mark_mql", "disqualify") and not data.get("reason", "").strip():
             raise forms.ValidationError("Give a reason; it is kept in each lead's history.")
+        if data.get("action") in self.TAG_ACTIONS and not data.get("tag", "").strip():
+            raise forms.ValidationError("Type the tag to add or remove.")
         if len(data.get("ids") or []) > 500:
             raise forms.ValidationError("Select at most 500 leads at a time.")
         return data
@@ -122,6 +133,12 @@ def leads_bulk(request: HttpRequest) -> HttpResponse:
         if changes is not None:
             done = len(changes.transitions)
             failed += [f"#{lead_id}: {why}" for lead_id, why in changes.skipped.items()]
+    elif data["action"] in BulkForm.TAG_ACTIONS:  # one statement for all of them
+        side = "add" if data["action"] == "add_tag" else "remove"
+        try:
+            done = len(services.leads_tag(lead_ids=data["ids"], actor=request.user, **{side: [data["tag"]]}))
+        except DomainError as exc:
+            failed.append(exc.message)
     else:
         for lead_id in data["ids"]:
             try:

@@ -13,6 +13,7 @@ from django.db import transaction
 from leadfunnel.errors import DomainError
 from leadfunnel.models import LeadAssignment
 from leadfunnel.outbox import outbox_publish
+from leads.intake import MAX_TAG_LENGTH
 from leads.models import Lead, TransitionCause
 from leads.services import Reassignment, lead_change_stage, leads_assign
 
@@ -108,12 +109,18 @@ def _action_assign(config, enrollment, lead, sequence, step, batch) -> dict:
 
 
 def _action_tag(config, enrollment, lead, sequence, step, batch) -> dict:
-    remove = {t.strip() for t in config.get("remove", [])}
+    # Tags are stored normalised (trimmed, lower-case), as every other writer of tags stores them.
+    remove = {_tag(t) for t in config.get("remove", [])}
     tags = [t for t in (lead.tags or []) if t not in remove]
-    tags += [t.strip() for t in config.get("add", []) if t.strip() not in tags]
+    tags += [t for t in dict.fromkeys(_tag(t) for t in config.get("add", [])) if t and t not in tags]
+    tags = sorted(tags)
     Lead.objects.filter(pk=lead.pk).update(tags=tags)
     lead.tags = tags
     return {"tags": tags}
+
+
+def _tag(value) -> str:
+    return " ".join(str(value).split()).lower()[:MAX_TAG_LENGTH]
 
 
 def _action_webhook(config, enrollment, lead, sequence, step, batch) -> dict:

@@ -214,7 +214,10 @@ def _enrollments_analyze() -> None:
 
 
 def _leads_tagged(leads: QuerySet, value) -> QuerySet:
-    """The leads among ``leads`` whose tags include ``value``: jsonb containment on PostgreSQL."""
+    """The leads among ``leads`` whose tags include ``value``: jsonb containment on PostgreSQL.
+    Tags are stored lower-cased and trimmed, so ``value`` is compared the same way."""
+    if isinstance(value, str):
+        value = " ".join(value.split()).lower()
     if connection.vendor == "postgresql":
         return leads.filter(tags__contains=[value])
     # SQLite has no JSON containment; match the stored JSON text

@@ -37,6 +37,7 @@ from .recompute import (
     recompute_qualifications,
     recompute_request,
     recompute_workers_default,
+    scores_recompute_lead,
     scoring_recompute_all,
 )
 
@@ -58,6 +59,7 @@ __all__ = [
     "recompute_request",
     "recompute_workers_default",
     "rule_create",
+    "scores_recompute_lead",
     "rule_delete",
     "rule_update",
     "rule_validate",

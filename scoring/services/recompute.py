@@ -26,7 +26,7 @@ from ..models import LeadRuleTotal, RecomputeJob, RecomputeRange, ScoreContribut
 from ..qualification import Qualification, qualifies_for_mql
 from ..rules import lead_profile
 from ..selectors import Ruleset, ruleset_get, scoring_settings_get
-from ..sql import LEAD_COLUMNS, copy_scores, locked_lead_rows, relax_commit, stream_interactions
+from ..sql import LEAD_COLUMNS, copy_scores, locked_lead_rows, locked_leads_by_id, relax_commit, stream_interactions
 from .ledger import changed_scores, write_lead_scores, write_ledger
 
 logger = logging.getLogger(__name__)
@@ -340,6 +340,18 @@ def _recompute_leads(rows: list[dict], *, ruleset: Ruleset, now: datetime) -> in
     results = {lead_id: scorer.result() for lead_id, scorer in scorers.items()}
     write_lead_scores(changed_scores({row["id"]: row for row in rows}, results), now=now)
     return high
+
+
+def scores_recompute_lead(*, lead_id: int, now: datetime | None = None) -> bool:
+    """Rescore one lead from scratch, exactly as a full recompute does (the same
+    :func:`_recompute_leads` over a batch of one): its contributions and totals are rebuilt from
+    its profile and every interaction it has. For a lead whose history just changed under it
+    (two leads merged into one). Locks the lead; answers False when there is no such lead."""
+    rows = locked_leads_by_id([lead_id])
+    if not rows:
+        return False
+    _recompute_leads(rows, ruleset=ruleset_get(scoring_settings_get()), now=now or timezone.now())
+    return True
 
 
 def _write_batch(scorers: dict[int, LeadScorer], *, now: datetime) -> None:

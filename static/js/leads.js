@@ -1,7 +1,8 @@
 // Leads list: select-all and the selected counter for bulk actions; the bulk
 // fields and button that do not apply to the chosen action are hidden and disabled.
 // "Enrol in sequence" submits with the Enrol button (it posts to /sequences/enroll/),
-// the other actions with Apply (/leads/bulk/); without this script all are shown.
+// the other actions with Apply (/leads/bulk/); a tag action shows the tag field instead of the
+// reason. Without this script all are shown.
 (function () {
   var form = document.getElementById("bulk-form");
   if (!form) return;
@@ -12,6 +13,7 @@
   var enroll = document.getElementById("bulk-enroll");
   var reason = document.getElementById("bulk-reason");
   var apply = document.getElementById("bulk-apply");
+  var tag = document.getElementById("bulk-tag");
   function boxes() { return form.querySelectorAll('input[name="ids"]'); }
   function refresh() {
     var n = 0;
@@ -26,9 +28,11 @@
   function toggleFields() {
     if (!action) return;
     var enrolling = action.value === "enroll";
+    var tagging = action.value === "add_tag" || action.value === "remove_tag";
     show(sequence, enrolling);
     show(enroll, enrolling);
-    show(reason, !enrolling);
+    show(reason, !enrolling && !tagging);
+    show(tag, tagging);
     show(apply, !enrolling);
   }
   if (all) all.addEventListener("change", function () {

@@ -119,9 +119,9 @@ def test_a_deferred_submission_makes_no_scoring_query_in_the_request(model, anon
     submit(anon_client, "warmup@acme.example")
     with CaptureQueriesContext(connection) as ctx:
         assert submit(anon_client, "new@acme.example").status_code == 201
-    # 1 form, 2 savepoint, 3 lead upsert, 4 its first history line, 5 submission + interaction + queue row
-    # (one statement), 6 outbox, 7 release: nothing of scoring's reads and writes.
+    # 1 form, 2 savepoint, 3 merged leads' aliases, 4 lead upsert, 5 its first history line, 6 submission +
+    # interaction + queue row (one statement), 7 outbox, 8 release: nothing of scoring's reads and writes.
     statements = [q["sql"] for q in ctx.captured_queries]
-    assert len(statements) == 7, statements
+    assert len(statements) == 8, statements
     assert not [s for s in statements if "scoring_scoringsettings" in s or "scoring_leadruletotal" in s]
-    assert "scoring_pendingscore" in statements[4]
+    assert "scoring_pendingscore" in statements[5]

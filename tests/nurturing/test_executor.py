@@ -79,7 +79,7 @@ def test_actions_tag_the_lead_publish_a_webhook_and_change_the_stage_through_the
     from leads.models import StageTransition
 
     steps = [
-        {"kind": "action", "action": "tag", "add": ["nurtured"], "remove": ["cold"]},
+        {"kind": "action", "action": "tag", "add": [" Nurtured "], "remove": ["COLD"]},
         {"kind": "action", "action": "webhook", "event": "welcome.done"},
         {"kind": "action", "action": "set_stage", "stage": "mql"},
     ]
@@ -90,7 +90,7 @@ def test_actions_tag_the_lead_publish_a_webhook_and_change_the_stage_through_the
     assert _run() == 3
 
     lead.refresh_from_db()
-    assert lead.tags == ["vip", "nurtured"]
+    assert lead.tags == ["nurtured", "vip"]  # stored normalised and sorted, like every writer of tags
     assert lead.stage == "mql" and lead.owner == sales_rep
     transition = StageTransition.objects.get(lead=lead, to_stage="mql")
     assert transition.cause == "sequence" and transition.cause_ref == f"sequence:{sequence.pk}"

@@ -99,6 +99,11 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("api-webhook-deliveries", "GET"): ADMINS,
     ("api-webhook-redeliver", "POST"): ADMINS,
     ("api-webhook-rotate", "POST"): ADMINS,
+    ("api-companies", "GET"): MARKETING_OR_SALES,
+    ("api-company", "GET"): MARKETING_OR_SALES,
+    ("api-lead-duplicates", "GET"): MARKETING,
+    ("api-lead-merge", "POST"): MARKETING,
+    ("api-leads-tags", "POST"): MARKETING,
     ("api-imports", "GET"): MARKETING,
     ("api-imports", "POST"): MARKETING,
     ("api-import", "GET"): MARKETING,
@@ -172,6 +177,7 @@ def world(db, marketer, sales_rep, other_rep, admin_user):
         "sequence_id": 999_999,
         "suppression_id": 999_999,
         "template_id": 999_999,
+        "company_id": 999_999,
     }
     return clients, kwargs, lead
 
@@ -180,7 +186,7 @@ def _path(route: str, name: str, kwargs: dict, lead) -> str:
     from django.urls import reverse
 
     needed = {}
-    for key in ("lead_id", "slug", "user_id", "sequence_id", "suppression_id", "template_id", "pk"):
+    for key in ("lead_id", "slug", "user_id", "sequence_id", "suppression_id", "template_id", "company_id", "pk"):
         if f"<int:{key}>" in route or f"<slug:{key}>" in route or f"<str:{key}>" in route:
             if key == "pk":
                 needed[key] = lead.pk if route.startswith("api/v1/leads/") else 999_999
