@@ -258,6 +258,12 @@ def leads_filtered(*, filters: LeadFilters, user) -> QuerySet[Lead]:
     return qs
 
 
+def leads_sorted(*, qs: QuerySet[Lead], sort: str) -> QuerySet[Lead]:
+    """The list's order (a ``SORTS`` key, else the default), ties broken by id as the pages are."""
+    order = SORTS[sort if sort in SORTS else DEFAULT_SORT][0]
+    return qs.order_by(order, "-id" if order.startswith("-") else "id")
+
+
 def _encode_cursor(values: list) -> str:
     raw = json.dumps(values, default=str).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")

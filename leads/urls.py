@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("leads/", views.leads_list, name="leads"),
     path("leads/bulk/", views.leads_bulk, name="leads-bulk"),
+    path("leads/export.csv", views.leads_export, name="leads-export"),
     path("leads/<int:lead_id>/", views.lead_detail, name="lead"),
     path("leads/<int:lead_id>/<slug:action>/", views.lead_action, name="lead-action"),
     path("queue/", views.queue, name="queue"),

@@ -13,7 +13,7 @@ pipeline, whose cards ``cards`` builds), ``webforms``; ``common`` holds the shar
 from .actions import ACTION_DONE, ACTION_FORMS, CloseForm, QualifyForm, ReasonForm, RejectForm, lead_action
 from .common import form_error_text, is_htmx, safe_next
 from .detail import lead_detail
-from .listing import BulkForm, leads_bulk, leads_list
+from .listing import BulkForm, leads_bulk, leads_export, leads_list
 from .overview import FUNNEL_CACHE_SECONDS, funnel_overview, home
 from .sales import pipeline, queue
 from .webforms import WebFormForm, form_create, form_detail, forms_list
@@ -38,6 +38,7 @@ __all__ = [
     "lead_action",
     "lead_detail",
     "leads_bulk",
+    "leads_export",
     "leads_list",
     "pipeline",
     "queue",
