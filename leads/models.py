@@ -224,6 +224,17 @@ class InteractionType(models.TextChoices):
     SMS_SENT = "sms_sent"
     SMS_CLICK = "sms_click"
     UPGRADE_INTEREST = "upgrade_interest"
+    # Logged by people on the lead's page (or through the API): what sales and marketing did with
+    # the lead. Scoring rules can match them like any interaction (e.g. a call with outcome
+    # "connected"); the predictive model leaves them out (they follow the funnel, they do not
+    # predict it).
+    NOTE = "note"
+    CALL = "call"
+    MEETING = "meeting"
+
+
+# Interactions a person logs about a lead (not something the lead did).
+SALES_ACTIVITY_TYPES = frozenset({InteractionType.NOTE, InteractionType.CALL, InteractionType.MEETING})
 
 
 class Interaction(models.Model):

@@ -7,10 +7,12 @@ its owner and its history. By subject:
 - :mod:`.submissions` — the public form intake;
 - :mod:`.interactions` — events in, one or a thousand;
 - :mod:`.profile` — leads created and edited by people and integrations;
+- :mod:`.activities` — a person edits the profile or logs a note, call or meeting (who may);
 - :mod:`.workflow` — the sales workflow (accept, reject, qualify, close, disqualify, mark MQL).
 """
 
 from ..selectors import current_sla_hours
+from .activities import CALL_OUTCOMES, lead_can_edit, lead_edit_profile, lead_log_activity
 from .funnel import (
     Entered,
     Entry,
@@ -59,6 +61,10 @@ from .workflow import (
 )
 
 __all__ = [
+    "CALL_OUTCOMES",
+    "lead_can_edit",
+    "lead_edit_profile",
+    "lead_log_activity",
     "EDITABLE_FIELDS",
     "INTERACTION_TYPES",
     "MAX_BULK_EVENTS",

@@ -19,6 +19,8 @@ from .qualification import leads_score, scores_drain_soon, scoring_deferred
 
 # Interactions we send rather than the lead does: they do not count as the lead's activity.
 OUTBOUND_TYPES = frozenset({InteractionType.EMAIL_SENT, InteractionType.SMS_SENT})
+# Not something the lead did: it does not move the lead's last activity.
+_NOT_LEAD_ACTIVITY = OUTBOUND_TYPES | {InteractionType.NOTE}
 INTERACTION_TYPES = frozenset(InteractionType.values)
 MAX_BULK_EVENTS = 1000
 MAX_PROPERTIES_SIZE = 16_000
@@ -117,7 +119,7 @@ def _lead_flag_updates(events: list[tuple[int, str, datetime]]) -> dict[int, dic
     per_lead: dict[int, dict[str, datetime]] = {}
     for lead_id, event_type, at in events:
         entry = per_lead.setdefault(lead_id, {})
-        if event_type not in OUTBOUND_TYPES and at > entry.get("last_activity_at", at - timedelta(seconds=1)):
+        if event_type not in _NOT_LEAD_ACTIVITY and at > entry.get("last_activity_at", at - timedelta(seconds=1)):
             entry["last_activity_at"] = at
         if event_type == InteractionType.UNSUBSCRIBE and at < entry.get("unsubscribed_at", at + timedelta(seconds=1)):
             entry["unsubscribed_at"] = at

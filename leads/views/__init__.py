@@ -12,7 +12,7 @@ pipeline, whose cards ``cards`` builds), ``webforms``; ``common`` holds the shar
 
 from .actions import ACTION_DONE, ACTION_FORMS, CloseForm, QualifyForm, ReasonForm, RejectForm, lead_action
 from .common import form_error_text, is_htmx, safe_next
-from .detail import lead_detail
+from .detail import lead_activity_log, lead_detail, lead_profile_edit
 from .listing import BulkForm, leads_bulk, leads_export, leads_list
 from .overview import FUNNEL_CACHE_SECONDS, funnel_overview, home
 from .sales import pipeline, queue
@@ -36,7 +36,9 @@ __all__ = [
     "home",
     "is_htmx",
     "lead_action",
+    "lead_activity_log",
     "lead_detail",
+    "lead_profile_edit",
     "leads_bulk",
     "leads_export",
     "leads_list",
