@@ -11,9 +11,8 @@ from django.utils import timezone
 from leads import services
 from leads.models import Interaction, Lead
 from scoring.models import ScoreContribution
-from scoring.predictive.features import Vocabulary, feature_names
-from scoring.predictive.models import PredictiveModel
 from scoring.services.configuration import rule_create
+from tests.dashboard.predictive_model import activate_model
 from tests.factories import LeadFactory
 from tests.factories import sales_rep as make_rep
 
@@ -206,29 +205,6 @@ def test_a_lead_without_points_shows_an_empty_chart_message(marketer_web):
     page = marketer_web.get(f"/leads/{lead.pk}/").content.decode()
     chart = page[page.index('id="score-chart"') :][:800]
     assert "No rule has given this lead points yet." in chart and "<polyline" not in chart
-
-
-def activate_model(weights: dict[str, float]) -> PredictiveModel:
-    """An active predictive model whose only non-zero weights are ``weights`` (standardised
-    features with mean 0 and scale 1, so a feature's contribution is its value times its weight)."""
-    names = feature_names(Vocabulary())
-    coef = [weights.get(name, 0.0) for name in names]
-    assert all(name in names for name in weights)
-    return PredictiveModel.objects.create(
-        version=1,
-        status=PredictiveModel.Status.ACTIVE,
-        feature_names=names,
-        coefficients={
-            "mean": [0.0] * len(names),
-            "scale": [1.0] * len(names),
-            "coef": coef,
-            "intercept": -1.0,
-            "platt_a": -1.0,
-            "platt_b": 0.0,
-            "vocab": Vocabulary().as_dict(),
-        },
-        trained_at=timezone.now(),
-    )
 
 
 @pytest.mark.django_db
