@@ -228,6 +228,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Leads (leads/tasks.py): SLA deadlines, imports abandoned by a dead worker.
     "sla-enforce": {"task": "leads.tasks.sla_enforce", "schedule": 60.0},
     "imports-resume-stalled": {"task": "leads.tasks.import_resume_stalled", "schedule": 300.0},
+    # Lost deals back to marketing after LOST_RECYCLE_AFTER_DAYS (hourly: the period is days).
+    "lost-recycle": {"task": "leads.tasks.lost_recycle", "schedule": crontab(minute=41)},
     # Deferred scoring: whatever a lost kick left in the queue (SCORING_DEFERRED).
     "scores-drain": {"task": "leads.tasks.scores_drain", "schedule": 5.0},
     # Scoring (scoring/tasks.py, scoring/predictive/tasks.py).
@@ -354,6 +356,11 @@ WEBHOOKS_RETRY_BASE_SECONDS = env_int("WEBHOOKS_RETRY_BASE_SECONDS", 30)
 WEBHOOKS_RETRY_FOR_HOURS = env_int("WEBHOOKS_RETRY_FOR_HOURS", 24)
 # Failed attempts in a row after which a subscription is disabled (admins get a notice).
 WEBHOOKS_DISABLE_AFTER_FAILURES = env_int("WEBHOOKS_DISABLE_AFTER_FAILURES", 15)
+# Days after a lost deal before the lead goes back to marketing by itself ("recycled", the loss
+# reason kept in its history); 0 turns the cooling-off rule off (reps still recycle by hand).
+LOST_RECYCLE_AFTER_DAYS = env_int("LOST_RECYCLE_AFTER_DAYS", 90)
+if LOST_RECYCLE_AFTER_DAYS < 0:
+    raise ImproperlyConfigured("LOST_RECYCLE_AFTER_DAYS must be 0 (off) or a number of days.")
 # Funnel API answers are cached this many seconds per query string (0 = always compute).
 FUNNEL_CACHE_SECONDS = env_int("FUNNEL_CACHE_SECONDS", 60)
 # Parallel workers of a full score recompute (PostgreSQL; SQLite always uses one).

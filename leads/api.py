@@ -40,6 +40,7 @@ from .serializers import (
     QualifyInputSerializer,
     QualifyOutputSerializer,
     ReasonInputSerializer,
+    RecycleInputSerializer,
     RejectInputSerializer,
     SubmissionOutputSerializer,
     TimelineItemSerializer,
@@ -476,6 +477,23 @@ class CloseView(BodyLimitedAPIView):
         serializer = CloseInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         lead = services.lead_close(lead=lead_id, actor=request.user, **serializer.validated_data)
+        return _lead_answer(lead)
+
+
+class RecycleView(BodyLimitedAPIView):
+    """A lost lead back to marketing (recycled), by the rep who worked the deal or an admin."""
+
+    permission_classes = [IsSalesRep]
+
+    @extend_schema(
+        operation_id="leads_recycle",
+        request=RecycleInputSerializer,
+        responses={200: LeadOutputSerializer, **ERRORS, **CONFLICT},
+    )
+    def post(self, request, lead_id: int):
+        serializer = RecycleInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        lead = services.lead_recycle(lead=lead_id, actor=request.user, reason=serializer.validated_data["reason"])
         return _lead_answer(lead)
 
 

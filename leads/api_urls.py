@@ -14,6 +14,7 @@ urlpatterns = [
     path("leads/<int:lead_id>/reject/", api.RejectView.as_view(), name="api-lead-reject"),
     path("leads/<int:lead_id>/qualify/", api.QualifyView.as_view(), name="api-lead-qualify"),
     path("leads/<int:lead_id>/close/", api.CloseView.as_view(), name="api-lead-close"),
+    path("leads/<int:lead_id>/recycle/", api.RecycleView.as_view(), name="api-lead-recycle"),
     path("leads/<int:lead_id>/disqualify/", api.DisqualifyView.as_view(), name="api-lead-disqualify"),
     path("interactions/", api.InteractionCreateView.as_view(), name="api-interactions"),
     path("interactions/bulk/", api.InteractionBulkView.as_view(), name="api-interactions-bulk"),

@@ -8,6 +8,7 @@ its owner and its history. By subject:
 - :mod:`.interactions` — events in, one or a thousand;
 - :mod:`.profile` — leads created and edited by people and integrations;
 - :mod:`.activities` — a person edits the profile or logs a note, call or meeting (who may);
+- :mod:`.recycling` — lost → recycled, by the rep or after a cooling-off period;
 - :mod:`.workflow` — the sales workflow (accept, reject, qualify, close, disqualify, mark MQL).
 """
 
@@ -47,6 +48,7 @@ from .qualification import (
     leads_score_pending_all,
     scoring_deferred,
 )
+from .recycling import lead_recycle, leads_recycle_lost, lost_recycle_after_days
 from .routing import Reassignment, RepRoster, leads_assign, rep_pick_next, rep_queue
 from .submissions import SubmitResult, lead_submit_form
 from .workflow import (
@@ -61,6 +63,9 @@ from .workflow import (
 )
 
 __all__ = [
+    "lead_recycle",
+    "leads_recycle_lost",
+    "lost_recycle_after_days",
     "CALL_OUTCOMES",
     "lead_can_edit",
     "lead_edit_profile",
