@@ -15,6 +15,7 @@ from .common import form_error_text, is_htmx, safe_next
 from .detail import lead_activity_log, lead_detail, lead_profile_edit
 from .listing import BulkForm, leads_bulk, leads_export, leads_list
 from .overview import FUNNEL_CACHE_SECONDS, funnel_overview, home
+from .reports import cohort_report, reps_report
 from .sales import pipeline, queue
 from .webforms import WebFormForm, form_create, form_detail, forms_list
 
@@ -23,6 +24,8 @@ __all__ = [
     "ACTION_FORMS",
     "FUNNEL_CACHE_SECONDS",
     "BulkForm",
+    "cohort_report",
+    "reps_report",
     "CloseForm",
     "QualifyForm",
     "ReasonForm",

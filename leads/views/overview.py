@@ -58,6 +58,7 @@ def funnel_overview(request: HttpRequest) -> HttpResponse:
         "period": period,
         "periods": list(dashboard.PERIODS),
         "group_by": group_by,
+        "report_group_by": dashboard.GROUPINGS[group_by],  # the funnel API's name for it
         "groupings": list(dashboard.GROUPINGS),
         "steps": _funnel_steps(totals, medians, period),
         "pql": {
