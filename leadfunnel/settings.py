@@ -5,6 +5,7 @@ with a message naming the variable, rather than running half-configured.
 """
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -361,6 +362,14 @@ WEBHOOKS_DISABLE_AFTER_FAILURES = env_int("WEBHOOKS_DISABLE_AFTER_FAILURES", 15)
 LOST_RECYCLE_AFTER_DAYS = env_int("LOST_RECYCLE_AFTER_DAYS", 90)
 if LOST_RECYCLE_AFTER_DAYS < 0:
     raise ImproperlyConfigured("LOST_RECYCLE_AFTER_DAYS must be 0 (off) or a number of days.")
+# Events from an existing customer that hand sales an expansion opportunity ("service qualified"):
+# interaction types, each optionally narrowed to one property value (type:property=value).
+EXPANSION_SIGNALS = os.environ.get(
+    "EXPANSION_SIGNALS", "upgrade_interest, demo_request, product_usage:feature=seats_limit_reached"
+)
+for _signal in filter(None, (part.strip() for part in EXPANSION_SIGNALS.split(","))):
+    if not re.fullmatch(r"[a-z_]+(:[A-Za-z0-9_.-]+=[^:=]+)?", _signal):
+        raise ImproperlyConfigured(f"EXPANSION_SIGNALS: {_signal!r} is not type or type:property=value")
 # Funnel API answers are cached this many seconds per query string (0 = always compute).
 FUNNEL_CACHE_SECONDS = env_int("FUNNEL_CACHE_SECONDS", 60)
 # Parallel workers of a full score recompute (PostgreSQL; SQLite always uses one).

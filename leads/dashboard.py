@@ -378,6 +378,15 @@ def queue_leads(*, user, limit: int = QUEUE_LIMIT) -> tuple[list[Lead], dict]:
     return leads, totals
 
 
+def queue_expansions(*, user, limit: int = QUEUE_LIMIT) -> list[Opportunity]:
+    """The rep's open expansion opportunities (customers who want more), oldest first: one query."""
+    return list(
+        Opportunity.objects.filter(kind=Opportunity.Kind.EXPANSION, status=Opportunity.Status.OPEN, lead__owner=user)
+        .select_related("lead", "lead__company")
+        .order_by("created_at", "id")[:limit]
+    )
+
+
 def key_actions(*, lead_ids: list[int], per_lead: int = 4) -> dict[int, list[Interaction]]:
     """The latest few intent-revealing interactions per lead, in one query (window function)."""
     if not lead_ids:

@@ -18,6 +18,7 @@ urlpatterns = [
     path("reports/cohorts/", views.cohort_report, name="report-cohorts"),
     path("reports/reps/", views.reps_report, name="report-reps"),
     path("queue/", views.queue, name="queue"),
+    path("expansions/<int:opportunity_id>/close/", views.expansion_close, name="expansion-close"),
     path("pipeline/", views.pipeline, name="pipeline"),
     path("forms/", views.forms_list, name="forms"),
     path("forms/new/", views.form_create, name="form-create"),

@@ -9,11 +9,13 @@ its owner and its history. By subject:
 - :mod:`.profile` — leads created and edited by people and integrations;
 - :mod:`.activities` — a person edits the profile or logs a note, call or meeting (who may);
 - :mod:`.recycling` — lost → recycled, by the rep or after a cooling-off period;
+- :mod:`.expansion` — a customer's expansion opportunity (service qualified), routed to a rep;
 - :mod:`.workflow` — the sales workflow (accept, reject, qualify, close, disqualify, mark MQL).
 """
 
 from ..selectors import current_sla_hours
 from .activities import CALL_OUTCOMES, lead_can_edit, lead_edit_profile, lead_log_activity
+from .expansion import expansion_close, leads_open_expansions
 from .funnel import (
     Entered,
     Entry,
@@ -63,6 +65,8 @@ from .workflow import (
 )
 
 __all__ = [
+    "expansion_close",
+    "leads_open_expansions",
     "lead_recycle",
     "leads_recycle_lost",
     "lost_recycle_after_days",

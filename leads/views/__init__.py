@@ -16,7 +16,7 @@ from .detail import lead_activity_log, lead_detail, lead_profile_edit
 from .listing import BulkForm, leads_bulk, leads_export, leads_list
 from .overview import FUNNEL_CACHE_SECONDS, funnel_overview, home
 from .reports import cohort_report, reps_report
-from .sales import pipeline, queue
+from .sales import expansion_close, pipeline, queue
 from .webforms import WebFormForm, form_create, form_detail, forms_list
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "FUNNEL_CACHE_SECONDS",
     "BulkForm",
     "cohort_report",
+    "expansion_close",
     "reps_report",
     "CloseForm",
     "QualifyForm",
