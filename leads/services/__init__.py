@@ -50,7 +50,7 @@ from .qualification import (
     leads_score_pending_all,
     scoring_deferred,
 )
-from .recycling import lead_recycle, leads_recycle_lost, lost_recycle_after_days
+from .recycling import deal_reps, lead_recycle, leads_recycle_lost, lost_recycle_after_days
 from .routing import Reassignment, RepRoster, leads_assign, rep_pick_next, rep_queue
 from .submissions import SubmitResult, lead_submit_form
 from .workflow import (
@@ -65,6 +65,7 @@ from .workflow import (
 )
 
 __all__ = [
+    "deal_reps",
     "expansion_close",
     "leads_open_expansions",
     "lead_recycle",

@@ -54,13 +54,19 @@ def _loss_details(loss: StageTransition | None) -> dict:
     }
 
 
-def _reps_of(lead_id: int, cycle: int) -> set[int]:
-    """Who worked the deal this cycle: the rep who owned it as an SQL and the one who closed it."""
-    rows = StageTransition.objects.filter(lead_id=lead_id, cycle=cycle, to_stage__in=[Stage.SQL, Stage.LOST])
+def deal_reps(transitions, *, cycle: int) -> set[int]:
+    """Who worked this cycle's deal, from the lead's history: the rep who owned it as an SQL and
+    the one who closed it. The one rule for who may recycle it (the page shows the button by it)."""
     reps: set[int] = set()
-    for owner_id, actor_id in rows.values_list("owner_id", "actor_id"):
-        reps |= {pk for pk in (owner_id, actor_id) if pk is not None}
+    for t in transitions:
+        if t.cycle == cycle and t.to_stage in (Stage.SQL, Stage.LOST):
+            reps |= {pk for pk in (t.owner_id, t.actor_id) if pk is not None}
     return reps
+
+
+def _reps_of(lead_id: int, cycle: int) -> set[int]:
+    rows = StageTransition.objects.filter(lead_id=lead_id, cycle=cycle, to_stage__in=[Stage.SQL, Stage.LOST])
+    return deal_reps(rows.only("cycle", "to_stage", "owner_id", "actor_id"), cycle=cycle)
 
 
 @transaction.atomic

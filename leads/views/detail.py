@@ -93,19 +93,12 @@ def _allowed_actions(user, lead) -> set[str]:
             actions |= {"disqualify"}
     if is_marketer(user) and lead.stage in (Stage.VISITOR, Stage.RECYCLED, Stage.LOST):
         actions |= {"mark_mql", "disqualify"}
-    if lead.stage == Stage.LOST and (user.is_superuser or (is_sales(user) and user.pk in _deal_reps(lead))):
+    if lead.stage == Stage.LOST and (
+        user.is_superuser
+        or (is_sales(user) and user.pk in services.deal_reps(lead.transitions.all(), cycle=lead.cycle))
+    ):
         actions |= {"recycle"}
     return actions
-
-
-def _deal_reps(lead) -> set[int]:
-    """The reps who worked this cycle's deal (as ``services.lead_recycle`` checks), from the
-    prefetched history."""
-    reps: set[int] = set()
-    for t in lead.transitions.all():
-        if t.cycle == lead.cycle and t.to_stage in (Stage.SQL, Stage.LOST):
-            reps |= {pk for pk in (t.owner_id, t.actor_id) if pk is not None}
-    return reps
 
 
 # --- the page's forms -----------------------------------------------------------------------

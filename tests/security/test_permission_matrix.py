@@ -38,7 +38,8 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("api-leads", "GET"): MARKETING_OR_SALES,
     ("api-leads", "POST"): MARKETING,
     ("api-lead-detail", "GET"): MARKETING_OR_SALES,
-    ("api-lead-detail", "PATCH"): MARKETING,  # profile edits are marketing's; sales act through the workflow
+    # Profile edits: marketing's, and the rep who owns the lead (as on the lead's page).
+    ("api-lead-detail", "PATCH"): {MARKETER, OWNER, ADMIN},
     ("api-lead-timeline", "GET"): MARKETING_OR_SALES,
     ("api-lead-mark-mql", "POST"): MARKETING,
     ("api-lead-accept", "POST"): SALES_OF_LEAD,
