@@ -39,7 +39,7 @@ def web(user) -> Client:
 
 @pytest.mark.django_db
 def test_a_customer_reaching_the_seat_limit_lands_in_their_reps_queue_as_an_expansion(
-    sales_client, marketer_client, sales_rep
+    sales_client, marketer_client, sales_rep, marketer
 ):
     lead = customer(sales_rep)
     history_before = StageTransition.objects.filter(lead=lead).count()
@@ -67,6 +67,9 @@ def test_a_customer_reaching_the_seat_limit_lands_in_their_reps_queue_as_an_expa
     assert report["totals"]["entries"]["customer"] == 1  # not counted as a second new customer
     cohort = marketer_client.get(f"/api/v1/funnel/?view=cohort&{period}").json()
     assert cohort["expansions"]["opened"] == 1
+    funnel_page = web(marketer).get("/").content.decode()
+    kpi = funnel_page[funnel_page.index('data-kpi="expansions"') :][:300]
+    assert '<span class="value">1</span>' in kpi
 
 
 @pytest.mark.django_db
