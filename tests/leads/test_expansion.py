@@ -131,3 +131,19 @@ def test_the_signals_are_configurable(sales_rep, settings):
     assert not Opportunity.objects.filter(kind="expansion").exists()
     services.interaction_record(lead=lead.pk, type="webinar_attended", properties={"session": "Enterprise"})
     assert Opportunity.objects.get(kind="expansion").signal == "webinar_attended with session = enterprise"
+
+
+@pytest.mark.django_db
+def test_an_expansion_handover_is_not_an_sla_assignment(sales_rep, marketer_client, settings):
+    settings.FUNNEL_CACHE_SECONDS = 0
+    period = f"since={timezone.localdate() - timedelta(days=1)}&until={timezone.localdate() + timedelta(days=1)}"
+    lead = customer(sales_rep)
+    before = marketer_client.get(f"/api/v1/funnel/?{period}").json()["sla"]["totals"]
+    services.interaction_record(lead=lead.pk, type="upgrade_interest")
+    after = marketer_client.get(f"/api/v1/funnel/?{period}").json()["sla"]["totals"]
+    assert Opportunity.objects.filter(lead=lead, kind="expansion").exists()
+    assert (after["assigned"], after["responded"], after["waiting"]) == (
+        before["assigned"],
+        before["responded"],
+        before["waiting"],
+    )
