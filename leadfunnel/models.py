@@ -181,6 +181,7 @@ class LeadAssignment(models.Model):
         SLA = "sla", "SLA breached, reassigned"
         MANUAL = "manual", "Reassigned by hand"
         SEQUENCE = "sequence", "Assigned by a nurture sequence"
+        EXPANSION = "expansion", "A customer's expansion, handed to sales"
 
     lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="assignments")
     from_owner = models.ForeignKey(

@@ -5,6 +5,7 @@ with a message naming the variable, rather than running half-configured.
 """
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -233,6 +234,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "retention-submissions": {"task": "leads.tasks.retention_sweep", "schedule": crontab(hour=3, minute=41)},
     # Double opt-in confirmation emails whose kick was lost or whose send failed.
     "consent-requests-sweep": {"task": "leads.tasks.consent_requests_sweep", "schedule": 60.0},
+    # Lost deals back to marketing after LOST_RECYCLE_AFTER_DAYS (hourly: the period is days).
+    "lost-recycle": {"task": "leads.tasks.lost_recycle", "schedule": crontab(minute=41)},
     # Deferred scoring: whatever a lost kick left in the queue (SCORING_DEFERRED).
     "scores-drain": {"task": "leads.tasks.scores_drain", "schedule": 5.0},
     # Scoring (scoring/tasks.py, scoring/predictive/tasks.py).
@@ -395,6 +398,19 @@ WEBHOOKS_RETRY_BASE_SECONDS = env_int("WEBHOOKS_RETRY_BASE_SECONDS", 30)
 WEBHOOKS_RETRY_FOR_HOURS = env_int("WEBHOOKS_RETRY_FOR_HOURS", 24)
 # Failed attempts in a row after which a subscription is disabled (admins get a notice).
 WEBHOOKS_DISABLE_AFTER_FAILURES = env_int("WEBHOOKS_DISABLE_AFTER_FAILURES", 15)
+# Days after a lost deal before the lead goes back to marketing by itself ("recycled", the loss
+# reason kept in its history); 0 turns the cooling-off rule off (reps still recycle by hand).
+LOST_RECYCLE_AFTER_DAYS = env_int("LOST_RECYCLE_AFTER_DAYS", 90)
+if LOST_RECYCLE_AFTER_DAYS < 0:
+    raise ImproperlyConfigured("LOST_RECYCLE_AFTER_DAYS must be 0 (off) or a number of days.")
+# Events from an existing customer that hand sales an expansion opportunity ("service qualified"):
+# interaction types, each optionally narrowed to one property value (type:property=value).
+EXPANSION_SIGNALS = os.environ.get(
+    "EXPANSION_SIGNALS", "upgrade_interest, demo_request, product_usage:feature=seats_limit_reached"
+)
+for _signal in filter(None, (part.strip() for part in EXPANSION_SIGNALS.split(","))):
+    if not re.fullmatch(r"[a-z_]+(:[A-Za-z0-9_.-]+=[^:=]+)?", _signal):
+        raise ImproperlyConfigured(f"EXPANSION_SIGNALS: {_signal!r} is not type or type:property=value")
 # Funnel API answers are cached this many seconds per query string (0 = always compute).
 FUNNEL_CACHE_SECONDS = env_int("FUNNEL_CACHE_SECONDS", 60)
 # Parallel workers of a full score recompute (PostgreSQL; SQLite always uses one).

@@ -127,8 +127,8 @@ class FormSubmissionAdmin(admin.ModelAdmin):
 
 @admin.register(Opportunity)
 class OpportunityAdmin(admin.ModelAdmin):
-    list_display = ("lead", "status", "opportunity_size", "timeframe", "cycle", "closed_at")
-    list_filter = ("status",)
+    list_display = ("lead", "kind", "status", "opportunity_size", "timeframe", "cycle", "closed_at")
+    list_filter = ("kind", "status")
     list_select_related = ("lead",)
     raw_id_fields = ("lead", "created_by")
 

@@ -40,6 +40,7 @@ from .serializers import (
     QualifyInputSerializer,
     QualifyOutputSerializer,
     ReasonInputSerializer,
+    RecycleInputSerializer,
     RejectInputSerializer,
     SubmissionOutputSerializer,
     TimelineItemSerializer,
@@ -291,8 +292,9 @@ class LeadListCreateView(BodyLimitedGenericAPIView):
 
 
 class LeadDetailView(BodyLimitedAPIView):
-    def get_permissions(self):
-        return [IsMarketer()] if self.request.method == "PATCH" else [IsMarketerOrSales()]
+    # PATCH: marketers and admins, and the rep who owns the lead (``services.lead_edit_profile``
+    # says who; the dashboard's profile form follows the same rule).
+    permission_classes = [IsMarketerOrSales]
 
     @extend_schema(operation_id="leads_retrieve", responses={200: LeadOutputSerializer, **ERRORS})
     def get(self, request, lead_id: int):
@@ -307,7 +309,7 @@ class LeadDetailView(BodyLimitedAPIView):
         serializer = LeadPatchInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         changes = {k: v for k, v in serializer.validated_data.items() if k in request.data}
-        services.lead_update_profile(lead=lead_id, changes=changes, actor=request.user)
+        services.lead_edit_profile(lead=lead_id, changes=changes, actor=request.user)
         return Response(LeadOutputSerializer(selectors.lead_get(lead_id=lead_id)).data)
 
 
@@ -476,6 +478,23 @@ class CloseView(BodyLimitedAPIView):
         serializer = CloseInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         lead = services.lead_close(lead=lead_id, actor=request.user, **serializer.validated_data)
+        return _lead_answer(lead)
+
+
+class RecycleView(BodyLimitedAPIView):
+    """A lost lead back to marketing (recycled), by the rep who worked the deal or an admin."""
+
+    permission_classes = [IsSalesRep]
+
+    @extend_schema(
+        operation_id="leads_recycle",
+        request=RecycleInputSerializer,
+        responses={200: LeadOutputSerializer, **ERRORS, **CONFLICT},
+    )
+    def post(self, request, lead_id: int):
+        serializer = RecycleInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        lead = services.lead_recycle(lead=lead_id, actor=request.user, reason=serializer.validated_data["reason"])
         return _lead_answer(lead)
 
 

@@ -19,6 +19,7 @@ urlpatterns = [
     path("leads/<int:lead_id>/reject/", api.RejectView.as_view(), name="api-lead-reject"),
     path("leads/<int:lead_id>/qualify/", api.QualifyView.as_view(), name="api-lead-qualify"),
     path("leads/<int:lead_id>/close/", api.CloseView.as_view(), name="api-lead-close"),
+    path("leads/<int:lead_id>/recycle/", api.RecycleView.as_view(), name="api-lead-recycle"),
     path("leads/<int:lead_id>/disqualify/", api.DisqualifyView.as_view(), name="api-lead-disqualify"),
     path("leads/<int:lead_id>/erase/", privacy_api.LeadEraseView.as_view(), name="api-lead-erase"),
     path("leads/<int:lead_id>/export/", privacy_api.LeadExportView.as_view(), name="api-lead-export"),

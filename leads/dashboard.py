@@ -270,6 +270,12 @@ def leads_filtered(*, filters: LeadFilters, user) -> QuerySet[Lead]:
     return qs
 
 
+def leads_sorted(*, qs: QuerySet[Lead], sort: str) -> QuerySet[Lead]:
+    """The list's order (a ``SORTS`` key, else the default), ties broken by id as the pages are."""
+    order = SORTS[sort if sort in SORTS else DEFAULT_SORT][0]
+    return qs.order_by(order, "-id" if order.startswith("-") else "id")
+
+
 def _encode_cursor(values: list) -> str:
     raw = json.dumps(values, default=str).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -382,6 +388,15 @@ def queue_leads(*, user, limit: int = QUEUE_LIMIT) -> tuple[list[Lead], dict]:
         waiting.select_related("company", "first_form").order_by(F("sla_due_at").asc(nulls_last=True), "id")[:limit]
     )
     return leads, totals
+
+
+def queue_expansions(*, user, limit: int = QUEUE_LIMIT) -> list[Opportunity]:
+    """The rep's open expansion opportunities (customers who want more), oldest first: one query."""
+    return list(
+        Opportunity.objects.filter(kind=Opportunity.Kind.EXPANSION, status=Opportunity.Status.OPEN, lead__owner=user)
+        .select_related("lead", "lead__company")
+        .order_by("created_at", "id")[:limit]
+    )
 
 
 def key_actions(*, lead_ids: list[int], per_lead: int = 4) -> dict[int, list[Interaction]]:

@@ -278,6 +278,17 @@ class InteractionType(models.TextChoices):
     SMS_SENT = "sms_sent"
     SMS_CLICK = "sms_click"
     UPGRADE_INTEREST = "upgrade_interest"
+    # Logged by people on the lead's page (or through the API): what sales and marketing did with
+    # the lead. Scoring rules can match them like any interaction (e.g. a call with outcome
+    # "connected"); the predictive model leaves them out (they follow the funnel, they do not
+    # predict it).
+    NOTE = "note"
+    CALL = "call"
+    MEETING = "meeting"
+
+
+# Interactions a person logs about a lead (not something the lead did).
+SALES_ACTIVITY_TYPES = frozenset({InteractionType.NOTE, InteractionType.CALL, InteractionType.MEETING})
 
 
 class Interaction(models.Model):
@@ -427,7 +438,17 @@ class Opportunity(TimeStampedModel):
         WON = "won"
         LOST = "lost"
 
+    class Kind(models.TextChoices):
+        NEW = "new", "New business (SQL)"
+        # A customer who signalled they want more (the "service qualified lead"): the person stays
+        # a customer in the stage history; the expansion is this opportunity, routed to a rep.
+        EXPANSION = "expansion", "Expansion (service qualified)"
+
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="opportunities")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.NEW)
+    # For an expansion: the configured signal that opened it, and the event.
+    signal = models.CharField(max_length=200, blank=True, default="")
+    signal_interaction_id = models.BigIntegerField(null=True, blank=True)
     cycle = models.PositiveIntegerField(default=1)
     buying_cycle = models.TextField()
     influencer = models.TextField()
@@ -465,6 +486,10 @@ class Opportunity(TimeStampedModel):
 
     class Meta:
         verbose_name_plural = "opportunities"
+        indexes = [
+            # A rep's queue of open expansions; the funnel report's expansions by creation date.
+            models.Index(fields=["kind", "status", "created_at"], name="opportunity_kind_status_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"Opportunity for lead {self.lead_id} ({self.status})"

@@ -334,6 +334,10 @@ class ReasonInputSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=5000)
 
 
+class RecycleInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, help_text="Why the lost lead is worth nurturing again.")
+
+
 class RejectInputSerializer(serializers.Serializer):
     reason_code = serializers.ChoiceField(choices=RejectionReason.choices, required=False, allow_blank=True)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=5000)

@@ -29,6 +29,12 @@ def sla_enforce() -> dict:
     return sla.sla_enforce()
 
 
+@shared_task(acks_late=True)
+def lost_recycle() -> int:
+    """Leads lost for LOST_RECYCLE_AFTER_DAYS go back to marketing (set-based, safe to run twice)."""
+    return services.leads_recycle_lost()
+
+
 @shared_task(name="leads.tasks.scores_drain", acks_late=True)
 def scores_drain() -> int:
     """Score the events the intake and bulk paths queued (SCORING_DEFERRED). Safe to run twice:

@@ -90,6 +90,9 @@ INTERACTION_TYPES = frozenset(
         "sms_sent",
         "sms_click",
         "upgrade_interest",
+        "note",
+        "call",
+        "meeting",
     }
 )
 STAGES = frozenset({"visitor", "mql", "sal", "sql", "customer", "pql", "recycled", "disqualified", "lost"})

@@ -38,7 +38,16 @@ from .conditions import INTERACTION_TYPES, LEAD_FIELDS, OPERATORS, STAGES
 from .models import EnrollmentStatus, Sequence, StepKind
 from .serializers import SequenceInputSerializer
 
-WAIT_UNITS = ("minutes", "hours", "days")
+WAIT_UNITS = ("minutes", "hours", "days", "seconds")
+WEEKDAYS = (
+    (0, "Mon"),
+    (1, "Tue"),
+    (2, "Wed"),
+    (3, "Thu"),
+    (4, "Fri"),
+    (5, "Sat"),
+    (6, "Sun"),
+)
 ACTIONS = ("set_stage", "notify_owner", "assign", "tag", "webhook")
 ENROLL_KINDS = (
     ("manual", "By hand only"),
@@ -60,6 +69,7 @@ STEP_LISTS = (
     "else_goto",
     "action",
     "params",
+    "keep",
 )
 AB_FIELDS = ("ab_split", "ab_test_size", "ab_wait_hours")
 # Each step row carries one condition row (used by branch steps), posted as step_cond-<part>.
@@ -71,6 +81,15 @@ CONDITIONS = ConditionVocabulary(
     interaction_types=tuple(sorted(INTERACTION_TYPES)),
     stages=tuple(sorted(STAGES)),
 )
+# The keys each kind of step row shows; any other key of a step's config rides along in the
+# row's hidden ``step_keep`` (JSON), so saving the editor never drops a setting it does not show.
+ROW_KEYS = {
+    StepKind.EMAIL: {"subject", "body", "subject_b", *AB_FIELDS},
+    StepKind.SMS: {"body"},
+    StepKind.WAIT: set(WAIT_UNITS),
+    StepKind.BRANCH: {"condition", "goto", "else_goto"},
+    StepKind.ACTION: None,  # every key is shown in the row's settings
+}
 
 
 class SequenceForm(forms.Form):
@@ -96,6 +115,23 @@ class SequenceForm(forms.Form):
         "a lead field, or a stage.",
     )
     max_messages_per_day = forms.IntegerField(required=False, min_value=0, label="Messages per lead per day (cap)")
+    send_window_start = forms.TimeField(
+        required=False,
+        label="Send from (local time)",
+        widget=forms.TimeInput(attrs={"type": "time", "step": 1}),
+        help_text="Messages go out only between these two times, in the lead's time zone. Leave both empty for any time.",
+    )
+    send_window_end = forms.TimeField(
+        required=False, label="Send until", widget=forms.TimeInput(attrs={"type": "time", "step": 1})
+    )
+    send_days = forms.TypedMultipleChoiceField(
+        required=False,
+        coerce=int,
+        choices=WEEKDAYS,
+        label="Send on",
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every day.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -156,6 +192,29 @@ def _int_or_text(raw: str):
 
 
 def _step_from_row(row: dict, problems: list[str]) -> dict:
+    step = _shown_step(row, problems)
+    kept = _json_or_none(row.get("keep"))
+    if isinstance(kept, dict) and ROW_KEYS.get(step["kind"]) is not None:
+        shown = ROW_KEYS[step["kind"]]
+        for key, value in kept.items():
+            if key not in shown and key not in step and key != "kind":
+                step[key] = value
+    if step["kind"] == StepKind.WAIT and "until" in step and not str(row.get("amount", "")).strip():
+        problems[:] = [p for p in problems if p != "The wait needs a number."]
+        step = {k: v for k, v in step.items() if k not in WAIT_UNITS}
+    elif step["kind"] == StepKind.WAIT and any(unit in step for unit in WAIT_UNITS):
+        step.pop("until", None)  # a duration typed in replaces a wait until a day and time
+    return step
+
+
+def _json_or_none(raw: str | None):
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _shown_step(row: dict, problems: list[str]) -> dict:
     kind = row["kind"]
     if kind == StepKind.EMAIL:
         step = {"kind": kind, "subject": row["subject"], "body": row["body"]}
@@ -204,6 +263,10 @@ def _rows_from_sequence(sequence: Sequence) -> list[dict]:
         row = dict.fromkeys(STEP_LISTS, "")
         row["kind"] = step.kind
         row["cond"] = condition_to_row(config.get("condition") if step.kind == StepKind.BRANCH else None)
+        shown = ROW_KEYS.get(step.kind)
+        if shown is not None:
+            kept = {k: v for k, v in config.items() if k not in shown}
+            row["keep"] = json.dumps(kept) if kept else ""
         if step.kind in (StepKind.EMAIL, StepKind.SMS):
             row["subject"] = config.get("subject", "")
             row["body"] = config.get("body", "")
@@ -240,7 +303,16 @@ def _initial(sequence: Sequence) -> dict:
         "enroll_segment": json.dumps(enroll_on) if kind == "segment" else "",
         "goals": sequence.goals or [],
         "max_messages_per_day": sequence.max_messages_per_day,
+        "send_window_start": _clock(sequence.send_window_start),
+        "send_window_end": _clock(sequence.send_window_end),
+        "send_days": list(sequence.send_days or []),
     }
+
+
+def _clock(value) -> str:
+    if value is None:
+        return ""
+    return value.strftime("%H:%M:%S" if value.second else "%H:%M")
 
 
 def _place_errors(form: forms.Form, step_errors: dict, exc_fields: dict, message: str) -> None:
@@ -293,6 +365,9 @@ def sequence_edit(request: HttpRequest, sequence_id: int | None = None) -> HttpR
                 "enroll_on": form.enroll_on(),
                 "goals": data["goals"],
                 "max_messages_per_day": data["max_messages_per_day"],
+                "send_window_start": data["send_window_start"],
+                "send_window_end": data["send_window_end"],
+                "send_days": sorted(data["send_days"]),
                 "steps": steps,
             }
             shape = SequenceInputSerializer(data=payload)

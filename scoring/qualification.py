@@ -17,6 +17,17 @@ PROMOTABLE = ("visitor", "recycled")
 
 
 @dataclass(frozen=True)
+class Expansion:
+    """An existing customer signalled they want more: the leads app opens an expansion
+    opportunity and hands it to a rep. ``signal``: which configured signal, in words."""
+
+    lead_id: int
+    interaction_id: int
+    signal: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class MqlCheck:
     """The MQL test's answer for one lead: ``ok`` and, when not, what is missing."""
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from functools import cached_property
 
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from .install import scoring_install_defaults
@@ -240,3 +241,21 @@ def lead_rule_totals_many(
         items.sort(key=lambda item: -abs(item["current_points"]))
         del items[per_lead:]
     return result
+
+
+def lead_score_series(*, lead_id: int) -> list[dict]:
+    """The lead's score points over time, from the contribution ledger: one point per instant
+    at which rules gave points, ``total`` the cumulative sum of every point awarded up to it
+    (as awarded: before decay). One grouped query."""
+    rows = (
+        ScoreContribution.objects.filter(lead_id=lead_id)
+        .values("at")
+        .annotate(points=Sum("points"))
+        .order_by("at")
+        .values_list("at", "points")
+    )
+    series, total = [], 0.0
+    for at, points in rows:
+        total += points
+        series.append({"at": at, "points": round(points, 4), "total": round(total, 4)})
+    return series

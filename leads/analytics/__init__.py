@@ -11,6 +11,7 @@ Every function takes a half-open period ``[since, until)`` (aware datetimes) and
   period, how many reached SAL / SQL / customer (any time since, same cycle) and the median/p90 days.
 - :func:`stage_durations` (``durations``) — median and p90 hours spent in each stage entered in the period.
 - :func:`channel_quality` (``quality``) — of the SQLs of the period, how many were won, lost, still open.
+- :func:`expansion_counts` (``expansions``) — customers' expansion opportunities opened in the period, apart.
 - :func:`sla_report` (``reps``) — reps' response time (``first_response_at − assigned_at``) against the SLA.
 - :func:`funnel_report` (``report``) — all of the above as the funnel API answers it (uncached; the API caches).
 
@@ -26,6 +27,7 @@ Python over the fetched durations (fine for the embedded demo, not for 100k lead
 from .cohort import COHORT_STEPS, funnel_cohort
 from .common import AWAITING
 from .durations import percentile_cont, stage_durations
+from .expansions import expansion_counts
 from .params import DEFAULT_PERIOD, GROUP_BY_CHOICES, parse_group_by, parse_period
 from .period import CONVERSIONS, PERIOD_STAGES, funnel_summary
 from .quality import channel_quality
@@ -42,6 +44,7 @@ __all__ = [
     "PERIOD_STAGES",
     "_PERIOD_KEYS",
     "channel_quality",
+    "expansion_counts",
     "funnel_cohort",
     "funnel_report",
     "funnel_summary",

@@ -12,6 +12,7 @@ from leadfunnel.errors import ValidationFailed
 
 from .cohort import funnel_cohort
 from .durations import stage_durations
+from .expansions import expansion_counts
 from .period import funnel_summary
 from .postgres import _is_postgres
 from .quality import channel_quality
@@ -26,7 +27,8 @@ def funnel_report(*, since: datetime, until: datetime, group_by: str | None = No
     ``view="period"`` → :func:`funnel_summary` plus ``stage_durations`` (its groups),
     ``channel_quality`` (``{"group_by", "groups"}``, by ``group_by`` when it is a lead
     attribute, else by channel) and ``sla`` (:func:`sla_report` without the period).
-    Adds ``view`` and ``computed_at``.
+    Both views add ``expansions`` (:func:`expansion_counts`: customers' expansion opportunities,
+    counted apart from the new-business funnel). Adds ``view`` and ``computed_at``.
 
     On PostgreSQL, called outside a transaction (an API request), the period view's time-in-stage
     and SLA sections are computed on a second connection while this one computes the rest, so the
@@ -59,7 +61,17 @@ def funnel_report(*, since: datetime, until: datetime, group_by: str | None = No
     return body
 
 
-_PERIOD_KEYS = ("since", "until", "group_by", "totals", "groups", "stage_durations", "channel_quality", "sla")
+_PERIOD_KEYS = (
+    "since",
+    "until",
+    "group_by",
+    "totals",
+    "groups",
+    "expansions",
+    "stage_durations",
+    "channel_quality",
+    "sla",
+)
 
 
 def _tune_report_transaction() -> None:
@@ -87,8 +99,11 @@ def _funnel_report_body(
     *, since: datetime, until: datetime, group_by: str | None, view: str, second_half: bool = True
 ) -> dict:
     if view == "cohort":
-        return funnel_cohort(since=since, until=until, group_by=group_by)
+        body = funnel_cohort(since=since, until=until, group_by=group_by)
+        body["expansions"] = expansion_counts(since=since, until=until)
+        return body
     body = funnel_summary(since=since, until=until, group_by=group_by)
+    body["expansions"] = expansion_counts(since=since, until=until)
     quality_by = group_by if group_by in ("source", "channel", "form", "utm_campaign") else "channel"
     body["channel_quality"] = {
         "group_by": quality_by,

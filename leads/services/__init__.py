@@ -9,6 +9,9 @@ its owner and its history. By subject:
 - :mod:`.profile` — leads created and edited by people and integrations;
 - :mod:`.merge` — two leads that are one person become one (aliases, hooks);
 - :mod:`.tags` — tags added to and removed from many leads at once;
+- :mod:`.activities` — a person edits the profile or logs a note, call or meeting (who may);
+- :mod:`.recycling` — lost → recycled, by the rep or after a cooling-off period;
+- :mod:`.expansion` — a customer's expansion opportunity (service qualified), routed to a rep;
 - :mod:`.workflow` — the sales workflow (accept, reject, qualify, close, disqualify, mark MQL);
 - :mod:`.suppression` — the suppression list every marketing send checks;
 - :mod:`.retention` — form payloads, IPs and user agents blanked after the retention period;
@@ -16,6 +19,8 @@ its owner and its history. By subject:
 """
 
 from ..selectors import current_sla_hours
+from .activities import CALL_OUTCOMES, lead_can_edit, lead_edit_profile, lead_log_activity
+from .expansion import expansion_close, leads_open_expansions
 from .funnel import (
     Entered,
     Entry,
@@ -53,6 +58,7 @@ from .qualification import (
     leads_score_pending_all,
     scoring_deferred,
 )
+from .recycling import deal_reps, lead_recycle, leads_recycle_lost, lost_recycle_after_days
 from .retention import submissions_apply_retention
 from .routing import Reassignment, RepRoster, leads_assign, rep_pick_next, rep_queue
 from .submissions import SubmitResult, lead_submit_form
@@ -70,6 +76,16 @@ from .workflow import (
 )
 
 __all__ = [
+    "deal_reps",
+    "expansion_close",
+    "leads_open_expansions",
+    "lead_recycle",
+    "leads_recycle_lost",
+    "lost_recycle_after_days",
+    "CALL_OUTCOMES",
+    "lead_can_edit",
+    "lead_edit_profile",
+    "lead_log_activity",
     "EDITABLE_FIELDS",
     "MAX_BULK_TAG_LEADS",
     "MERGE_FIELDS",

@@ -27,6 +27,8 @@ OUTBOUND_TYPES = frozenset(
         InteractionType.MESSAGE_SKIPPED,
     }
 )
+# Not something the lead did: it does not move the lead's last activity.
+_NOT_LEAD_ACTIVITY = OUTBOUND_TYPES | {InteractionType.NOTE}
 INTERACTION_TYPES = frozenset(InteractionType.values)
 # A spam complaint stops our mail like an unsubscribe does.
 UNSUBSCRIBE_TYPES = frozenset({InteractionType.UNSUBSCRIBE, InteractionType.EMAIL_COMPLAINT})
@@ -127,7 +129,7 @@ def _lead_flag_updates(events: list[tuple[int, str, datetime]]) -> dict[int, dic
     per_lead: dict[int, dict[str, datetime]] = {}
     for lead_id, event_type, at in events:
         entry = per_lead.setdefault(lead_id, {})
-        if event_type not in OUTBOUND_TYPES and at > entry.get("last_activity_at", at - timedelta(seconds=1)):
+        if event_type not in _NOT_LEAD_ACTIVITY and at > entry.get("last_activity_at", at - timedelta(seconds=1)):
             entry["last_activity_at"] = at
         if event_type in UNSUBSCRIBE_TYPES and at < entry.get("unsubscribed_at", at + timedelta(seconds=1)):
             entry["unsubscribed_at"] = at

@@ -1,7 +1,8 @@
 """Scores and stages follow a lead's events: scoring decides, the funnel applies.
 
 :func:`leads_score` scores new interactions and profile changes (any number of leads, the
-single event being a batch of one) and moves the leads scoring qualified into MQL/PQL. Where it
+single event being a batch of one) and moves the leads scoring qualified into MQL/PQL (and opens
+expansion opportunities for the customers scoring saw signal expansion). Where it
 runs is the call site's choice: inside the request, or (``SCORING_DEFERRED``) after commit, where
 :func:`leads_score_pending` runs the very same function over a batch of queued events.
 :func:`leads_promote_qualified` moves the leads a full recompute qualified, a batch at a time.
@@ -19,6 +20,7 @@ from scoring.services import (
 )
 
 from ..models import Interaction, Lead
+from .expansion import leads_open_expansions
 from .funnel import StageChanges, leads_apply_qualifications
 
 
@@ -34,7 +36,10 @@ def leads_score(
     outcome = score_leads(
         interactions=list(interactions), profile_lead_ids=set(profile_lead_ids), caller_leads=caller_leads
     )
-    return leads_apply_qualifications(qualifications=outcome.qualifications, instances=caller_leads)
+    changes = leads_apply_qualifications(qualifications=outcome.qualifications, instances=caller_leads)
+    if outcome.expansions:  # customers who signalled they want more: expansion opportunities
+        leads_open_expansions(expansions=outcome.expansions)
+    return changes
 
 
 def leads_promote_qualified(*, job_id: int | None = None, batch_size: int = 1000) -> int:

@@ -199,7 +199,7 @@ class Reassignment:
     reason: str = ""
 
 
-_LOCKED = ("id", "stage", "cycle", "owner_id", *ASSIGNMENT_COLUMNS[2:], *ROUTING_FIELDS)
+_LOCKED = ("id", "stage", "cycle", "owner_id", *ASSIGNMENT_COLUMNS[1:], *ROUTING_FIELDS)
 
 
 @transaction.atomic(savepoint=False)
@@ -241,8 +241,10 @@ def leads_assign(
         if row["stage"] in AWAITING_SALES:
             roster.release(previous)
             columns = assignment_columns(owner_id, at, sla, escalated=escalated)
-        else:  # not waiting for an answer (e.g. a SAL a sequence hands over): no SLA clock to start
-            columns = (owner_id, at, *(row[name] for name in ASSIGNMENT_COLUMNS[2:]))
+        else:  # not waiting for an answer (a SAL a sequence hands over, a customer's expansion): no SLA
+            # clock to start, so the response clock's columns (assigned_at included) stay as they were
+            # and the SLA report keeps the lead's real first assignment; the history records this one.
+            columns = (owner_id, *(row[name] for name in ASSIGNMENT_COLUMNS[1:]))
         updates.append((row["id"], *columns, at))
         history.append(
             LeadAssignment(

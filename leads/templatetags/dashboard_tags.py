@@ -39,6 +39,12 @@ def interaction_label(kind: str) -> str:
     return kind
 
 
+@register.filter
+def words(code) -> str:
+    """A stored code (``left_voicemail``) as words (``Left voicemail``)."""
+    return str(code or "").replace("_", " ").capitalize()
+
+
 def _span(seconds: float) -> str:
     seconds = int(abs(seconds))
     days, rest = divmod(seconds, 86400)

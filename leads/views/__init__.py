@@ -14,13 +14,14 @@ pipeline, whose cards ``cards`` builds), ``webforms``, ``imports`` (CSV import s
 from .accounts import companies_list, company_detail, duplicates_list, lead_merge, lead_tags
 from .actions import ACTION_DONE, ACTION_FORMS, CloseForm, QualifyForm, ReasonForm, RejectForm, lead_action
 from .common import form_error_text, is_htmx, safe_next
-from .detail import lead_detail
+from .detail import lead_activity_log, lead_detail, lead_profile_edit
 from .imports import import_detail, import_errors, import_map, import_status, imports_list
-from .listing import BulkForm, leads_bulk, leads_list
+from .listing import BulkForm, leads_bulk, leads_export, leads_list
 from .overview import FUNNEL_CACHE_SECONDS, funnel_overview, home
 from .privacy import EraseForm, SuppressionForm, lead_erase, lead_export_download, suppression_delete, suppressions
+from .reports import cohort_report, reps_report
 from .reps import rep_away, rep_edit, reps_list
-from .sales import pipeline, queue
+from .sales import expansion_close, pipeline, queue
 from .webforms import WebFormForm, form_create, form_detail, form_edit, form_snippet_preview, forms_list
 
 __all__ = [
@@ -28,6 +29,9 @@ __all__ = [
     "ACTION_FORMS",
     "FUNNEL_CACHE_SECONDS",
     "BulkForm",
+    "cohort_report",
+    "expansion_close",
+    "reps_report",
     "CloseForm",
     "EraseForm",
     "QualifyForm",
@@ -53,12 +57,15 @@ __all__ = [
     "imports_list",
     "is_htmx",
     "lead_action",
+    "lead_activity_log",
     "lead_detail",
     "lead_erase",
     "lead_export_download",
     "lead_merge",
     "lead_tags",
+    "lead_profile_edit",
     "leads_bulk",
+    "leads_export",
     "leads_list",
     "pipeline",
     "queue",

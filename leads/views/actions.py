@@ -49,6 +49,10 @@ class ReasonForm(forms.Form):
     reason_code = forms.ChoiceField(choices=[("", "—"), *RejectionReason.choices], required=False)
 
 
+class RecycleForm(forms.Form):
+    reason = forms.CharField(max_length=2000, error_messages={"required": "Say why the lead goes back to marketing."})
+
+
 def _run_action(action: str, *, lead_id: int, data: dict, user):
     if action == "accept":
         return services.lead_accept(lead=lead_id, actor=user)
@@ -75,6 +79,8 @@ def _run_action(action: str, *, lead_id: int, data: dict, user):
         )
     if action == "mark_mql":
         return services.lead_mark_mql(lead=lead_id, actor=user, reason=data["reason"])
+    if action == "recycle":
+        return services.lead_recycle(lead=lead_id, actor=user, reason=data["reason"])
     raise Http404("Unknown action.")
 
 
@@ -85,6 +91,7 @@ ACTION_FORMS = {
     "close": CloseForm,
     "disqualify": ReasonForm,
     "mark_mql": ReasonForm,
+    "recycle": RecycleForm,
 }
 ACTION_DONE = {
     "accept": "Accepted: the lead is now a SAL in your pipeline.",
@@ -93,6 +100,7 @@ ACTION_DONE = {
     "close": "Closed.",
     "disqualify": "Disqualified.",
     "mark_mql": "Marked as MQL and routed to sales.",
+    "recycle": "Sent back to marketing for nurturing; the loss stays in its history.",
 }
 
 

@@ -2,12 +2,10 @@
 marks the selected leads as MQL (one set-based move), adds or removes a tag (one statement),
 or disqualifies them one service call per lead."""
 
-from urllib.parse import urlencode
-
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -15,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from leadfunnel.errors import DomainError
 from leadfunnel.roles import is_marketer, role_required
 
-from .. import dashboard, services
+from .. import dashboard, exports, services
 from ..models import RejectionReason, Stage
 from .common import safe_next
 
@@ -44,7 +42,7 @@ def leads_list(request: HttpRequest) -> HttpResponse:
         "filter_query": params.urlencode(),
         "next_query": next_params.urlencode() if page.next_cursor else "",
         "is_first_page": not request.GET.get("cursor"),
-        "export_url": _export_url(filters, request.user),
+        "export_url": _export_url(params),
         "can_bulk": is_marketer(request.user),
         "rejection_reasons": RejectionReason.choices,
     }
@@ -64,18 +62,27 @@ def _owner_choices() -> list:
     )
 
 
-def _export_url(filters, user) -> str:
-    """The streamed CSV export endpoint with the filters it understands (stage, owner, score, source, search, tag)."""
-    params = {
-        "stage": ",".join(filters.stage),
-        "owner": str(user.pk) if filters.owner == "me" else filters.owner,
-        "min_score": "" if filters.score_min is None else str(filters.score_min),
-        "source": filters.source,
-        "search": filters.q,
-        "tag": filters.tag,
-    }
-    query = urlencode({k: v for k, v in params.items() if v})
-    return "/api/v1/leads/export.csv" + ("?" + query if query else "")
+def _export_url(params) -> str:
+    """The list's own query string (every filter and the sort) on the list's export."""
+    query = params.urlencode()
+    return reverse("dashboard:leads-export") + ("?" + query if query else "")
+
+
+@require_GET
+@role_required(marketer=True)
+def leads_export(request: HttpRequest) -> HttpResponse:
+    """Exactly the list on screen, every page of it, as CSV: the list's filters are read by the
+    same parser (``dashboard.lead_filters_from_params``) and applied by the same query
+    (``dashboard.leads_filtered``), in the list's order."""
+    filters = dashboard.lead_filters_from_params(request.GET)
+    if filters.errors:
+        return HttpResponse(" ".join(filters.errors), status=400, content_type="text/plain; charset=utf-8")
+    qs = dashboard.leads_sorted(
+        qs=_leads_queryset(filters, request.user), sort=request.GET.get("sort", "")
+    ).select_related("owner")
+    response = StreamingHttpResponse(exports.leads_export_rows(qs), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="leads.csv"'
+    return response
 
 
 class BulkForm(forms.Form):

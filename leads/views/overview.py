@@ -36,12 +36,13 @@ def funnel_overview(request: HttpRequest) -> HttpResponse:
     period = dashboard.period_from_params(request.GET)
     group_by = request.GET.get("group_by") if request.GET.get("group_by") in dashboard.GROUPINGS else "source"
     # Aggregates over the whole stage history: computed at most once a minute per period and grouping.
-    key = f"dashboard:funnel:{period.since.isoformat()}:{period.until.isoformat()}:{group_by}"
-    summary, durations, computed_at = cache.get_or_set(
+    key = f"dashboard:funnel:v2:{period.since.isoformat()}:{period.until.isoformat()}:{group_by}"
+    summary, durations, expansions, computed_at = cache.get_or_set(
         key,
         lambda: (
             analytics.funnel_summary(since=period.since, until=period.until, group_by=dashboard.GROUPINGS[group_by]),
             analytics.stage_durations(since=period.since, until=period.until),
+            analytics.expansion_counts(since=period.since, until=period.until),
             timezone.now(),
         ),
         FUNNEL_CACHE_SECONDS,
@@ -58,6 +59,7 @@ def funnel_overview(request: HttpRequest) -> HttpResponse:
         "period": period,
         "periods": list(dashboard.PERIODS),
         "group_by": group_by,
+        "report_group_by": dashboard.GROUPINGS[group_by],  # the funnel API's name for it
         "groupings": list(dashboard.GROUPINGS),
         "steps": _funnel_steps(totals, medians, period),
         "pql": {
@@ -72,6 +74,7 @@ def funnel_overview(request: HttpRequest) -> HttpResponse:
             "mql_sal_ratio": totals["mql_sal_ratio"],
         },
         "groups": [_group_row(g, group_by, period) for g in summary["groups"]],
+        "expansions": expansions,
         "sla_count": sla_count,
         "sla_leads": sla_leads,
         "trend": _trend_chart(cache.get_or_set("dashboard:weekly-trend", dashboard.weekly_trend, FUNNEL_CACHE_SECONDS)),

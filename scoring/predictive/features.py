@@ -18,11 +18,13 @@ from datetime import datetime
 import numpy as np
 from django.db.models import Count, Max, Min
 
-from leads.models import Channel, Interaction, InteractionType, Lead, Stage, StageTransition
+from leads.models import SALES_ACTIVITY_TYPES, Channel, Interaction, InteractionType, Lead, Stage, StageTransition
 
 from ..selectors import scoring_settings_get
 
-INTERACTION_TYPES: tuple[str, ...] = tuple(InteractionType.values)
+# Notes, calls and meetings logged by people are left out: they follow the funnel (a rep calls an
+# SQL), so a model fed with them would learn who sales already works, not who will buy.
+INTERACTION_TYPES: tuple[str, ...] = tuple(t for t in InteractionType.values if t not in SALES_ACTIVITY_TYPES)
 # Recency is expressed as freshness exp(-days / RECENCY_DAYS): 1 for "just now", 0 for "never".
 RECENCY_DAYS = 30.0
 
@@ -248,7 +250,7 @@ def stage_facts(targets: tuple[str, ...], lead_ids: list[int] | None = None) -> 
 
 def activity_before(as_of: datetime, lead_ids: list[int] | None = None) -> dict[int, dict[str, tuple[int, datetime]]]:
     """{lead_id: {type: (count, last occurred_at)}} from interactions strictly before ``as_of``."""
-    qs = Interaction.objects.filter(occurred_at__lt=as_of)
+    qs = Interaction.objects.filter(occurred_at__lt=as_of).exclude(type__in=SALES_ACTIVITY_TYPES)
     if lead_ids is not None:
         qs = qs.filter(lead_id__in=lead_ids)
     activity: dict[int, dict[str, tuple[int, datetime]]] = {}

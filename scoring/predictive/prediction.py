@@ -99,6 +99,20 @@ def lead_prediction(*, lead: Lead, top: int = 5, now: datetime | None = None) ->
     builder = FeatureBuilder(model.vocab, free_mail_domains())
     x = builder.matrix([lead.pk], profiles, activity_before(now, [lead.pk]), history_before(now, [lead.pk]), now)
     row = x[0].astype(np.float64)
+    factors = _top_factors(model, row, top)
+    decided = lead.stage in (Stage.CUSTOMER, Stage.DISQUALIFIED)
+    return {
+        "lead": lead.pk,
+        "predicted_probability": lead.predicted_probability,
+        "probability_now": None if decided else round(float(model.probability(row[None, :])[0]), 6),
+        "model": {"version": active.version, "trained_at": active.trained_at, "metrics": active.metrics},
+        "message": "",
+        "factors": factors,
+    }
+
+
+def _top_factors(model: TrainedModel, row: np.ndarray, top: int) -> list[dict]:
+    """The features that move this row's probability most, each with its direction."""
     contributions = model.contributions(row)
     order = np.argsort(-np.abs(contributions), kind="stable")
     factors = []
@@ -114,12 +128,30 @@ def lead_prediction(*, lead: Lead, top: int = 5, now: datetime | None = None) ->
                 "direction": "up" if contributions[col] > 0 else "down",
             }
         )
-    decided = lead.stage in (Stage.CUSTOMER, Stage.DISQUALIFIED)
-    return {
-        "lead": lead.pk,
-        "predicted_probability": lead.predicted_probability,
-        "probability_now": None if decided else round(float(model.probability(row[None, :])[0]), 6),
-        "model": {"version": active.version, "trained_at": active.trained_at, "metrics": active.metrics},
-        "message": "",
-        "factors": factors,
-    }
+    return factors
+
+
+def leads_top_factors(*, lead_ids: list[int], top: int = 3, now: datetime | None = None) -> dict[int, list[dict]]:
+    """{lead id: its ``top`` predictive factors} under the active model, for a page of leads
+    (the sales queue's cards, a lead's page): ``[]`` for each when no model is active.
+
+    Each factor: ``feature``, ``label`` (words), ``value``, ``contribution`` (its push on the
+    log-odds) and ``direction`` (``up`` / ``down``). Queries, whatever the number of leads and
+    their histories: the active model (1); with one, profiles (1), interactions grouped by
+    type (1), stage history (1) and the free-mail list (1).
+    """
+    if not lead_ids:
+        return {}
+    active = predictive_model_active()
+    if active is None:
+        return {pk: [] for pk in lead_ids}
+    model = TrainedModel.from_row(active)
+    now = now or timezone.now()
+    profiles = lead_profiles(list(lead_ids))
+    ids = [pk for pk in lead_ids if pk in profiles]
+    builder = FeatureBuilder(model.vocab, free_mail_domains())
+    if builder.names != model.names or not ids:
+        return {pk: [] for pk in lead_ids}
+    x = builder.matrix(ids, profiles, activity_before(now, ids), history_before(now, ids), now).astype(np.float64)
+    found = {pk: _top_factors(model, x[n], top) for n, pk in enumerate(ids)}
+    return {pk: found.get(pk, []) for pk in lead_ids}

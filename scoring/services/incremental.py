@@ -11,7 +11,8 @@ transaction that stored the events; its query count does not grow with the leads
    (one statement each); the PQL check adds two reads when product events arrived.
 
 Scoring never moves a lead: it answers the :class:`~scoring.qualification.Qualification` of each
-lead that now qualifies, and the funnel applies them.
+lead that now qualifies, and the :class:`~scoring.qualification.Expansion` of each customer whose
+new events match ``EXPANSION_SIGNALS`` (no extra query), and the leads app applies them.
 """
 
 from __future__ import annotations
@@ -20,15 +21,18 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from leads.models import Form, Interaction, InteractionType, Lead, Stage
 
 from ..engine import LeadScorer, form_slug_of
-from ..qualification import PROMOTABLE, Qualification, qualifies_for_mql
+from ..qualification import PROMOTABLE, Expansion, Qualification, qualifies_for_mql
 from ..rules import lead_profile, pql_reached
+from ..rules.expansion import expansion_match, expansion_signals_parse
 from ..selectors import Ruleset, ruleset_get, scoring_settings_get
 from ..sql import locked_leads_by_id
 from .ledger import changed_scores, load_totals, refresh_instance, write_lead_scores, write_ledger
@@ -39,6 +43,8 @@ class ScoreOutcome:
     """What live scoring decided: the leads that now qualify for MQL/PQL, with the reasons."""
 
     qualifications: list[Qualification] = field(default_factory=list)
+    # Customers whose new events match EXPANSION_SIGNALS (service qualified), one per lead.
+    expansions: list[Expansion] = field(default_factory=list)
 
 
 def score_leads(
@@ -116,8 +122,9 @@ def _score(
         or row["score_updated_at"] is None
         or any(i.type in relevant for i in by_lead.get(row["id"], ()))
     }
+    expansions = _expansions(locked, by_lead)
     if not leads:
-        return ScoreOutcome()
+        return ScoreOutcome(expansions=expansions)
     totals = load_totals(list(leads))
     weights = _form_weights(ruleset, interactions)
 
@@ -152,8 +159,44 @@ def _score(
     return ScoreOutcome(
         qualifications=_qualifications(
             ruleset=ruleset, leads=leads, scorers=scorers, results=results, interactions=interactions
-        )
+        ),
+        expansions=expansions,
     )
+
+
+def _expansions(locked: list[dict], by_lead: dict[int, list[Interaction]]) -> list[Expansion]:
+    """Customers among these leads whose new events match an expansion signal (no query: the
+    rows are the ones already locked for scoring)."""
+    signals = expansion_signals()
+    if not signals:
+        return []
+    found = []
+    for row in locked:
+        if row["stage"] != Stage.CUSTOMER:
+            continue
+        for interaction in by_lead.get(row["id"], ()):
+            signal = expansion_match(signals, interaction.type, interaction.properties)
+            if signal is not None:
+                found.append(
+                    Expansion(
+                        lead_id=row["id"],
+                        interaction_id=interaction.pk,
+                        signal=str(signal),
+                        reason=f"Existing customer signalled expansion: {signal}.",
+                    )
+                )
+                break
+    return found
+
+
+def expansion_signals() -> tuple:
+    """``EXPANSION_SIGNALS`` as parsed signals (settings validated them at start)."""
+    return _parsed_signals(settings.EXPANSION_SIGNALS)
+
+
+@lru_cache(maxsize=8)
+def _parsed_signals(raw: str) -> tuple:
+    return expansion_signals_parse(raw, known_types=frozenset(InteractionType.values))
 
 
 def _pql_leads(ruleset: Ruleset, candidates: list[int]) -> set[int]:

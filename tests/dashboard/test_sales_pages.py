@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from leads import services
 from leads.models import Lead, Opportunity, StageTransition
+from tests.dashboard.predictive_model import activate_model
 from tests.factories import CompanyFactory, InteractionFactory, LeadFactory
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -111,12 +112,13 @@ def test_the_queue_runs_the_same_queries_for_5_or_30_cards(rep_web, sales_rep, d
     small = len(ctx.captured_queries)
     add(25)
     # session, user, roles, the rep's away flag, the rep's MQLs, key actions (one windowed query),
-    # qualifying transitions (one windowed query), rule totals for all cards.
+    # qualifying transitions (one windowed query), rule totals for all cards,
+    # the active predictive model (none here: no factors to read).
     with django_assert_num_queries(small):
         body = rep_web.get("/queue/").content.decode()
     # 30 waiting; the page shows the oldest 25 and says so.
     assert len(card_ids(body)) == 25 and "30 leads waiting" in body
-    assert small <= 9
+    assert small <= 10
 
 
 @pytest.mark.django_db
@@ -183,3 +185,33 @@ def test_a_long_queue_shows_the_oldest_50_and_says_how_many_wait(rep_web, sales_
     body = rep_web.get("/queue/").content.decode()
     assert card_ids(body) == [leads[1].pk, leads[2].pk, leads[0].pk]
     assert "4 leads waiting" in body and "1 past SLA" in body and "showing the first 3" in body
+
+
+@pytest.mark.django_db
+def test_queue_cards_show_the_top_predictive_factors_in_the_same_queries_for_5_or_30_cards(
+    rep_web, sales_rep, django_assert_num_queries
+):
+    activate_model({"count:demo_request": 1.5, "title_student": -2.0, "business_email": 0.5})
+
+    def add(n: int) -> None:
+        for _ in range(n):
+            lead = queued(sales_rep, due_in_hours=4, title="Student")
+            services.interaction_record(lead=lead, type="demo_request")
+
+    add(5)
+    with CaptureQueriesContext(connection) as ctx:
+        body = rep_web.get("/queue/").content.decode()
+    small = len(ctx.captured_queries)
+    card = body[body.index('class="predicted"') :]
+    card = card[: card.index("</div>")]
+    assert re.findall(r'class="factor factor-(up|down)" data-feature="([^"]+)"', card) == [
+        ("down", "title_student"),
+        ("up", "count:demo_request"),
+        ("up", "business_email"),
+    ]
+    add(25)
+    # As without a model, plus the model's inputs for every card at once: profiles, interactions
+    # grouped by type, stage history, the free-mail list.
+    with django_assert_num_queries(small):
+        rep_web.get("/queue/")
+    assert small <= 14

@@ -123,6 +123,7 @@ def test_the_beat_schedule_is_every_periodic_job_of_every_app_by_task_name():
         "imports-resume-stalled": ("leads.tasks.import_resume_stalled", 300.0),
         "retention-submissions": ("leads.tasks.retention_sweep", crontab(hour=3, minute=41)),
         "consent-requests-sweep": ("leads.tasks.consent_requests_sweep", 60.0),
+        "lost-recycle": ("leads.tasks.lost_recycle", crontab(minute=41)),
         "scores-drain": ("leads.tasks.scores_drain", 5.0),
         "scoring-decay-refresh": ("scoring.tasks.recompute_decayed_scores", crontab(minute=17)),
         "scoring-recompute-resume": ("scoring.tasks.recompute_resume_stale", 300.0),
