@@ -29,7 +29,9 @@ def test_the_leads_page_filters_by_tag_and_tags_in_bulk(marketer_web):
     other = LeadFactory(tags=[], first_name="Other", last_name="Person")
     page = marketer_web.get("/leads/?tag=vip")
     assert page.status_code == 200
-    assert "/api/v1/leads/export.csv?tag=vip" in page.content.decode()
+    assert "/leads/export.csv?tag=vip" in page.content.decode()
+    exported = b"".join(marketer_web.get("/leads/export.csv?tag=vip").streaming_content).decode()
+    assert tagged.email in exported and other.email not in exported
     assert "Tagged Person" in page.content.decode() and "Other Person" not in page.content.decode()
     response = marketer_web.post("/leads/bulk/", {"action": "add_tag", "tag": "Event 2026", "ids": [other.pk]})
     assert response.status_code == 302

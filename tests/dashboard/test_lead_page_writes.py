@@ -61,7 +61,7 @@ def test_a_refused_profile_shows_the_message_next_to_the_field_and_changes_nothi
     assert "email" in errors.lower()
     taken = marketer_web.post(f"/leads/{lead.pk}/profile/", {**PROFILE, "profile-email": "taken@fbi.example"})
     assert taken.status_code == 400
-    assert "A lead with this email already exists." in taken.content.decode()
+    assert "A lead with this email already exists: merge the two leads instead." in taken.content.decode()
     too_long = marketer_web.post(f"/leads/{lead.pk}/profile/", {**PROFILE, "profile-time_zone": "x" * 65})
     assert too_long.status_code == 400
     lead.refresh_from_db()
