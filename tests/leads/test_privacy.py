@@ -391,3 +391,15 @@ def test_the_erasure_is_a_fixed_set_of_statements(marketer):
     # import errors; the lead; the audit row; the lead.erased message (+ the outer savepoint).
     statements = [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
     assert len(statements) == 21, statements
+
+
+def test_a_table_that_declares_nothing_is_still_erased_and_exported_by_default():
+    from leads.privacy import _default_declaration
+
+    # Free text, JSON and IPs are blanked; unique text that may be NULL becomes NULL …
+    default = _default_declaration(FormSubmission, "lead")
+    assert dict(default.erase) == {"payload": {}, "ip": None, "user_agent": "", "idempotency_key": None}
+    assert not default.delete and "payload" in default.export and "lead" not in default.export
+    # … and a row keyed by text that may not be blank (an alias, a token) goes whole.
+    keyed = _default_declaration(Message, "lead")
+    assert keyed.delete and not keyed.erase
