@@ -108,7 +108,7 @@ def fill_every_table(client, marketer_client, sales_rep, receiver, capture) -> L
     WebhookSubscription.objects.create(
         url=receiver.url,
         secret="s" * 20,
-        events=["lead.created", "lead.stage_changed", "lead.form_submitted", "lead.mql"],
+        events=["lead.created", "lead.stage_changed", "lead.form_submitted", "lead.mql", "lead.erased"],
     )
     nurturing.sequence_create(
         data={
@@ -244,6 +244,9 @@ def test_erasing_a_person_leaves_no_trace_in_any_table_and_keeps_the_funnel(
     assert not Enrollment.objects.filter(lead=lead, status="active").exists()
     assert Enrollment.objects.filter(lead=lead, exit_reason="erased").exists()
     assert OutboxMessage.objects.filter(topic="lead.erased", dispatched_at__isnull=False).exists()
+    # Integrations hear of it, with the lead id only.
+    told = WebhookDelivery.objects.get(event="lead.erased")
+    assert told.payload["data"] == {"lead_id": lead.pk}
 
 
 def test_an_erased_lead_takes_no_events_stage_changes_or_enrolments(
@@ -388,7 +391,8 @@ def test_the_erasure_is_a_fixed_set_of_statements(marketer):
     # lock the lead; suppression insert, hint blank and its audit row; interaction keys; one UPDATE
     # per declared table (assignments, interactions, messages, opportunities, stage history, step
     # executions, submissions); score reasons; notifications; webhook deliveries; outbox; audit;
-    # import errors; a company that was only this person; the lead; the audit row; the lead.erased message (+ the outer savepoint).
+    # import errors; a company that was only this person; the lead; the audit row; the lead.erased
+    # message. Savepoints aside.
     statements = [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
     assert len(statements) == 22, statements
 
