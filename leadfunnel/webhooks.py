@@ -59,6 +59,7 @@ EVENTS: dict[str, str] = {
     "lead.lost": "An SQL was lost.",
     "lead.recycled": "A lead went back to nurturing.",
     "lead.disqualified": "A lead was disqualified.",
+    "lead.erased": "A person's data was erased (delete your copies of it).",
     "sequence.goal_reached": "A nurture enrolment reached a goal.",
     "sequence.webhook": "A nurture sequence's webhook action step ran.",
 }

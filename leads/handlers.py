@@ -127,6 +127,12 @@ def webhooks_on_form_submitted(payloads: list[dict]) -> None:
     webhook_queue_many(items=[(["lead.form_submitted"], p, f"submission:{p.get('submission_id')}") for p in payloads])
 
 
+@outbox_handler("lead.erased", many=True)
+def webhooks_on_lead_erased(payloads: list[dict]) -> None:
+    """Tell integrations to forget the person too: the payload is the lead id only."""
+    webhook_queue_many(items=[(["lead.erased"], {"lead_id": p["lead_id"]}, f"erased:{p['lead_id']}") for p in payloads])
+
+
 # --- scoring's decisions ------------------------------------------------------------
 
 

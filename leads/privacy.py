@@ -63,11 +63,13 @@ def _unique_columns(model) -> set[str]:
 
 def _default_declaration(model, lead_path: str) -> PersonalData:
     """For a model pointing at a lead that declares nothing: erase its free text and JSON (not
-    choices, keys or unique columns, which carry structure rather than what a person said)."""
+    choices or keys, which carry structure rather than what a person said). A unique text column
+    is set to NULL when it may be; a row keyed by text that may not (an alias, a token) is deleted."""
     unique = _unique_columns(model)
     erase: dict = {}
+    delete = False
     for field in model._meta.concrete_fields:
-        if field.primary_key or field.is_relation or field.choices or field.name in unique:
+        if field.primary_key or field.is_relation or field.choices:
             continue
         if isinstance(field, models.JSONField):
             erase[field.name] = None if field.null else field.get_default()
@@ -75,9 +77,21 @@ def _default_declaration(model, lead_path: str) -> PersonalData:
             if field.null:
                 erase[field.name] = None
         elif isinstance(field, (models.CharField, models.TextField)):
+            if field.name in unique and not field.null:
+                delete = True
             erase[field.name] = None if field.null else ""
     export = tuple(field.attname for field in model._meta.concrete_fields if field.name != lead_path)
-    return PersonalData(kind=model._meta.label_lower, lead=lead_path, erase=erase, export=export)
+    return PersonalData(
+        kind=model._meta.label_lower, lead=lead_path, erase={} if delete else erase, delete=delete, export=export
+    )
+
+
+def _relations_to_lead():
+    """Every one-to-many or one-to-one relation pointing at Lead, hidden ones (``related_name="+"``)
+    included."""
+    for relation in Lead._meta.get_fields(include_hidden=True):
+        if relation.auto_created and not relation.concrete and (relation.one_to_many or relation.one_to_one):
+            yield relation
 
 
 def personal_data_models() -> list[tuple[type[models.Model], PersonalData]]:
@@ -87,9 +101,9 @@ def personal_data_models() -> list[tuple[type[models.Model], PersonalData]]:
         spec = personal_data_of(model)
         if spec is not None:
             found[model] = spec
-    for relation in Lead._meta.related_objects:
+    for relation in _relations_to_lead():
         model = relation.related_model
-        if model not in found and not relation.many_to_many and personal_data_of(model) is None:
+        if model not in found and personal_data_of(model) is None:
             found[model] = _default_declaration(model, relation.field.name)
     return sorted(found.items(), key=lambda item: item[1].kind)
 

@@ -12,7 +12,7 @@ audit log, import error reports, spam submissions) are found by the address in t
 """
 
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
@@ -22,15 +22,17 @@ from leadfunnel.models import AuditEvent, Notification, OutboxMessage, WebhookDe
 from leadfunnel.outbox import outbox_publish
 
 from .. import sql
-from ..models import FormSubmission, Interaction, InteractionKey, Lead, SuppressionReason
+from ..models import Company, FormSubmission, Interaction, InteractionKey, Lead, SuppressionReason
 from ..privacy import personal_data_models
 from .suppression import suppression_add
 
 ERASED_DOMAIN = "erased.invalid"
 
-# The lead's own columns an erasure blanks. Attribution (source, channel, UTM, first form),
-# company, stage, owner history and scores stay: the funnel's figures are computed from them.
+# The lead's own columns an erasure blanks (the company name as typed, too: a sole trader's names
+# it). Attribution (source, channel, UTM, first form), the linked company, size band, industry,
+# country, stage, owner history and scores stay: the funnel's figures are computed from them.
 PROFILE_ERASE = {
+    "company_name": "",
     "first_name": "",
     "last_name": "",
     "title": "",
@@ -114,6 +116,14 @@ def lead_erase(*, lead: int, actor) -> dict[str, int]:
         ).update(changes={})
         removed["import_error_reports"] = sql.import_errors_erase(email=email)
 
+        # A company that is only this person (a sole trader's name and domain) goes with them; a
+        # company with other people in it is an organisation's record and stays.
+        others = Lead.objects.filter(company=OuterRef("pk")).exclude(pk=lead)
+        removed["companies"] = (
+            Company.objects.filter(pk=locked.company_id)
+            .exclude(Exists(others))
+            .update(name="Erased company", domain=None, city="", updated_at=now)
+        )
         removed["profile"] = Lead.objects.filter(pk=lead).update(
             **PROFILE_ERASE,
             email=erased_email(lead),

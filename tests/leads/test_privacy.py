@@ -108,7 +108,7 @@ def fill_every_table(client, marketer_client, sales_rep, receiver, capture) -> L
     WebhookSubscription.objects.create(
         url=receiver.url,
         secret="s" * 20,
-        events=["lead.created", "lead.stage_changed", "lead.form_submitted", "lead.mql"],
+        events=["lead.created", "lead.stage_changed", "lead.form_submitted", "lead.mql", "lead.erased"],
     )
     nurturing.sequence_create(
         data={
@@ -137,7 +137,7 @@ def fill_every_table(client, marketer_client, sales_rep, receiver, capture) -> L
                 "last_name": LAST,
                 "phone": PHONE,
                 "title": "VP Marketing",
-                "company": "Quixote Holdings",
+                "company": f"{LAST} Consulting",
                 "nickname": f"{FIRST} Q.",
                 "page_url": f"https://site.example/pricing?email={EMAIL}",
                 "consent": True,
@@ -244,6 +244,9 @@ def test_erasing_a_person_leaves_no_trace_in_any_table_and_keeps_the_funnel(
     assert not Enrollment.objects.filter(lead=lead, status="active").exists()
     assert Enrollment.objects.filter(lead=lead, exit_reason="erased").exists()
     assert OutboxMessage.objects.filter(topic="lead.erased", dispatched_at__isnull=False).exists()
+    # Integrations hear of it, with the lead id only.
+    told = WebhookDelivery.objects.get(event="lead.erased")
+    assert told.payload["data"] == {"lead_id": lead.pk}
 
 
 def test_an_erased_lead_takes_no_events_stage_changes_or_enrolments(
@@ -324,7 +327,7 @@ def test_the_export_holds_every_kind_of_data_as_a_download(
     assert sum(c["points"] for c in document["score_contributions"]) > 0
     [enrollment] = document["enrollments"]
     assert enrollment["sequence__name"] == "Welcome"
-    assert document["company"]["name"] == "Quixote Holdings"
+    assert document["profile"]["company_name"] == f"{LAST} Consulting"
     assert document["owner"] == sales_rep.username
 
 
@@ -388,6 +391,38 @@ def test_the_erasure_is_a_fixed_set_of_statements(marketer):
     # lock the lead; suppression insert, hint blank and its audit row; interaction keys; one UPDATE
     # per declared table (assignments, interactions, messages, opportunities, stage history, step
     # executions, submissions); score reasons; notifications; webhook deliveries; outbox; audit;
-    # import errors; the lead; the audit row; the lead.erased message (+ the outer savepoint).
+    # import errors; a company that was only this person; the lead; the audit row; the lead.erased
+    # message. Savepoints aside.
     statements = [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
     assert len(statements) == 22, statements
+
+
+def test_a_table_that_declares_nothing_is_still_erased_and_exported_by_default():
+    from leads.privacy import _default_declaration
+
+    # Free text, JSON and IPs are blanked; unique text that may be NULL becomes NULL …
+    default = _default_declaration(FormSubmission, "lead")
+    assert dict(default.erase) == {"payload": {}, "ip": None, "user_agent": "", "idempotency_key": None}
+    assert not default.delete and "payload" in default.export and "lead" not in default.export
+    # … and a row keyed by text that may not be blank (an alias, a token) goes whole.
+    keyed = _default_declaration(Message, "lead")
+    assert keyed.delete and not keyed.erase
+
+
+def test_a_company_of_one_goes_with_the_person_and_a_shared_one_stays(marketer_client):
+    from tests.factories import CompanyFactory
+
+    solo = CompanyFactory(name="Kit Marlowe Ltd", domain="kitmarlowe.example")
+    shared = CompanyFactory(name="Initech", domain="initech.example")
+    kit = LeadFactory(email="kit@kitmarlowe.example", company=solo)
+    leaving = LeadFactory(email="leaving@initech.example", company=shared)
+    LeadFactory(email="staying@initech.example", company=shared)
+    for lead in (kit, leaving):
+        assert marketer_client.post(f"/api/v1/leads/{lead.pk}/erase/").json()["erased"]["companies"] == (
+            1 if lead is kit else 0
+        )
+    solo.refresh_from_db()
+    shared.refresh_from_db()
+    assert (solo.name, solo.domain) == ("Erased company", None)
+    assert (shared.name, shared.domain) == ("Initech", "initech.example")
+    assert Lead.objects.get(pk=kit.pk).company_id == solo.pk  # account figures keep their rows

@@ -223,6 +223,17 @@ def test_an_erased_person_coming_back_by_csv_or_form_is_never_emailed(
     assert not StepExecution.objects.filter(enrollment__lead=again, state="sent").exists()
 
 
+def test_a_suppressed_address_created_again_through_the_api_is_not_emailed(marketer_client):
+    suppression_add(emails=["api-made@acme.example"], reason="unsubscribed")
+    response = marketer_client.post(
+        "/api/v1/leads/", {"email": "API-Made@acme.example", "source": "crm", "consent": True}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    lead = Lead.objects.get(pk=response.json()["id"])
+    assert lead.unsubscribed_at is None
+    assert _send_to(lead) == 0
+
+
 # --- API and page --------------------------------------------------------------------------------
 
 
