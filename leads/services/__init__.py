@@ -7,6 +7,7 @@ its owner and its history. By subject:
 - :mod:`.submissions` — the public form intake;
 - :mod:`.interactions` — events in, one or a thousand;
 - :mod:`.profile` — leads created and edited by people and integrations;
+- :mod:`.segments` — saved segments and the members of static lists;
 - :mod:`.workflow` — the sales workflow (accept, reject, qualify, close, disqualify, mark MQL).
 """
 
@@ -46,6 +47,16 @@ from .qualification import (
     scoring_deferred,
 )
 from .routing import Reassignment, RepRoster, leads_assign, rep_pick_next, rep_queue
+from .segments import (
+    emails_from_csv,
+    segment_create,
+    segment_delete,
+    segment_members_add,
+    segment_members_add_emails,
+    segment_members_import_csv,
+    segment_members_remove,
+    segment_update,
+)
 from .submissions import SubmitResult, lead_submit_form
 from .workflow import (
     QUALIFICATION_FACTS,
@@ -101,6 +112,14 @@ __all__ = [
     "leads_score_pending",
     "leads_score_pending_all",
     "scoring_deferred",
+    "emails_from_csv",
+    "segment_create",
+    "segment_delete",
+    "segment_members_add",
+    "segment_members_add_emails",
+    "segment_members_import_csv",
+    "segment_members_remove",
+    "segment_update",
     "rep_pick_next",
     "rep_queue",
     "stage_changed_payload",
