@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET
 from leadfunnel.roles import is_marketer, is_sales, role_required
 from scoring.selectors import lead_score_get
 
-from .. import dashboard
+from .. import dashboard, selectors
 from ..models import LossReason, RejectionReason, Stage
 from .actions import QualifyForm
 from .common import _contribution_row
@@ -40,6 +40,9 @@ def _lead_detail_context(request: HttpRequest, lead) -> dict:
         "rejection_reasons": RejectionReason.choices,
         "loss_reasons": LossReason.choices,
         "qualify_form": QualifyForm(),
+        "lead_lists": selectors.lead_static_lists(lead_id=lead.pk),
+        "all_lists": list(selectors.static_lists().values_list("pk", "name")) if is_marketer(request.user) else [],
+        "can_edit_lists": is_marketer(request.user),
     }
 
 

@@ -1,7 +1,9 @@
 // Leads list: select-all and the selected counter for bulk actions; the bulk
 // fields and button that do not apply to the chosen action are hidden and disabled.
 // "Enrol in sequence" submits with the Enrol button (it posts to /sequences/enroll/),
-// the other actions with Apply (/leads/bulk/); without this script all are shown.
+// the other actions with Apply (/leads/bulk/); the list picker shows for the list actions
+// and "all leads of the segment" for the actions that can take a whole segment.
+// Without this script all are shown.
 (function () {
   var form = document.getElementById("bulk-form");
   if (!form) return;
@@ -12,6 +14,8 @@
   var enroll = document.getElementById("bulk-enroll");
   var reason = document.getElementById("bulk-reason");
   var apply = document.getElementById("bulk-apply");
+  var list = document.getElementById("bulk-list");
+  var scope = document.getElementById("bulk-scope-label");
   function boxes() { return form.querySelectorAll('input[name="ids"]'); }
   function refresh() {
     var n = 0;
@@ -28,7 +32,10 @@
     var enrolling = action.value === "enroll";
     show(sequence, enrolling);
     show(enroll, enrolling);
-    show(reason, !enrolling);
+    var listAction = action.value === "add_to_list" || action.value === "remove_from_list";
+    show(reason, !enrolling && !listAction);
+    show(list, listAction);
+    show(scope, !enrolling);
     show(apply, !enrolling);
   }
   if (all) all.addEventListener("change", function () {
