@@ -49,7 +49,7 @@ def render_leads_list(request: HttpRequest, *, segment: Segment | None = None) -
     if page.next_cursor:
         next_params["cursor"] = page.next_cursor
     context = {
-        "nav": "leads",
+        "nav": "segments" if segment is not None else "leads",
         "filters": filters,
         "page": page,
         "stages": Stage.choices,
