@@ -63,5 +63,6 @@ def static_lists() -> QuerySet[Segment]:
 
 
 def lead_static_lists(*, lead_id: int) -> list[Segment]:
-    """The static lists a lead is on (the lead page's panel)."""
-    return list(static_lists().filter(members__lead_id=lead_id))
+    """Every static list, each with ``has_lead`` (the lead is on it): the lead page's panel, one query."""
+    on_it = SegmentMember.objects.filter(segment_id=OuterRef("pk"), lead_id=lead_id)
+    return list(static_lists().annotate(has_lead=Exists(on_it)))

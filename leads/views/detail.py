@@ -26,6 +26,7 @@ def lead_detail(request: HttpRequest, lead_id: int) -> HttpResponse:
 def _lead_detail_context(request: HttpRequest, lead) -> dict:
     transitions = list(lead.transitions.all())
     interactions = dashboard.lead_interactions(lead_id=lead.pk)
+    lists = selectors.lead_static_lists(lead_id=lead.pk)  # with whether the lead is on each
     cycles: dict[int, list] = {}
     for transition in transitions:
         cycles.setdefault(transition.cycle, []).append(transition)
@@ -40,8 +41,8 @@ def _lead_detail_context(request: HttpRequest, lead) -> dict:
         "rejection_reasons": RejectionReason.choices,
         "loss_reasons": LossReason.choices,
         "qualify_form": QualifyForm(),
-        "lead_lists": selectors.lead_static_lists(lead_id=lead.pk),
-        "all_lists": list(selectors.static_lists().values_list("pk", "name")) if is_marketer(request.user) else [],
+        "lead_lists": [s for s in lists if s.has_lead],
+        "all_lists": [(s.pk, s.name) for s in lists if not s.has_lead],
         "can_edit_lists": is_marketer(request.user),
     }
 

@@ -48,6 +48,7 @@ def render_leads_list(request: HttpRequest, *, segment: Segment | None = None) -
     next_params = params.copy()
     if page.next_cursor:
         next_params["cursor"] = page.next_cursor
+    segments = list(selectors.segment_list().values_list("pk", "name", "kind"))  # the picker and the lists
     context = {
         "nav": "segments" if segment is not None else "leads",
         "filters": filters,
@@ -62,8 +63,8 @@ def render_leads_list(request: HttpRequest, *, segment: Segment | None = None) -
         "export_url": _export_url(filters, request.user),
         "can_bulk": is_marketer(request.user),
         "rejection_reasons": RejectionReason.choices,
-        "segments": list(selectors.segment_list().values_list("pk", "name")),
-        "static_lists": list(selectors.static_lists().values_list("pk", "name")),
+        "segments": [(pk, name) for pk, name, _ in segments],
+        "static_lists": [(pk, name) for pk, name, kind in segments if kind == Segment.Kind.STATIC],
         "segment": segment or (Segment.objects.filter(pk=filters.segment).first() if filters.segment else None),
         "segment_page": segment is not None,
         "save_query": params.urlencode(),

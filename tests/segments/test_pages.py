@@ -207,3 +207,45 @@ def test_static_lists_from_the_lead_page_and_a_csv(marketer_web, rep_web):
     assert rep_web.post(f"/leads/{lead.pk}/lists/", {"list": booth.pk}).status_code == 403
     assert rep_web.post(f"/segments/{booth.pk}/members/", {"ids": [lead.pk]}).status_code == 403
     assert list(SegmentMember.objects.values_list("lead_id", flat=True)) == [other.pk]
+
+
+def test_a_segments_page_runs_the_same_queries_for_5_or_30_members(marketer_web, django_assert_num_queries):
+    segment = services.segment_create(
+        data={"name": "Readers", "definition": {"conditions": [{"behaviour": "content_download", "at_least": 1}]}}
+    )
+
+    def add_members(n: int) -> None:
+        for _ in range(n):
+            InteractionFactory(lead=LeadFactory(), type="content_download")
+
+    def page_queries() -> int:
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as ctx:
+            assert marketer_web.get(f"/segments/{segment.pk}/").status_code == 200
+        return len(ctx.captured_queries)
+
+    add_members(5)
+    page_queries()  # warms the cached filter-menu sources
+    small = page_queries()
+    add_members(25)
+    # session, user, roles; the segment (checked, read by the filter, read for the heading); the
+    # page of members (one query, the behaviour an EXISTS), the capped count; the menus (reps,
+    # sequences, segments).
+    with django_assert_num_queries(small):
+        response = marketer_web.get(f"/segments/{segment.pk}/")
+    assert len(response.context["page"].leads) == 30
+    assert small <= 12
+
+
+def test_the_segments_list_counts_every_segment_in_one_query(marketer_web, django_assert_num_queries):
+    for i in range(6):
+        services.segment_create(
+            data={"name": f"S{i}", "definition": {"conditions": [{"field": "score", "operator": "gte", "value": i}]}}
+        )
+    LeadFactory(score=3)
+    # session, user, roles, the segments, their six live counts in one aggregate.
+    with django_assert_num_queries(5):
+        response = marketer_web.get("/segments/")
+    assert [row["count"] for row in response.context["rows"]] == [1, 1, 1, 1, 0, 0]
