@@ -9,6 +9,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
+from leadfunnel.api import page_schema
 from leadfunnel.roles import IsMarketer, IsMarketerOrSales
 
 from . import selectors, services
@@ -71,7 +72,9 @@ class SegmentListCreateView(BodyLimitedAPIView):
     def get_permissions(self):
         return [IsMarketer()] if self.request.method == "POST" else [IsMarketerOrSales()]
 
-    @extend_schema(operation_id="segments_list", responses={200: SegmentOutputSerializer(many=True)})
+    @extend_schema(
+        operation_id="segments_list", responses={200: page_schema("PaginatedSegmentList", SegmentOutputSerializer)}
+    )
     def get(self, request):
         """Segments with their live member counts (all counts in one aggregate query)."""
         paginator = LeadPagination()
@@ -126,7 +129,7 @@ class SegmentLeadsView(BodyLimitedAPIView):
             OpenApiParameter("page", OpenApiTypes.INT, OpenApiParameter.QUERY),
             OpenApiParameter("page_size", OpenApiTypes.INT, OpenApiParameter.QUERY),
         ],
-        responses={200: LeadOutputSerializer(many=True), **ERRORS},
+        responses={200: page_schema("PaginatedSegmentLeadList", LeadOutputSerializer), **ERRORS},
     )
     def get(self, request, segment_id: int):
         segment = selectors.segment_get(segment_id=segment_id)
