@@ -6,6 +6,7 @@ of them is one SQL query, whatever the number of leads or conditions; nothing ru
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime, time, timedelta
 from functools import reduce
@@ -113,7 +114,7 @@ def _value_q(path: str, operator: str, value: Any, *, loose: bool) -> Q:
     if operator == "endswith":
         return Q(**{f"{path}__iendswith": value})
     if operator == "regex":
-        return Q(**{f"{path}__iregex": value})
+        return Q(**{f"{path}__iregex": _database_regex(value)})
     if operator in ("gte", "lte"):
         if not loose:
             return Q(**{f"{path}__{operator}": value})
@@ -143,3 +144,11 @@ def _tags_q(operator: str, value: Any) -> Q:
     # jsonb containment on PostgreSQL; SQLite has none: the tag as a quoted item of the stored text.
     match = Q(tags__contains=[value]) if connection.vendor == "postgresql" else Q(tags__icontains=f'"{value}"')
     return ~match if operator == "not_contains" else match
+
+
+def _database_regex(pattern: str) -> str:
+    """Scoring rules' patterns are Python's; PostgreSQL's regular expressions spell the word
+    boundary ``\\y`` (its ``\\b`` is a backspace). The rest of the shared syntax means the same."""
+    if connection.vendor != "postgresql":
+        return pattern
+    return re.sub(r"(?<!\\)((?:\\\\)*)\\b", r"\1\\y", pattern)

@@ -241,3 +241,9 @@ def test_counts_of_many_segments_are_one_query():
         counts = selectors.segment_counts([a, b, listed])
     assert counts == {a.pk: 1, b.pk: 2, listed.pk: 0}
     assert len(queries) == 1
+
+
+def test_regex_word_boundaries_mean_what_they_mean_in_scoring_rules():
+    vp = LeadFactory(title="VP Sales")
+    LeadFactory(title="MVP engineer")
+    assert members(smart({"field": "title", "operator": "regex", "value": r"\bvp\b"})) == ids(vp)
