@@ -46,7 +46,7 @@ def test_a_marketer_saves_the_list_filters_as_a_segment_and_sees_its_count(page,
     page.goto(f"{base}/leads/")
     page.select_option("#f-segment", label="Hot MQLs")
     page.get_by_role("button", name="Filter").click()
-    page.wait_for_url(f"**/leads/?segment={segment.pk}*")
+    page.wait_for_url(f"**/leads/?*segment={segment.pk}*")
     assert page.locator("#leads-table tbody tr").count() == 4
     assert page.locator("#export-csv").get_attribute("href") == f"/api/v1/leads/export.csv?segment={segment.pk}"
 
