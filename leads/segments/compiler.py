@@ -14,7 +14,7 @@ from operator import and_, or_
 from typing import Any
 
 from django.db import connection
-from django.db.models import Case, Exists, FloatField, OuterRef, Q, Value, When
+from django.db.models import Case, Count, FloatField, Q, Value, When
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.db.models.lookups import GreaterThanOrEqual, LessThanOrEqual
@@ -42,19 +42,21 @@ def condition_q(condition: Mapping, *, now: datetime) -> Q:
 
 
 def _behaviour_q(condition: Mapping, *, now: datetime) -> Q:
-    events = Interaction.objects.filter(lead_id=OuterRef("pk"), type=condition["behaviour"])
+    events = Interaction.objects.filter(type=condition["behaviour"])
     if condition.get("within_days"):
         events = events.filter(occurred_at__gte=now - timedelta(days=condition["within_days"]))
     if condition.get("property"):
         path = "properties__" + condition["property"].replace(".", "__")
         events = events.filter(_value_q(path, condition["operator"], condition.get("value"), loose=True))
+    # Uncorrelated subqueries of lead ids (PostgreSQL hashes them once, or joins them), read through
+    # the (type, occurred_at) index: a correlated subquery per lead would run once for every lead.
+    doers = events.values("lead_id")
     if condition.get("never"):
-        return ~Q(Exists(events))
+        return ~Q(pk__in=doers)
     at_least = condition.get("at_least") or 1
     if at_least > 1:
-        # EXISTS (… LIMIT 1 OFFSET n-1): true as soon as the n-th matching event is found.
-        events = events.order_by().values("id")[at_least - 1 : at_least]
-    return Q(Exists(events))
+        doers = doers.annotate(times=Count("id")).filter(times__gte=at_least).values("lead_id")
+    return Q(pk__in=doers)
 
 
 def _field_q(condition: Mapping, *, now: datetime) -> Q:

@@ -225,8 +225,9 @@ def test_membership_is_one_query_whatever_the_conditions():
         found = list(selectors.segment_leads(segment=segment))
     assert len(found) == 5
     assert len(queries) == 1
-    # at_least 2 walks the lead's events up to the second one (no full count).
-    assert "OFFSET 1" in queries[0]["sql"]
+    # Behaviours are uncorrelated subqueries of lead ids: counted with HAVING, "never" as NOT IN.
+    sql = queries[0]["sql"]
+    assert "HAVING COUNT" in sql and "NOT (" in sql and '"leads_interaction"."lead_id" = ' not in sql
 
 
 def test_counts_of_many_segments_are_one_query():
