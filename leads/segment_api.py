@@ -3,6 +3,9 @@ list shows them, and a static list's members added or removed by id, by email or
 
 Marketers and admins write; sales reps read."""
 
+from django.core.paginator import Page
+from django.core.paginator import Paginator as DjangoPaginator
+from django.db.models import Count, Window
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
@@ -118,6 +121,29 @@ class SegmentDetailView(BodyLimitedAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class SegmentLeadsPagination(LeadPagination):
+    """The leads list's pages, with the total read from the page's own rows (``COUNT(*) OVER ()``):
+    the segment's conditions are evaluated once per page, not once for the count and again for the
+    rows. Only a page past the end costs a separate count."""
+
+    def paginate_queryset(self, queryset, request, view=None):
+        size = self.get_page_size(request)
+        raw = request.query_params.get(self.page_query_param) or "1"
+        if not raw.isdigit() or int(raw) < 1:
+            raise exceptions.NotFound("Invalid page.")
+        number = int(raw)
+        start = (number - 1) * size
+        rows = list(queryset.annotate(_total=Window(Count("pk")))[start : start + size])
+        total = rows[0]._total if rows else queryset.count()
+        paginator = DjangoPaginator(queryset, size)
+        paginator.count = total  # the cached property, given rather than queried
+        if not rows and number > 1:
+            raise exceptions.NotFound("Invalid page.")
+        self.page = Page(rows, number, paginator)
+        self.request = request
+        return rows
+
+
 class SegmentLeadsView(BodyLimitedAPIView):
     """The segment's members, paginated and shown like ``GET /api/v1/leads/`` (newest first)."""
 
@@ -134,7 +160,7 @@ class SegmentLeadsView(BodyLimitedAPIView):
     def get(self, request, segment_id: int):
         segment = selectors.segment_get(segment_id=segment_id)
         leads = selectors.segment_leads(segment=segment, leads=selectors.lead_list()).order_by("-created_at", "-id")
-        paginator = LeadPagination()
+        paginator = SegmentLeadsPagination()
         page = paginator.paginate_queryset(leads, request, view=self)
         return paginator.get_paginated_response(LeadOutputSerializer(page, many=True).data)
 
