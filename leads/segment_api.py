@@ -26,6 +26,8 @@ class SegmentOutputSerializer(serializers.ModelSerializer):
     lead_count = serializers.SerializerMethodField(help_text="Live number of members.")
     conditions_text = serializers.SerializerMethodField(help_text="The conditions in words.")
     created_by = serializers.CharField(source="created_by.username", default=None, read_only=True, allow_null=True)
+    # Plain text in the schema: another "kind" enum would collide with the forms' and steps' names.
+    kind = serializers.CharField(read_only=True, help_text="smart (a saved filter) or static (a list).")
 
     class Meta:
         model = Segment
@@ -55,7 +57,7 @@ class SegmentInputSerializer(serializers.Serializer):
 
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True)
-    kind = serializers.ChoiceField(choices=Segment.Kind.choices, required=False)
+    kind = serializers.CharField(required=False, help_text="smart (default) or static.")
     definition = serializers.JSONField(required=False)
 
 

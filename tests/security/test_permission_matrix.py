@@ -48,6 +48,14 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("api-lead-disqualify", "POST"): SALES_OF_LEAD,
     ("api-interactions", "POST"): MARKETING_OR_SALES,  # reps log calls and meetings
     ("api-interactions-bulk", "POST"): MARKETING_OR_SALES,
+    ("api-segments", "GET"): MARKETING_OR_SALES,
+    ("api-segments", "POST"): MARKETING,
+    ("api-segment", "GET"): MARKETING_OR_SALES,
+    ("api-segment", "PATCH"): MARKETING,
+    ("api-segment", "DELETE"): MARKETING,
+    ("api-segment-leads", "GET"): MARKETING_OR_SALES,
+    ("api-segment-members", "POST"): MARKETING,
+    ("api-segment-members", "DELETE"): MARKETING,
     ("scoring-rules", "GET"): MARKETING,
     ("scoring-rules", "POST"): MARKETING,
     ("scoring-rule", "GET"): MARKETING,
@@ -159,6 +167,7 @@ def world(db, marketer, sales_rep, other_rep, admin_user):
         "slug": "contact",
         "user_id": sales_rep.pk,
         "sequence_id": 999_999,
+        "segment_id": 999_999,
     }
     return clients, kwargs, lead
 
@@ -167,7 +176,7 @@ def _path(route: str, name: str, kwargs: dict, lead) -> str:
     from django.urls import reverse
 
     needed = {}
-    for key in ("lead_id", "slug", "user_id", "sequence_id", "pk"):
+    for key in ("lead_id", "slug", "user_id", "sequence_id", "segment_id", "pk"):
         if f"<int:{key}>" in route or f"<slug:{key}>" in route or f"<str:{key}>" in route:
             if key == "pk":
                 needed[key] = lead.pk if route.startswith("api/v1/leads/") else 999_999
