@@ -26,6 +26,7 @@ BENCHMARKS = [
     ("intake", "intake.py", ["--duration", "10"], 900),
     ("bulk", "bulk_interactions.py", ["--leads", "10000", "--interactions", "100000", "--duration", "10"], 1800),
     ("pages", "pages.py", ["--leads", "10000", "--interactions", "100000"], 3600),
+    ("segments", "segments.py", ["--leads", "10000", "--interactions", "100000"], 1800),
     ("nurture", "nurture.py", ["--leads", "10000", "--interactions", "100000", "--enrollments", "10000"], 1800),
     # Back-test of a scoring model over the recorded history (runs once the endpoint exists).
     ("backtest", "backtest.py", ["--leads", "10000", "--interactions", "100000"], 1800),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import accounts_api, api, ops_api, privacy_api
+from . import accounts_api, api, ops_api, privacy_api, segment_api
 
 urlpatterns = [
     path("forms/", api.FormListCreateView.as_view(), name="api-forms"),
@@ -27,6 +27,10 @@ urlpatterns = [
     path("suppressions/<int:suppression_id>/", privacy_api.SuppressionDetailView.as_view(), name="api-suppression"),
     path("interactions/", api.InteractionCreateView.as_view(), name="api-interactions"),
     path("interactions/bulk/", api.InteractionBulkView.as_view(), name="api-interactions-bulk"),
+    path("segments/", segment_api.SegmentListCreateView.as_view(), name="api-segments"),
+    path("segments/<int:segment_id>/", segment_api.SegmentDetailView.as_view(), name="api-segment"),
+    path("segments/<int:segment_id>/leads/", segment_api.SegmentLeadsView.as_view(), name="api-segment-leads"),
+    path("segments/<int:segment_id>/members/", segment_api.SegmentMembersView.as_view(), name="api-segment-members"),
     path("funnel/", ops_api.FunnelView.as_view(), name="api-funnel"),
     path("reps/<int:user_id>/", ops_api.RepUpdateView.as_view(), name="api-rep"),
     path("leads/export.csv", ops_api.LeadExportView.as_view(), name="api-leads-export"),

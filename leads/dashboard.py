@@ -25,7 +25,7 @@ from scoring.models import LeadRuleTotal
 
 from .funnel import AWAITING_SALES
 from .intake import normalise_tag
-from .models import Form, Interaction, Lead, Opportunity, Stage, StageTransition
+from .models import Form, Interaction, Lead, Opportunity, Segment, Stage, StageTransition
 from .selectors import LeadFilter
 
 FUNNEL_STAGES = (Stage.VISITOR, Stage.MQL, Stage.SAL, Stage.SQL, Stage.CUSTOMER)
@@ -94,16 +94,19 @@ def period_from_params(params) -> Period:
 # --- funnel overview ------------------------------------------------------------------
 
 
-def weekly_trend(*, weeks: int = 12) -> dict:
-    """Leads created and stage entries per week for the last ``weeks`` weeks (oldest first)."""
+def weekly_trend(*, weeks: int = 12, scope=None) -> dict:
+    """Leads created and stage entries per week for the last ``weeks`` weeks (oldest first);
+    ``scope`` (a query of lead ids, e.g. a segment's) limits it to those leads."""
     today = timezone.localdate()
     first_monday = today - timedelta(days=today.weekday()) - timedelta(weeks=weeks - 1)
     since = _day_start(first_monday)
     per_week: dict[date, dict[str, int]] = {
         first_monday + timedelta(weeks=i): {str(s): 0 for s in FUNNEL_STAGES} for i in range(weeks)
     }
+    leads = Lead.objects.all() if scope is None else Lead.objects.filter(pk__in=scope)
+    transitions = StageTransition.objects.all() if scope is None else StageTransition.objects.filter(lead_id__in=scope)
     created = (
-        Lead.objects.filter(created_at__gte=since)
+        leads.filter(created_at__gte=since)
         .annotate(week=TruncWeek("created_at"))
         .values("week")
         .annotate(n=Count("id"))
@@ -111,7 +114,7 @@ def weekly_trend(*, weeks: int = 12) -> dict:
     for row in created:
         per_week.setdefault(_as_date(row["week"]), {})[Stage.VISITOR] = row["n"]
     entered = (
-        StageTransition.objects.filter(at__gte=since, to_stage__in=FUNNEL_STAGES[1:])
+        transitions.filter(at__gte=since, to_stage__in=FUNNEL_STAGES[1:])
         .annotate(week=TruncWeek("at"))
         .values("week", "to_stage")
         .annotate(n=Count("lead_id", distinct=True))
@@ -126,9 +129,11 @@ def _as_date(value) -> date:
     return value.date() if isinstance(value, datetime) else value
 
 
-def mqls_past_sla(*, limit: int = 10) -> tuple[int, list[Lead]]:
+def mqls_past_sla(*, limit: int = 10, scope=None) -> tuple[int, list[Lead]]:
     now = timezone.now()
     qs = Lead.objects.filter(stage__in=list(AWAITING_SALES), sla_due_at__lt=now)
+    if scope is not None:
+        qs = qs.filter(pk__in=scope)
     return qs.count(), list(qs.select_related("owner").order_by("sla_due_at")[:limit])
 
 
@@ -163,6 +168,7 @@ class LeadFilters:
     entered: str = ""  # a stage entered in [since, until] (funnel drill-down)
     since: date | None = None
     until: date | None = None
+    segment: int | None = None  # a saved segment's id: only its members
     errors: list[str] = field(default_factory=list)
 
 
@@ -209,7 +215,12 @@ def lead_filters_from_params(params) -> LeadFilters:
         except ValidationFailed as exc:
             errors.append(exc.message)
             tag = ""
+    segment = _int_or_none(params.get("segment"), errors, "Segment")
+    if segment is not None and not Segment.objects.filter(pk=segment).exists():
+        errors.append(f"No segment with id {segment}.")
+        segment = None
     return LeadFilters(
+        segment=segment,
         tag=tag,
         q=params.get("q", "").strip()[:200],
         stage=[s for s in stages if s in Stage.values],
@@ -230,8 +241,8 @@ def lead_filters_from_params(params) -> LeadFilters:
 
 
 def leads_filtered(*, filters: LeadFilters, user) -> QuerySet[Lead]:
-    """The API's own filters (``leads.selectors.LeadFilter``) plus the dashboard's drill-downs
-    (entered a stage in a period, UTM campaign)."""
+    """The API's own filters (``leads.selectors.LeadFilter``, a saved segment among them) plus the
+    dashboard's drill-downs (entered a stage in a period, UTM campaign)."""
     data = QueryDict(mutable=True)
     simple = {
         "search": filters.q,
@@ -245,6 +256,7 @@ def leads_filtered(*, filters: LeadFilters, user) -> QuerySet[Lead]:
         "tag": filters.tag,
         "created_after": _day_start(filters.created_from).isoformat() if filters.created_from else "",
         "created_before": _day_start(filters.created_to + timedelta(days=1)).isoformat() if filters.created_to else "",
+        "segment": "" if filters.segment is None else str(filters.segment),
     }
     for key, value in simple.items():
         if value:

@@ -228,9 +228,56 @@ def seed_demo() -> str:
             for target in targets
         ]
         services.interactions_record_bulk(events=later_events, source="demo")
+        _demo_segments(marketer=marketer, lead_ids=lead_ids[:12])
     counts = dict(Lead.objects.filter(pk__in=lead_ids).values_list("stage").annotate(n=Count("id")))
     summary = ", ".join(f"{stage} {counts.get(stage, 0)}" for stage in Stage.values)
     return f"{len(targets)} demo leads over {len(FORMS)} forms ({summary})"
+
+
+DEMO_SEGMENTS = (
+    (
+        "Pricing page, twice this month",
+        "Leads looking at prices: ready for a sales-style nurture.",
+        {
+            "match": "all",
+            "conditions": [
+                {
+                    "behaviour": "page_view",
+                    "property": "url",
+                    "operator": "contains",
+                    "value": "/pricing",
+                    "at_least": 2,
+                    "within_days": 30,
+                }
+            ],
+        },
+    ),
+    (
+        "Senior titles, good fit",
+        "",
+        {
+            "match": "all",
+            "conditions": [
+                {"field": "title", "operator": "regex", "value": "\\b(vp|head|chief|director)\\b"},
+                {"field": "fit_score", "operator": "gte", "value": 40},
+            ],
+        },
+    ),
+    ("Never opened an email", "", {"match": "all", "conditions": [{"behaviour": "email_open", "never": True}]}),
+)
+
+
+def _demo_segments(*, marketer, lead_ids: list[int]) -> None:
+    """A few saved segments and a static list, so the Segments page shows what they do."""
+    for name, description, definition in DEMO_SEGMENTS:
+        services.segment_create(
+            data={"name": name, "description": description, "definition": definition}, actor=marketer
+        )
+    booth = services.segment_create(
+        data={"name": "Trade show booth", "kind": "static", "description": "Met at the autumn trade show."},
+        actor=marketer,
+    )
+    services.segment_members_add(segment=booth, lead_ids=lead_ids, actor=marketer)
 
 
 def _one_lead(rng, now, target, person, forms, *, marketer, admin, later_events: list[dict]) -> int:

@@ -577,3 +577,49 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hint or '(erased address)'}: {self.reason}"
+
+
+class Segment(TimeStampedModel):
+    """A named set of leads. A *smart* segment is a saved filter (``definition``: ``{"match":
+    "all"|"any", "conditions": [...]}``, see :mod:`leads.segments`) whose members are computed by
+    one query whenever asked; a *static* list holds the leads added to it by hand or from a CSV
+    (:class:`SegmentMember`)."""
+
+    class Kind(models.TextChoices):
+        SMART = "smart", "Smart (saved filter)"
+        STATIC = "static", "Static list"
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True, default="")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.SMART)
+    definition = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SegmentMember(models.Model):
+    """A lead on a static list."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="members")
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="segment_memberships")
+    added_at = models.DateTimeField(default=timezone.now)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["segment", "lead"], name="segment_member_uniq")]
+        indexes = [
+            # The lead page's "lists this lead is on".
+            models.Index(fields=["lead"], name="segment_member_lead_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Lead {self.lead_id} on list {self.segment_id}"

@@ -26,7 +26,7 @@ from leadfunnel.errors import ValidationFailed
 from leadfunnel.models import LeadAssignment
 from leadfunnel.roles import IsMarketer, IsMarketerOrSales
 
-from . import analytics, exports, imports, sla
+from . import analytics, exports, imports, selectors, sla
 from .models import Channel, ImportJob, Lead
 from .territories import SIZE_BANDS
 
@@ -47,12 +47,13 @@ class FunnelView(APIView):
             OpenApiParameter("until", str, description="End, exclusive; a date means the end of that day"),
             OpenApiParameter("group_by", str, enum=list(analytics.GROUP_BY_CHOICES)),
             OpenApiParameter("view", str, enum=["period", "cohort"]),
+            OpenApiParameter("segment", int, description="Only the leads of this saved segment"),
         ],
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request):
         ttl = settings.FUNNEL_CACHE_SECONDS
-        raw = {k: request.query_params.get(k, "") for k in ("since", "until", "group_by", "view")}
+        raw = {k: request.query_params.get(k, "") for k in ("since", "until", "group_by", "view", "segment")}
         key = "funnel:v1:" + hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
         body = cache.get(key) if ttl > 0 else None
         if body is None:
@@ -65,7 +66,11 @@ class FunnelView(APIView):
         since, until = analytics.parse_period(request.query_params.get("since"), request.query_params.get("until"))
         group_by = analytics.parse_group_by(request.query_params.get("group_by"))
         view = request.query_params.get("view") or "period"
-        return analytics.funnel_report(since=since, until=until, group_by=group_by, view=view)
+        segment = request.query_params.get("segment")
+        scope = selectors.segment_lead_ids(segment_id=segment) if segment else None
+        body = analytics.funnel_report(since=since, until=until, group_by=group_by, view=view, scope=scope)
+        body["segment"] = int(segment) if segment else None
+        return body
 
 
 # --- reps ----------------------------------------------------------------------------------

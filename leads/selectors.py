@@ -13,6 +13,37 @@ from scoring.selectors import scoring_settings_get
 
 from .intake import normalise_tag
 from .models import Company, Form, Interaction, InteractionType, Lead, Stage, StageTransition
+from .segments.selectors import (
+    lead_static_lists,
+    segment_count,
+    segment_counts,
+    segment_get,
+    segment_lead_ids,
+    segment_leads,
+    segment_list,
+    segment_q,
+    static_lists,
+)
+
+__all__ = [
+    "LeadFilter",
+    "LeadTimeline",
+    "TimelineEntry",
+    "current_sla_hours",
+    "form_get_active",
+    "form_list",
+    "lead_get",
+    "lead_list",
+    "lead_static_lists",
+    "segment_count",
+    "segment_counts",
+    "segment_get",
+    "segment_lead_ids",
+    "segment_leads",
+    "segment_list",
+    "segment_q",
+    "static_lists",
+]
 
 MESSAGE_TYPES = frozenset({InteractionType.EMAIL_SENT, InteractionType.SMS_SENT})
 
@@ -79,7 +110,8 @@ def leads_with_tag(queryset: QuerySet[Lead], value: str) -> QuerySet[Lead]:
 
 class LeadFilter(django_filters.FilterSet):
     """Filters of GET /api/v1/leads/: email, stage (comma-separated), owner (id, "me", "none"),
-    min_score, source, channel, company, form, tag, search (name/email/company), created_after/before."""
+    min_score, source, channel, company, form, tag, search (name/email/company), created_after/before,
+    segment (a saved segment's id)."""
 
     email = django_filters.CharFilter(method="filter_email", help_text="Exact email (any letter case).")
     stage = django_filters.CharFilter(method="filter_stage", help_text="A stage, or several separated by commas.")
@@ -94,6 +126,7 @@ class LeadFilter(django_filters.FilterSet):
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     search = django_filters.CharFilter(method="filter_search", help_text="Words matched in name, email and company.")
     tag = django_filters.CharFilter(method="filter_tag", help_text="Leads carrying this tag (any letter case).")
+    segment = django_filters.CharFilter(method="filter_segment", help_text="Id of a saved segment: only its members.")
     ordering = django_filters.OrderingFilter(
         fields=(
             "created_at",
@@ -135,6 +168,9 @@ class LeadFilter(django_filters.FilterSet):
         if not value.isdigit():
             raise ValidationError({"owner": ['Give a user id, "me" or "none".']})
         return queryset.filter(owner_id=int(value))
+
+    def filter_segment(self, queryset, name, value):
+        return queryset.filter(segment_q(segment_get(segment_id=value.strip())))
 
     def filter_search(self, queryset, name, value):
         for term in value.split()[:5]:

@@ -26,7 +26,8 @@ class Sequence(TimeStampedModel):
     description = models.TextField(blank=True, default="")
     active = models.BooleanField(default=True)
     # {"kind": "manual"} | {"kind": "form_submitted", "form": slug} | {"kind": "stage_entered", "stage": s}
-    # | {"kind": "segment", "stage": s, "min_score": n, "max_score": n, "fields": {name: value}}
+    # | {"kind": "segment", "segment": <saved segment id>}
+    # | {"kind": "segment", "stage": s, "min_score": n, "max_score": n, "fields": {name: value}} (older inline form)
     enroll_on = models.JSONField(default=dict, blank=True)
     # Leave the sequence when the lead is handed to sales (MQL/PQL/SAL/SQL/customer).
     stop_on_handoff = models.BooleanField(default=True)

@@ -31,6 +31,7 @@ from leadfunnel.widgets import (
 )
 from leads import dashboard as lead_reads
 from leads.models import Form, Lead, Stage
+from leads.selectors import segment_list
 from leads.views import form_error_text, safe_next
 
 from . import selectors, services
@@ -101,11 +102,15 @@ class SequenceForm(forms.Form):
     enroll_kind = forms.ChoiceField(choices=ENROLL_KINDS, label="Enrol automatically when")
     enroll_form = forms.ChoiceField(required=False, label="Form")
     enroll_stage = forms.ChoiceField(required=False, choices=[("", "—"), *Stage.choices], label="Stage")
+    enroll_saved_segment = forms.TypedChoiceField(
+        required=False, coerce=int, empty_value=None, label="Segment", help_text="Build segments on the Segments page."
+    )
+    # Sequences saved before segments existed keep their inline filter; new ones pick a segment.
     enroll_segment = forms.CharField(
         required=False,
-        label="Segment (JSON)",
+        label="Older inline filter (JSON)",
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text='e.g. {"stage": "recycled", "min_score": 20, "fields": {"country": "DE"}}',
+        help_text="Kept for sequences made before saved segments; pick a segment above to replace it.",
     )
     goals = ConditionListField(
         vocabulary=CONDITIONS,
@@ -136,6 +141,7 @@ class SequenceForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["enroll_form"].choices = [("", "—"), *Form.objects.order_by("name").values_list("slug", "name")]
+        self.fields["enroll_saved_segment"].choices = [("", "—"), *segment_list().values_list("pk", "name")]
 
     def clean_enroll_segment(self):
         return _json_field(self.cleaned_data["enroll_segment"], default={}, kind=dict, what="The segment")
@@ -147,6 +153,8 @@ class SequenceForm(forms.Form):
             return {"kind": kind, "form": data["enroll_form"] or None}
         if kind == "stage_entered":
             return {"kind": kind, "stage": data["enroll_stage"]}
+        if kind == "segment" and (data.get("enroll_saved_segment") or not data["enroll_segment"]):
+            return {"kind": kind, "segment": data.get("enroll_saved_segment")}
         if kind == "segment":
             return {"kind": kind, **data["enroll_segment"]}
         return {"kind": "manual"}
@@ -300,7 +308,8 @@ def _initial(sequence: Sequence) -> dict:
         "enroll_kind": kind,
         "enroll_form": enroll_on.get("form", "") if kind == "form_submitted" else "",
         "enroll_stage": enroll_on.get("stage", "") if kind == "stage_entered" else "",
-        "enroll_segment": json.dumps(enroll_on) if kind == "segment" else "",
+        "enroll_saved_segment": enroll_on.get("segment") if kind == "segment" else None,
+        "enroll_segment": json.dumps(enroll_on) if kind == "segment" and "segment" not in enroll_on else "",
         "goals": sequence.goals or [],
         "max_messages_per_day": sequence.max_messages_per_day,
         "send_window_start": _clock(sequence.send_window_start),

@@ -6,7 +6,7 @@ from datetime import datetime
 from django.db.models import OuterRef, Q, Subquery
 
 from ..models import StageTransition
-from .common import AWAITING, _labels, _rate, _sort_key, _transition_grp
+from .common import AWAITING, _labels, _rate, _scoped, _sort_key, _transition_grp
 from .durations import _durations
 from .postgres import _is_postgres, _pg_cohort_raw
 
@@ -24,7 +24,7 @@ def _first_after(stage: str, extra: Q | None = None) -> Subquery:
 COHORT_STEPS = ("sal", "sql", "customer", "rejected")
 
 
-def funnel_cohort(*, since: datetime, until: datetime, group_by: str | None = None) -> dict:
+def funnel_cohort(*, since: datetime, until: datetime, group_by: str | None = None, scope=None) -> dict:
     """Cohort view: leads that entered MQL or PQL in ``[since, until)`` (one entry per lead
     and cycle), followed to today within the same cycle. One query (+1 for owner names).
 
@@ -37,7 +37,7 @@ def funnel_cohort(*, since: datetime, until: datetime, group_by: str | None = No
          "p90_days": {step: ... }}
     """
     inner = (
-        StageTransition.objects.filter(to_stage__in=AWAITING, at__gte=since, at__lt=until)
+        _scoped(StageTransition.objects.filter(to_stage__in=AWAITING, at__gte=since, at__lt=until), scope, "lead_id")
         .annotate(
             grp=_transition_grp(group_by),
             sal_at=_first_after("sal"),
@@ -50,7 +50,7 @@ def funnel_cohort(*, since: datetime, until: datetime, group_by: str | None = No
     )
     spans = {step: ("at", f"{step}_at") for step in COHORT_STEPS}
     group_cols = ["grp"] if group_by else []
-    raw = _pg_cohort_raw(since, until, group_by) if _is_postgres() else None
+    raw = _pg_cohort_raw(since, until, group_by, scope) if _is_postgres() else None
     data = _durations(inner, group_cols, spans, unit=86400, raw=raw)
     if not group_by:
         return {

@@ -74,3 +74,9 @@ def _rate(numerator: int, denominator: int) -> float | None:
 
 def _sort_key(key):
     return (key is None or key == "", str(key))
+
+
+def _scoped(qs, scope, field: str):
+    """``qs`` limited to the leads of ``scope`` (a query of lead ids, e.g. a segment's members)
+    as a subquery; ``qs`` itself without a scope."""
+    return qs if scope is None else qs.filter(**{f"{field}__in": scope})

@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import F, OuterRef, Q, Subquery
 
 from ..models import StageTransition
-from .common import _labels, _sort_key, _transition_grp
+from .common import _labels, _scoped, _sort_key, _transition_grp
 from .postgres import _is_postgres, _pg_durations_raw
 
 # --- percentiles: PostgreSQL percentile_cont, or the same in Python --------------------
@@ -103,7 +103,7 @@ def _durations(
 # --- time in stage -------------------------------------------------------------------
 
 
-def stage_durations(*, since: datetime, until: datetime, group_by: str | None = None) -> dict:
+def stage_durations(*, since: datetime, until: datetime, group_by: str | None = None, scope=None) -> dict:
     """Time spent in each stage entered in ``[since, until)``: from the entry to the lead's
     next transition. Stays still open are counted in ``open`` and left out of the percentiles.
     One query (+1 for owner names).
@@ -117,12 +117,12 @@ def stage_durations(*, since: datetime, until: datetime, group_by: str | None = 
         StageTransition.objects.filter(after_this, lead_id=OuterRef("lead_id")).order_by("at", "id").values("at")[:1]
     )
     inner = (
-        StageTransition.objects.filter(at__gte=since, at__lt=until)
+        _scoped(StageTransition.objects.filter(at__gte=since, at__lt=until), scope, "lead_id")
         .annotate(grp=_transition_grp(group_by), stage=F("to_stage"), left_at=next_at)
         .values("grp", "stage", "at", "left_at")
         .order_by()
     )
-    raw = _pg_durations_raw(since, until, group_by) if _is_postgres() else None
+    raw = _pg_durations_raw(since, until, group_by, scope) if _is_postgres() else None
     data = _durations(inner, ["grp", "stage"], {"stay": ("at", "left_at")}, unit=3600, raw=raw)
     by_group: dict = defaultdict(dict)
     for (grp, stage), entry in data.items():

@@ -8,7 +8,7 @@ from datetime import datetime
 from django.db.models import Count
 
 from ..models import Lead, StageTransition
-from .common import AWAITING, _form_slugs_for, _labels, _lead_grp, _rate, _sort_key, _transition_grp
+from .common import AWAITING, _form_slugs_for, _labels, _lead_grp, _rate, _scoped, _sort_key, _transition_grp
 
 # Stages counted in the period view, in display order ("visitor" = leads created).
 PERIOD_STAGES = ("visitor", "mql", "pql", "sal", "sql", "customer", "recycled", "lost", "disqualified")
@@ -26,7 +26,7 @@ _COUNTED_MOVES = {
 }
 
 
-def funnel_summary(*, since: datetime, until: datetime, group_by: str | None = None) -> dict:
+def funnel_summary(*, since: datetime, until: datetime, group_by: str | None = None, scope=None) -> dict:
     """Period view. Two queries (+1 for owner names, +1 for form slugs on PostgreSQL).
 
     Returns ``{"since", "until", "group_by", "totals": G, "groups": [G, ...]}`` where G is::
@@ -42,7 +42,7 @@ def funnel_summary(*, since: datetime, until: datetime, group_by: str | None = N
     Period conversions compare entries of the same period: ``sal`` counts only SAL entries
     coming from MQL (resp. PQL), ``visitor → mql`` divides MQL entries from visitor by new leads.
     """
-    transitions = StageTransition.objects.filter(at__gte=since, at__lt=until)
+    transitions = _scoped(StageTransition.objects.filter(at__gte=since, at__lt=until), scope, "lead_id")
     # One grouped count per (group, from, to, reason); the period's figures are sums of those rows
     # (cheaper than a dozen COUNT … FILTER over every transition).
     moves = (
@@ -52,7 +52,7 @@ def funnel_summary(*, since: datetime, until: datetime, group_by: str | None = N
         .order_by()
     )
     new_rows = (
-        Lead.objects.filter(created_at__gte=since, created_at__lt=until)
+        _scoped(Lead.objects.filter(created_at__gte=since, created_at__lt=until), scope, "pk")
         .annotate(grp=_lead_grp(group_by))
         .values("grp")
         .annotate(n=Count("id"))

@@ -36,13 +36,23 @@ def _pg_group_expr(group_by: str | None, *, alias: str, owner: str, cycle: str) 
     return f'{alias}.{_PG_COPY[group_by]} COLLATE "C"', ""
 
 
-def _pg_cycles_sql(since: datetime, until: datetime, entered: str, read: str) -> tuple[str, list]:
+def _pg_scope(scope, column: str) -> tuple[str, list]:
+    """``AND <column> IN (<the scope's query>)`` for a report limited to some leads (a segment),
+    the scope's own SQL and parameters as Django compiles them; nothing without a scope."""
+    if scope is None:
+        return "", []
+    sql, params = scope.query.sql_with_params()
+    return f" AND {column} IN ({sql})", list(params)
+
+
+def _pg_cycles_sql(since: datetime, until: datetime, entered: str, read: str, scope=None) -> tuple[str, list]:
     """Per lead and cycle, the first entry into each stage since ``since``, for the leads that
     entered one of the stages ``entered`` (an SQL list of our own literals) in ``[since, until)``.
     Only transitions into the stages ``read`` are aggregated (each column below looks at its own
     stages, so the others cannot change the columns the caller uses). Within a cycle a lead enters
     MQL/PQL (and SQL) at most once — so MIN(owner) is that entry's owner — and SAL, SQL, customer,
-    lost only after it."""
+    lost only after it. ``scope`` (a query of lead ids) limits it to those leads."""
+    scoped, scope_params = _pg_scope(scope, "st.lead_id")
     sql = f"""
         SELECT st.lead_id, st.cycle,
             MIN(st.at) FILTER (WHERE st.to_stage IN ('mql', 'pql')) AS entry_at,
@@ -59,14 +69,16 @@ def _pg_cycles_sql(since: datetime, until: datetime, entered: str, read: str) ->
         WHERE st.at >= %s AND st.to_stage IN ({read}) AND st.lead_id IN (
             SELECT e.lead_id FROM leads_stagetransition e
             WHERE e.to_stage IN ({entered}) AND e.at >= %s AND e.at < %s
-        )
+        ){scoped}
         GROUP BY st.lead_id, st.cycle
-    """  # noqa: S608 - only our own literals are interpolated
-    return sql, [since, since, until]
+    """  # noqa: S608 - only our own literals and the scope's compiled query are interpolated
+    return sql, [since, since, until, *scope_params]
 
 
-def _pg_cohort_raw(since: datetime, until: datetime, group_by: str | None) -> tuple[str, list]:
-    cycles, params = _pg_cycles_sql(since, until, "'mql', 'pql'", "'mql', 'pql', 'sal', 'sql', 'customer', 'recycled'")
+def _pg_cohort_raw(since: datetime, until: datetime, group_by: str | None, scope=None) -> tuple[str, list]:
+    cycles, params = _pg_cycles_sql(
+        since, until, "'mql', 'pql'", "'mql', 'pql', 'sal', 'sql', 'customer', 'recycled'", scope
+    )
     grp, joins = _pg_group_expr(group_by, alias="c", owner="c.entry_owner", cycle="c.cycle")
     sql = f"""
         SELECT {grp} AS grp, c.entry_at AS at, c.sal_at, c.sql_at, c.customer_at, c.rejected_at
@@ -76,8 +88,8 @@ def _pg_cohort_raw(since: datetime, until: datetime, group_by: str | None) -> tu
     return sql, [*params, since, until]
 
 
-def _pg_quality_raw(since: datetime, until: datetime, group_by: str) -> tuple[str, list]:
-    cycles, params = _pg_cycles_sql(since, until, "'sql'", "'sql', 'customer', 'lost'")
+def _pg_quality_raw(since: datetime, until: datetime, group_by: str, scope=None) -> tuple[str, list]:
+    cycles, params = _pg_cycles_sql(since, until, "'sql'", "'sql', 'customer', 'lost'", scope)
     grp, joins = _pg_group_expr(group_by, alias="c", owner="c.sql_owner", cycle="c.cycle")
     sql = f"""
         SELECT {grp} AS grp, c.sql_at, c.customer_at, c.lost_at
@@ -87,15 +99,16 @@ def _pg_quality_raw(since: datetime, until: datetime, group_by: str) -> tuple[st
     return sql, [*params, since, until]
 
 
-def _pg_durations_raw(since: datetime, until: datetime, group_by: str | None) -> tuple[str, list]:
+def _pg_durations_raw(since: datetime, until: datetime, group_by: str | None, scope=None) -> tuple[str, list]:
     # left_at (the lead's next transition) is kept on each row by a trigger (migration 0003).
     grp, joins = _pg_group_expr(group_by, alias="st", owner="st.owner_id", cycle="st.cycle")
+    scoped, scope_params = _pg_scope(scope, "st.lead_id")
     sql = f"""
         SELECT {grp} AS grp, st.to_stage COLLATE "C" AS stage, st.at, st.left_at
         FROM leads_stagetransition st {joins}
-        WHERE st.at >= %s AND st.at < %s
-    """  # noqa: S608 - only our own column names are interpolated
-    return sql, [since, until]
+        WHERE st.at >= %s AND st.at < %s{scoped}
+    """  # noqa: S608 - only our own column names and the scope's compiled query are interpolated
+    return sql, [since, until, *scope_params]
 
 
 def _is_postgres() -> bool:

@@ -8,12 +8,12 @@ from django.db.models import Count, Exists, OuterRef, Q
 from leadfunnel.errors import ValidationFailed
 
 from ..models import StageTransition
-from .common import _rate, _sort_key, _transition_grp
+from .common import _rate, _scoped, _sort_key, _transition_grp
 from .durations import _durations
 from .postgres import _is_postgres, _pg_quality_raw
 
 
-def channel_quality(*, since: datetime, until: datetime, group_by: str = "channel") -> list[dict]:
+def channel_quality(*, since: datetime, until: datetime, group_by: str = "channel", scope=None) -> list[dict]:
     """Of the leads that became SQL in ``[since, until)``, per channel (or source, form,
     utm_campaign): how many closed won, lost, or are still open (same cycle, any time since).
     Shows which channels bring SQLs that do not close. One query.
@@ -33,14 +33,14 @@ def channel_quality(*, since: datetime, until: datetime, group_by: str = "channe
 
     if _is_postgres():
         spans = {"won": ("sql_at", "customer_at"), "lost": ("sql_at", "lost_at")}
-        data = _durations(None, ["grp"], spans, unit=86400, raw=_pg_quality_raw(since, until, group_by))
+        data = _durations(None, ["grp"], spans, unit=86400, raw=_pg_quality_raw(since, until, group_by, scope))
         rows = [
             {"grp": key[0], "sqls": entry["rows"], "won": entry["won"]["count"], "lost": entry["lost"]["count"]}
             for key, entry in data.items()
         ]
     else:
         rows = (
-            StageTransition.objects.filter(to_stage="sql", at__gte=since, at__lt=until)
+            _scoped(StageTransition.objects.filter(to_stage="sql", at__gte=since, at__lt=until), scope, "lead_id")
             .annotate(grp=_transition_grp(group_by), is_won=outcome("customer"), is_lost=outcome("lost"))
             .values("grp")
             .annotate(

@@ -22,13 +22,16 @@ from .reps import sla_report
 ANALYTICS_WORK_MEM = "32MB"
 
 
-def funnel_report(*, since: datetime, until: datetime, group_by: str | None = None, view: str = "period") -> dict:
+def funnel_report(
+    *, since: datetime, until: datetime, group_by: str | None = None, view: str = "period", scope=None
+) -> dict:
     """The funnel API's answer (uncached): ``view="cohort"`` → :func:`funnel_cohort`;
     ``view="period"`` → :func:`funnel_summary` plus ``stage_durations`` (its groups),
     ``channel_quality`` (``{"group_by", "groups"}``, by ``group_by`` when it is a lead
     attribute, else by channel) and ``sla`` (:func:`sla_report` without the period).
     Both views add ``expansions`` (:func:`expansion_counts`: customers' expansion opportunities,
-    counted apart from the new-business funnel). Adds ``view`` and ``computed_at``.
+    counted apart from the new-business funnel). Adds ``view`` and ``computed_at``. ``scope`` (a
+    query of lead ids, e.g. a segment's) limits every funnel section to those leads.
 
     On PostgreSQL, called outside a transaction (an API request), the period view's time-in-stage
     and SLA sections are computed on a second connection while this one computes the rest, so the
@@ -41,14 +44,16 @@ def funnel_report(*, since: datetime, until: datetime, group_by: str | None = No
     pool = ThreadPoolExecutor(max_workers=1) if concurrent else None
     try:
         other_half = (
-            pool.submit(_on_own_connection, _period_second_half, since=since, until=until, group_by=group_by)
+            pool.submit(
+                _on_own_connection, _period_second_half, since=since, until=until, group_by=group_by, scope=scope
+            )
             if pool is not None
             else None
         )
         with transaction.atomic():
             _tune_report_transaction()
             body = _funnel_report_body(
-                since=since, until=until, group_by=group_by, view=view, second_half=other_half is None
+                since=since, until=until, group_by=group_by, view=view, second_half=other_half is None, scope=scope
             )
         if other_half is not None:
             body.update(other_half.result())
@@ -96,28 +101,28 @@ def _on_own_connection(selector, **kwargs):
 
 
 def _funnel_report_body(
-    *, since: datetime, until: datetime, group_by: str | None, view: str, second_half: bool = True
+    *, since: datetime, until: datetime, group_by: str | None, view: str, second_half: bool = True, scope=None
 ) -> dict:
     if view == "cohort":
-        body = funnel_cohort(since=since, until=until, group_by=group_by)
+        body = funnel_cohort(since=since, until=until, group_by=group_by, scope=scope)
         body["expansions"] = expansion_counts(since=since, until=until)
         return body
-    body = funnel_summary(since=since, until=until, group_by=group_by)
+    body = funnel_summary(since=since, until=until, group_by=group_by, scope=scope)
     body["expansions"] = expansion_counts(since=since, until=until)
     quality_by = group_by if group_by in ("source", "channel", "form", "utm_campaign") else "channel"
     body["channel_quality"] = {
         "group_by": quality_by,
-        "groups": channel_quality(since=since, until=until, group_by=quality_by),
+        "groups": channel_quality(since=since, until=until, group_by=quality_by, scope=scope),
     }
     if second_half:
-        body.update(_period_second_half(since=since, until=until, group_by=group_by))
+        body.update(_period_second_half(since=since, until=until, group_by=group_by, scope=scope))
     return body
 
 
-def _period_second_half(*, since: datetime, until: datetime, group_by: str | None) -> dict:
+def _period_second_half(*, since: datetime, until: datetime, group_by: str | None, scope=None) -> dict:
     """The period view's time in stage and SLA sections (about half of its database time)."""
-    report = sla_report(since=since, until=until)
+    report = sla_report(since=since, until=until, scope=scope)
     return {
-        "stage_durations": stage_durations(since=since, until=until, group_by=group_by)["groups"],
+        "stage_durations": stage_durations(since=since, until=until, group_by=group_by, scope=scope)["groups"],
         "sla": {k: v for k, v in report.items() if k not in ("since", "until")},
     }

@@ -10,11 +10,11 @@ from leadfunnel.models import LeadAssignment
 
 from ..models import Lead
 from ..selectors import current_sla_hours
-from .common import _labels
+from .common import _labels, _scoped
 from .durations import _durations
 
 
-def sla_report(*, since: datetime, until: datetime, sla_hours: float | None = None) -> dict:
+def sla_report(*, since: datetime, until: datetime, sla_hours: float | None = None, scope=None) -> dict:
     """Reps' response time against the SLA for leads assigned in ``[since, until)``.
 
     Uses the leads' current assignment (``assigned_at``, ``first_response_at``,
@@ -33,7 +33,8 @@ def sla_report(*, since: datetime, until: datetime, sla_hours: float | None = No
     window = timedelta(hours=sla_hours)
     response = ExpressionWrapper(F("first_response_at") - F("assigned_at"), output_field=DurationField())
     late = Q(sla_breached_at__isnull=False) | Q(first_response_at__isnull=False, response__gt=window)
-    assigned = Lead.objects.filter(assigned_at__gte=since, assigned_at__lt=until, owner__isnull=False).annotate(
+    leads = _scoped(Lead.objects.all(), scope, "pk")
+    assigned = leads.filter(assigned_at__gte=since, assigned_at__lt=until, owner__isnull=False).annotate(
         response=response
     )
     counts = {
@@ -48,7 +49,7 @@ def sla_report(*, since: datetime, until: datetime, sla_hours: float | None = No
         .order_by()
     }
     times = _durations(
-        Lead.objects.filter(
+        leads.filter(
             assigned_at__gte=since, assigned_at__lt=until, owner__isnull=False, first_response_at__isnull=False
         )
         .values("owner_id", "assigned_at", "first_response_at")
@@ -58,7 +59,9 @@ def sla_report(*, since: datetime, until: datetime, sla_hours: float | None = No
         unit=3600,
     )
     away = dict(
-        LeadAssignment.objects.filter(cause=LeadAssignment.Cause.SLA, at__gte=since, at__lt=until)
+        _scoped(
+            LeadAssignment.objects.filter(cause=LeadAssignment.Cause.SLA, at__gte=since, at__lt=until), scope, "lead_id"
+        )
         .exclude(from_owner__isnull=True)
         .values("from_owner_id")
         .annotate(n=Count("id"))

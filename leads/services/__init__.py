@@ -12,6 +12,7 @@ its owner and its history. By subject:
 - :mod:`.activities` — a person edits the profile or logs a note, call or meeting (who may);
 - :mod:`.recycling` — lost → recycled, by the rep or after a cooling-off period;
 - :mod:`.expansion` — a customer's expansion opportunity (service qualified), routed to a rep;
+- :mod:`.segments` — saved segments and the members of static lists;
 - :mod:`.workflow` — the sales workflow (accept, reject, qualify, close, disqualify, mark MQL);
 - :mod:`.suppression` — the suppression list every marketing send checks;
 - :mod:`.retention` — form payloads, IPs and user agents blanked after the retention period;
@@ -61,6 +62,16 @@ from .qualification import (
 from .recycling import deal_reps, lead_recycle, leads_recycle_lost, lost_recycle_after_days
 from .retention import submissions_apply_retention
 from .routing import Reassignment, RepRoster, leads_assign, rep_pick_next, rep_queue
+from .segments import (
+    emails_from_csv,
+    segment_create,
+    segment_delete,
+    segment_members_add,
+    segment_members_add_emails,
+    segment_members_import_csv,
+    segment_members_remove,
+    segment_update,
+)
 from .submissions import SubmitResult, lead_submit_form
 from .suppression import suppressed_emails, suppression_add, suppression_hash, suppression_remove
 from .tags import MAX_BULK_TAG_LEADS, leads_tag
@@ -138,6 +149,14 @@ __all__ = [
     "leads_score_pending",
     "leads_score_pending_all",
     "scoring_deferred",
+    "emails_from_csv",
+    "segment_create",
+    "segment_delete",
+    "segment_members_add",
+    "segment_members_add_emails",
+    "segment_members_import_csv",
+    "segment_members_remove",
+    "segment_update",
     "rep_pick_next",
     "rep_queue",
     "stage_changed_payload",

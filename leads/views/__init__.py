@@ -8,7 +8,8 @@ rules (who may accept, which moves are legal) live in ``leads.services``; a
 One sub-module per page: ``accounts`` (companies, duplicates, the merge preview, a lead's tags), ``overview`` (home, the funnel), ``listing`` (leads list and bulk
 bar), ``detail``, ``actions`` (the stage actions every page posts to), ``sales`` (queue and
 pipeline, whose cards ``cards`` builds), ``webforms``, ``imports`` (CSV import steps), ``reps``,
-``privacy`` (erase, export, suppressions); ``common`` holds the shared helpers.
+``privacy`` (erase, export, suppressions), ``segments`` (segment list, editor, page, static lists);
+``common`` holds the shared helpers.
 """
 
 from .accounts import companies_list, company_detail, duplicates_list, lead_merge, lead_tags
@@ -22,6 +23,16 @@ from .privacy import EraseForm, SuppressionForm, lead_erase, lead_export_downloa
 from .reports import cohort_report, reps_report
 from .reps import rep_away, rep_edit, reps_list
 from .sales import expansion_close, pipeline, queue
+from .segments import (
+    lead_list_membership,
+    segment_create,
+    segment_delete,
+    segment_detail,
+    segment_edit,
+    segment_from_filters,
+    segment_members,
+    segments_list,
+)
 from .webforms import WebFormForm, form_create, form_detail, form_edit, form_snippet_preview, forms_list
 
 __all__ = [
@@ -75,4 +86,12 @@ __all__ = [
     "safe_next",
     "suppression_delete",
     "suppressions",
+    "segment_create",
+    "segment_delete",
+    "segment_detail",
+    "segment_edit",
+    "segment_from_filters",
+    "segment_members",
+    "segments_list",
+    "lead_list_membership",
 ]

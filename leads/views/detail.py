@@ -17,7 +17,7 @@ from leadfunnel.roles import is_marketer, is_sales, role_required
 from scoring.predictive.prediction import leads_top_factors
 from scoring.selectors import lead_score_get, lead_score_series
 
-from .. import dashboard, services
+from .. import dashboard, selectors, services
 from ..models import SALES_ACTIVITY_TYPES, LossReason, RejectionReason, Stage
 from .actions import QualifyForm
 from .common import _contribution_row
@@ -44,6 +44,7 @@ def render_lead_page(request: HttpRequest, lead_id: int, *, status: int = 200, *
 def _lead_detail_context(request: HttpRequest, lead) -> dict:
     transitions = list(lead.transitions.all())
     interactions = dashboard.lead_interactions(lead_id=lead.pk)
+    lists = selectors.lead_static_lists(lead_id=lead.pk)  # with whether the lead is on each
     cycles: dict[int, list] = {}
     for transition in transitions:
         cycles.setdefault(transition.cycle, []).append(transition)
@@ -64,6 +65,9 @@ def _lead_detail_context(request: HttpRequest, lead) -> dict:
         "profile_form": ProfileForm.for_lead(lead),
         "activity_form": ActivityForm(prefix="activity"),
         "sales_activity_types": SALES_ACTIVITY_TYPES,
+        "lead_lists": [s for s in lists if s.has_lead],
+        "all_lists": [(s.pk, s.name) for s in lists if not s.has_lead],
+        "can_edit_lists": is_marketer(request.user),
     }
 
 

@@ -16,6 +16,7 @@ from leadfunnel.roles import is_marketer, is_sales
 
 from .. import analytics, dashboard
 from ..models import RejectionReason, Stage
+from ..selectors import segment_get, segment_lead_ids, segment_list
 
 
 @require_GET
@@ -35,13 +36,20 @@ FUNNEL_CACHE_SECONDS = 60
 def funnel_overview(request: HttpRequest) -> HttpResponse:
     period = dashboard.period_from_params(request.GET)
     group_by = request.GET.get("group_by") if request.GET.get("group_by") in dashboard.GROUPINGS else "source"
+    segment = segment_get(segment_id=request.GET["segment"]) if request.GET.get("segment") else None
+    # The whole page (figures, trend, past-SLA list, drill-down links) for this segment's leads.
+    scope = segment_lead_ids(segment_id=segment.pk) if segment else None
     # Aggregates over the whole stage history: computed at most once a minute per period and grouping.
-    key = f"dashboard:funnel:v2:{period.since.isoformat()}:{period.until.isoformat()}:{group_by}"
+    key = (
+        f"dashboard:funnel:v2:{period.since.isoformat()}:{period.until.isoformat()}:{group_by}:{segment and segment.pk}"
+    )
     summary, durations, expansions, computed_at = cache.get_or_set(
         key,
         lambda: (
-            analytics.funnel_summary(since=period.since, until=period.until, group_by=dashboard.GROUPINGS[group_by]),
-            analytics.stage_durations(since=period.since, until=period.until),
+            analytics.funnel_summary(
+                since=period.since, until=period.until, group_by=dashboard.GROUPINGS[group_by], scope=scope
+            ),
+            analytics.stage_durations(since=period.since, until=period.until, scope=scope),
             analytics.expansion_counts(since=period.since, until=period.until),
             timezone.now(),
         ),
@@ -53,7 +61,8 @@ def funnel_overview(request: HttpRequest) -> HttpResponse:
         for stage, stay in stays.items()
     }
     totals = summary["totals"]
-    sla_count, sla_leads = dashboard.mqls_past_sla()
+    sla_count, sla_leads = dashboard.mqls_past_sla(scope=scope)
+    link_extra = {"segment": segment.pk} if segment else {}
     context = {
         "nav": "funnel",
         "period": period,
@@ -61,23 +70,31 @@ def funnel_overview(request: HttpRequest) -> HttpResponse:
         "group_by": group_by,
         "report_group_by": dashboard.GROUPINGS[group_by],  # the funnel API's name for it
         "groupings": list(dashboard.GROUPINGS),
-        "steps": _funnel_steps(totals, medians, period),
+        "steps": _funnel_steps(totals, medians, period, **link_extra),
+        "segment": segment,
+        "segments": list(segment_list().values_list("pk", "name")),
         "pql": {
             "count": totals["entries"]["pql"],
             "median_days": medians.get("pql"),
             "rate": _conversion(totals, "pql", "sal"),
-            "link": _entered_link("pql", period),
+            "link": _entered_link("pql", period, **link_extra),
         },
         "summary": {
             "rejections": totals["rejections"],
             "recycles": totals["recycles"],
             "mql_sal_ratio": totals["mql_sal_ratio"],
         },
-        "groups": [_group_row(g, group_by, period) for g in summary["groups"]],
+        "groups": [_group_row(g, group_by, period, **link_extra) for g in summary["groups"]],
         "expansions": expansions,
         "sla_count": sla_count,
         "sla_leads": sla_leads,
-        "trend": _trend_chart(cache.get_or_set("dashboard:weekly-trend", dashboard.weekly_trend, FUNNEL_CACHE_SECONDS)),
+        "trend": _trend_chart(
+            cache.get_or_set(
+                f"dashboard:weekly-trend:{segment and segment.pk}",
+                lambda: dashboard.weekly_trend(scope=scope),
+                FUNNEL_CACHE_SECONDS,
+            )
+        ),
         "rejection_labels": dict(RejectionReason.choices),
         "computed_at": computed_at,
     }
@@ -97,7 +114,7 @@ def _conversion(group: dict, from_stage: str, to_stage: str) -> float | None:
     return None
 
 
-def _funnel_steps(totals: dict, medians: dict, period) -> list[dict]:
+def _funnel_steps(totals: dict, medians: dict, period, **link_extra) -> list[dict]:
     entries = totals["entries"]
     top = max(entries["visitor"], 1)
     steps = []
@@ -112,22 +129,24 @@ def _funnel_steps(totals: dict, medians: dict, period) -> list[dict]:
                 "width": max(round(100 * count / top, 1), 1.5),
                 "rate": _conversion(totals, previous, str(stage)) if previous else None,
                 "median_days": medians.get(str(stage)),
-                "link": _entered_link(str(stage), period),
+                "link": _entered_link(str(stage), period, **link_extra),
             }
         )
         previous = str(stage)
     return steps
 
 
-def _group_row(group: dict, group_by: str, period) -> dict:
+def _group_row(group: dict, group_by: str, period, **link_extra) -> dict:
     key = group["key"]
     extra = {group_by: key} if key not in (None, "") else {}
+    linkable = bool(extra)
+    extra.update(link_extra)
     entries = group["entries"]
     return {
         "label": group["label"] if key not in (None, "") else "(none)",
         "entries": entries,
         "links": {s: _entered_link(s, period, **extra) for s in ("visitor", "mql", "pql", "sal", "sql", "customer")},
-        "linkable": bool(extra),
+        "linkable": linkable,
         "mql_sal_rate": _conversion(group, "mql", "sal"),
         "sal_sql_rate": _conversion(group, "sal", "sql"),
         "sql_customer_rate": _conversion(group, "sql", "customer"),

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from leadfunnel.errors import Conflict, ValidationFailed
 from leadfunnel.outbox import outbox_publish_many
-from leads.models import Interaction, Lead, Stage
+from leads.models import Interaction, Lead, Segment, Stage
+from leads.selectors import segment_leads
 
 from ..conditions import LEAD_FIELDS, condition_kind, interaction_matches
 from ..models import Enrollment, EnrollmentStatus, ExitReason, Sequence
@@ -120,7 +121,12 @@ SEGMENT_FILTER_KEYS = ("stage", "min_score", "max_score", "source", "owner", "fi
 
 
 def leads_matching(spec: dict) -> QuerySet:
-    """Leads matching a segment / bulk filter: stage, score range, source, field values."""
+    """Leads matching a segment trigger: a saved segment (``{"segment": id}``, compiled by the leads
+    app into one query), or the older inline filter (stage, score range, source, field values)."""
+    if spec.get("segment") is not None:
+        segment = Segment.objects.filter(pk=spec["segment"]).first()
+        # A deleted segment enrols nobody (the sequence's editor asks for another one).
+        return segment_leads(segment=segment) if segment is not None else Lead.objects.none()
     unknown = set(spec) - {*SEGMENT_FILTER_KEYS, "kind"}
     if unknown:
         raise ValidationFailed(f"Unknown filter key(s): {', '.join(sorted(unknown))}.")

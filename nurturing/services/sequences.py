@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from leadfunnel.audit import audit_record
 from leadfunnel.errors import Conflict, ValidationFailed
-from leads.models import Form
+from leads.models import Form, Segment
 
 from ..conditions import STAGES, ConditionError, condition_validate
 from ..models import Enrollment, EnrollmentStatus, Sequence, Step, StepKind
@@ -199,6 +199,15 @@ def _enroll_on_errors(enroll_on: dict) -> list[str]:
             return [f"No form with the slug {slug!r}."]
     if kind == "stage_entered" and enroll_on.get("stage") not in STAGES:
         return [f"stage_entered needs a 'stage' among {', '.join(sorted(STAGES))}."]
+    if kind == "segment" and "segment" in enroll_on:
+        segment_id = enroll_on["segment"]
+        if set(enroll_on) - {"kind", "segment"}:
+            return ['A saved segment trigger is {"kind": "segment", "segment": <id>} and nothing else.']
+        if isinstance(segment_id, bool) or not isinstance(segment_id, int):
+            return ["'segment' must be the id of a saved segment (a whole number)."]
+        if not Segment.objects.filter(pk=segment_id).exists():
+            return [f"No segment with id {segment_id}."]
+        return []
     if kind == "segment":
         errors = []
         if "stage" in enroll_on and enroll_on["stage"] not in STAGES:

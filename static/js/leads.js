@@ -2,7 +2,8 @@
 // fields and button that do not apply to the chosen action are hidden and disabled.
 // "Enrol in sequence" submits with the Enrol button (it posts to /sequences/enroll/),
 // the other actions with Apply (/leads/bulk/); a tag action shows the tag field instead of the
-// reason. Without this script all are shown.
+// reason, the list picker shows for the list actions and "all leads of the segment" for the
+// actions that can take a whole segment. Without this script all are shown.
 (function () {
   var form = document.getElementById("bulk-form");
   if (!form) return;
@@ -14,6 +15,8 @@
   var reason = document.getElementById("bulk-reason");
   var apply = document.getElementById("bulk-apply");
   var tag = document.getElementById("bulk-tag");
+  var list = document.getElementById("bulk-list");
+  var scope = document.getElementById("bulk-scope-label");
   function boxes() { return form.querySelectorAll('input[name="ids"]'); }
   function refresh() {
     var n = 0;
@@ -31,8 +34,11 @@
     var tagging = action.value === "add_tag" || action.value === "remove_tag";
     show(sequence, enrolling);
     show(enroll, enrolling);
-    show(reason, !enrolling && !tagging);
+    var listAction = action.value === "add_to_list" || action.value === "remove_from_list";
+    show(reason, !enrolling && !tagging && !listAction);
     show(tag, tagging);
+    show(list, listAction);
+    show(scope, !enrolling);
     show(apply, !enrolling);
   }
   if (all) all.addEventListener("change", function () {

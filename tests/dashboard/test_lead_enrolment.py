@@ -140,7 +140,7 @@ def test_the_leads_app_no_longer_takes_enrolments(marketer_web):
         "/leads/bulk/", {"action": "enroll", "ids": [lead.pk], "sequence": sequence.pk}, follow=True
     )
     assert _messages(refused) == [
-        "Pick “Mark as MQL” or “Disqualify”; to enrol the leads, pick a sequence and press Enrol."
+        "Pick “Mark as MQL”, “Disqualify” or a list action; to enrol the leads, pick a sequence and press Enrol."
     ]
     assert not Enrollment.objects.exists()
 

@@ -117,7 +117,8 @@ def test_the_leads_list_runs_the_same_queries_for_5_or_30_rows(marketer_web, dja
     for _ in range(25):
         LeadFactory(owner=sales_rep, company=CompanyFactory())
     # session, user, roles, the page of leads (owner + company joined), the capped count,
-    # sales reps for the owner menu (sources are cached), sequences for the bulk menu.
+    # sales reps for the owner menu (sources are cached), sequences for the bulk menu, saved
+    # segments for the segment picker and the list menu.
     with django_assert_num_queries(small):
         marketer_web.get("/leads/?sort=-score")
     assert small <= 10

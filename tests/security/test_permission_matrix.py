@@ -57,6 +57,14 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("api-lead-recycle", "POST"): {OWNER, OTHER, ADMIN},
     ("api-interactions", "POST"): MARKETING_OR_SALES,  # reps log calls and meetings
     ("api-interactions-bulk", "POST"): MARKETING_OR_SALES,
+    ("api-segments", "GET"): MARKETING_OR_SALES,
+    ("api-segments", "POST"): MARKETING,
+    ("api-segment", "GET"): MARKETING_OR_SALES,
+    ("api-segment", "PATCH"): MARKETING,
+    ("api-segment", "DELETE"): MARKETING,
+    ("api-segment-leads", "GET"): MARKETING_OR_SALES,
+    ("api-segment-members", "POST"): MARKETING,
+    ("api-segment-members", "DELETE"): MARKETING,
     ("scoring-rules", "GET"): MARKETING,
     ("scoring-rules", "POST"): MARKETING,
     ("scoring-rule", "GET"): MARKETING,
@@ -183,6 +191,7 @@ def world(db, marketer, sales_rep, other_rep, admin_user):
         "suppression_id": 999_999,
         "template_id": 999_999,
         "company_id": 999_999,
+        "segment_id": 999_999,
     }
     return clients, kwargs, lead
 
@@ -191,7 +200,17 @@ def _path(route: str, name: str, kwargs: dict, lead) -> str:
     from django.urls import reverse
 
     needed = {}
-    for key in ("lead_id", "slug", "user_id", "sequence_id", "suppression_id", "template_id", "company_id", "pk"):
+    for key in (
+        "lead_id",
+        "slug",
+        "user_id",
+        "sequence_id",
+        "suppression_id",
+        "template_id",
+        "company_id",
+        "segment_id",
+        "pk",
+    ):
         if f"<int:{key}>" in route or f"<slug:{key}>" in route or f"<str:{key}>" in route:
             if key == "pk":
                 needed[key] = lead.pk if route.startswith("api/v1/leads/") else 999_999
