@@ -50,7 +50,7 @@ def _export_ids(client, url: str) -> list[int]:
 
 def _export_url_on_page(client, query: str) -> str:
     page = client.get(f"/leads/?{query}").content.decode()
-    href = re.search(r'<a class="btn" href="([^"]+)" download>Export CSV</a>', page).group(1)
+    href = re.search(r'<a class="btn" href="([^"]+)" download[^>]*>Export CSV</a>', page).group(1)
     return href.replace("&amp;", "&")
 
 

@@ -99,7 +99,9 @@ def test_the_csv_export_and_the_leads_api_take_a_segment(marketer_client, market
     assert sorted(r["email"] for r in listed["results"]) == ["vip1@x.example", "vip2@x.example"]
 
     page = marketer_web.get("/leads/", {"segment": vips.pk})
-    assert page.context["export_url"] == f"/api/v1/leads/export.csv?segment={vips.pk}"
+    assert page.context["export_url"] == f"/leads/export.csv?segment={vips.pk}"
+    exported = b"".join(marketer_web.get(page.context["export_url"]).streaming_content).decode()
+    assert "vip1@x.example" in exported and "vip2@x.example" in exported and "plain@x.example" not in exported
     assert page.context["page"].total == 2
 
 
