@@ -5,6 +5,7 @@ with a message naming the variable, rather than running half-configured.
 """
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -216,6 +217,10 @@ CELERY_TASK_ROUTES = {
     "scoring.tasks.train_*": {"queue": "bulk"},
     "leads.tasks.import_*": {"queue": "bulk"},
 }
+# Days an anonymous visitor's page views are kept before identification (then deleted by beat).
+RETENTION_ANONYMOUS_DAYS = env_int("RETENTION_ANONYMOUS_DAYS", 90)
+if RETENTION_ANONYMOUS_DAYS < 1:
+    raise ImproperlyConfigured(f"RETENTION_ANONYMOUS_DAYS must be 1 or more, got {RETENTION_ANONYMOUS_DAYS}")
 # How often beat asks for due nurture steps (seconds). Tests of the real beat set it to 1.
 NURTURE_TICK_SECONDS = env_float("NURTURE_TICK_SECONDS", 60.0)
 # The beat schedule: every periodic job of every app, here and nowhere else (tasks by name).
@@ -228,6 +233,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Leads (leads/tasks.py): SLA deadlines, imports abandoned by a dead worker.
     "sla-enforce": {"task": "leads.tasks.sla_enforce", "schedule": 60.0},
     "imports-resume-stalled": {"task": "leads.tasks.import_resume_stalled", "schedule": 300.0},
+    # Website tracking: anonymous page views past RETENTION_ANONYMOUS_DAYS, daily.
+    "tracking-retention": {"task": "leads.tasks.anonymous_activity_purge", "schedule": crontab(hour=3, minute=41)},
     # Deferred scoring: whatever a lost kick left in the queue (SCORING_DEFERRED).
     "scores-drain": {"task": "leads.tasks.scores_drain", "schedule": 5.0},
     # Scoring (scoring/tasks.py, scoring/predictive/tasks.py).
@@ -281,6 +288,18 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # --- REST API -----------------------------------------------------------------
 INTAKE_RATE_LIMIT = os.environ.get("INTAKE_RATE_LIMIT", "120/min")
+
+
+def env_rate(name: str, default: str) -> str:
+    """A DRF throttle rate (``120/min``, ``10/s``…) or ``off``."""
+    raw = (os.environ.get(name) or default).strip()
+    if raw.lower() == "off" or re.fullmatch(r"[0-9]+/(s|sec|second|m|min|minute|h|hour|d|day)", raw):
+        return raw
+    raise ImproperlyConfigured(f"{name} must be a rate such as 120/min (or off), got {raw!r}")
+
+
+# Website tracking: page views per client IP on POST /api/v1/track/ (a visitor sends one per page).
+TRACK_RATE_LIMIT = env_rate("TRACK_RATE_LIMIT", "300/min")
 # Interactions for an email no lead has: "create" a visitor (default) or "reject" the event.
 LEADFUNNEL_UNKNOWN_EMAIL_EVENTS = os.environ.get("LEADFUNNEL_UNKNOWN_EMAIL_EVENTS", "create").strip().lower()
 if LEADFUNNEL_UNKNOWN_EMAIL_EVENTS not in {"create", "reject"}:
@@ -300,6 +319,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "leadfunnel.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "intake": None if INTAKE_RATE_LIMIT.lower() == "off" else INTAKE_RATE_LIMIT,
+        "track": None if TRACK_RATE_LIMIT.lower() == "off" else TRACK_RATE_LIMIT,
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

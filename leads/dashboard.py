@@ -458,6 +458,8 @@ SNIPPET_TEMPLATE = """<form id="leadfunnel-{slug}" class="leadfunnel-form">
   <input name="company" placeholder="Company">
   <!-- Spam trap: leave hidden and empty. -->
   <input name="{honeypot}" tabindex="-1" autocomplete="off" style="position:absolute;left:-9999px" aria-hidden="true">
+  <!-- Filled by the tracking script (lf-track.js) when the page runs it: earlier page views count. -->
+  <input name="lf_visitor" type="hidden"><input name="lf_site" type="hidden">
   <label><input name="consent" type="checkbox" value="true"> Keep me informed</label>
   <button type="submit">Send</button>
   <p class="leadfunnel-message" hidden></p>
@@ -468,6 +470,7 @@ SNIPPET_TEMPLATE = """<form id="leadfunnel-{slug}" class="leadfunnel-form">
   form.addEventListener("submit", function (event) {{
     event.preventDefault();
     var data = Object.fromEntries(new FormData(form).entries());
+    if (!data.lf_visitor && window.lfTrack && window.lfTrack.visitorId) data.lf_visitor = window.lfTrack.visitorId();
     var params = new URLSearchParams(window.location.search);
     ["utm_source", "utm_medium", "utm_campaign"].forEach(function (key) {{
       if (params.get(key)) data[key] = params.get(key);

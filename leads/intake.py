@@ -70,6 +70,8 @@ PROTECTED_FIELDS = frozenset(
 )
 # Browser plumbing that is never lead data.
 IGNORED_FIELDS = frozenset({"csrfmiddlewaretoken", "g-recaptcha-response", "h-captcha-response", "submit"})
+# Filled by the tracking script (static/js/lf-track.js): who this browser was before the form.
+TRACKING_FIELDS = frozenset({"lf_visitor", "lf_site"})
 
 MAX_CUSTOM_FIELDS = 50
 MAX_CUSTOM_KEY_LENGTH = 64
@@ -237,6 +239,9 @@ class ParsedSubmission:
     consent: bool | None = None
     custom: dict[str, Any] = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)
+    # The tracking script's visitor id and site key, when the page runs it (never lead data).
+    visitor: str = ""
+    site_key: str = ""
 
 
 def parse_submission(data: dict[str, Any], *, honeypot_field: str = "") -> ParsedSubmission:
@@ -260,6 +265,11 @@ def parse_submission(data: dict[str, Any], *, honeypot_field: str = "") -> Parse
         if raw_key == email_key or key in IGNORED_FIELDS or (honeypot_field and key == honeypot_field):
             continue
         name = ALIASES.get(key.lower(), key.lower())
+        if name in TRACKING_FIELDS:
+            # Malformed ids are dropped: a tracking hiccup must not cost the lead.
+            text = value.replace("\x00", "").strip()[:64] if isinstance(value, str) else ""
+            setattr(parsed, "visitor" if name == "lf_visitor" else "site_key", text)
+            continue
         if name in PROTECTED_FIELDS:
             parsed.ignored.append(key)
             continue

@@ -15,7 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from leadfunnel.sql import array_casts, array_params, bulk_insert, bulk_update, is_postgres
 from scoring.models import PendingScore
 
-from .models import Company, FormSubmission, Interaction, InteractionKey, Lead
+from .models import Company, FormSubmission, Interaction, InteractionKey, Lead, Visitor
 
 _LEAD_FIELDS = [f for f in Lead._meta.concrete_fields if not f.primary_key]
 _LEAD_ALL = list(Lead._meta.concrete_fields)
@@ -274,3 +274,23 @@ def lead_flags_apply(per_lead: dict[int, dict[str, datetime]]) -> None:
                 updates[name] = entry[name]
         if updates:
             Lead.objects.filter(pk=lead_id).update(**updates)
+
+
+@lru_cache(maxsize=1)
+def _visitor_upsert_sql() -> str:
+    table = _q(Visitor._meta.db_table)
+    return (
+        f"INSERT INTO {table} ({_q('site_id')}, {_q('key')}, {_q('created_at')}, {_q('last_seen_at')}) "  # noqa: S608
+        f"VALUES (%s, %s, %s, %s) ON CONFLICT ({_q('site_id')}, {_q('key')}) "
+        f"DO UPDATE SET {_q('last_seen_at')} = EXCLUDED.{_q('last_seen_at')} RETURNING {_q('id')}, {_q('lead_id')}"
+    )
+
+
+def visitor_upsert(*, site_id: int, key: str, now: datetime) -> tuple[int, int | None]:
+    """Find or create the visitor ``key`` of a site and mark it seen, in one statement (the tracking
+    endpoint's hot path): answers (visitor id, its lead id or None). The same SQL on PostgreSQL
+    and SQLite (3.35+)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_visitor_upsert_sql(), [site_id, key, now, now])
+        visitor_id, lead_id = cursor.fetchone()
+    return visitor_id, lead_id

@@ -17,4 +17,6 @@ urlpatterns = [
     path("forms/", views.forms_list, name="forms"),
     path("forms/new/", views.form_create, name="form-create"),
     path("forms/<slug:slug>/", views.form_detail, name="form"),
+    path("sites/", views.sites_list, name="sites"),
+    path("sites/<int:site_id>/", views.site_detail, name="site"),
 ]

@@ -6,6 +6,7 @@ its owner and its history. By subject:
 - :mod:`.qualification` — scores follow events, and scoring's qualifications are applied;
 - :mod:`.submissions` — the public form intake;
 - :mod:`.interactions` — events in, one or a thousand;
+- :mod:`.tracking` — website page views, anonymous visitors and their identification;
 - :mod:`.profile` — leads created and edited by people and integrations;
 - :mod:`.workflow` — the sales workflow (accept, reject, qualify, close, disqualify, mark MQL).
 """
@@ -47,6 +48,16 @@ from .qualification import (
 )
 from .routing import Reassignment, RepRoster, leads_assign, rep_pick_next, rep_queue
 from .submissions import SubmitResult, lead_submit_form
+from .tracking import (
+    TRACKING_SOURCE,
+    TrackResult,
+    anonymous_activity_purge,
+    pageview_track,
+    site_get_active,
+    tracking_link_identify,
+    visitor_identify_by_key,
+    visitors_identify,
+)
 from .workflow import (
     QUALIFICATION_FACTS,
     lead_accept,
@@ -59,6 +70,14 @@ from .workflow import (
 )
 
 __all__ = [
+    "TRACKING_SOURCE",
+    "TrackResult",
+    "anonymous_activity_purge",
+    "pageview_track",
+    "site_get_active",
+    "tracking_link_identify",
+    "visitor_identify_by_key",
+    "visitors_identify",
     "EDITABLE_FIELDS",
     "INTERACTION_TYPES",
     "MAX_BULK_EVENTS",

@@ -7,7 +7,7 @@ rules (who may accept, which moves are legal) live in ``leads.services``; a
 
 One sub-module per page: ``overview`` (home, the funnel), ``listing`` (leads list and bulk
 bar), ``detail``, ``actions`` (the stage actions every page posts to), ``sales`` (queue and
-pipeline, whose cards ``cards`` builds), ``webforms``; ``common`` holds the shared helpers.
+pipeline, whose cards ``cards`` builds), ``webforms``, ``sites`` (tracked websites); ``common`` holds the shared helpers.
 """
 
 from .actions import ACTION_DONE, ACTION_FORMS, CloseForm, QualifyForm, ReasonForm, RejectForm, lead_action
@@ -16,6 +16,7 @@ from .detail import lead_detail
 from .listing import BulkForm, leads_bulk, leads_list
 from .overview import FUNNEL_CACHE_SECONDS, funnel_overview, home
 from .sales import pipeline, queue
+from .sites import SiteForm, site_detail, sites_list
 from .webforms import WebFormForm, form_create, form_detail, forms_list
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "QualifyForm",
     "ReasonForm",
     "RejectForm",
+    "SiteForm",
     "WebFormForm",
     "form_create",
     "form_detail",
@@ -42,4 +44,6 @@ __all__ = [
     "pipeline",
     "queue",
     "safe_next",
+    "site_detail",
+    "sites_list",
 ]

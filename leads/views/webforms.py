@@ -12,8 +12,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 from leadfunnel.audit import audit_record
 from leadfunnel.roles import role_required
 
-from .. import dashboard
-from ..models import Form
+from .. import dashboard, tracking
+from ..models import Form, TrackedSite
 from ..serializers import FormSerializer
 
 
@@ -71,8 +71,17 @@ def form_detail(request: HttpRequest, slug: str) -> HttpResponse:
     if item is None:
         raise Http404("No such form.")
     endpoint = f"{settings.SITE_URL}/api/v1/forms/{item.slug}/submit/"
+    sites = list(TrackedSite.objects.filter(active=True).order_by("name", "pk"))
+    for site in sites:
+        site.snippet = tracking.site_snippet(site.public_key)
     return render(
         request,
         "forms/detail.html",
-        {"nav": "forms", "item": item, "endpoint": endpoint, "snippet": dashboard.form_snippet(item, endpoint)},
+        {
+            "nav": "forms",
+            "item": item,
+            "endpoint": endpoint,
+            "snippet": dashboard.form_snippet(item, endpoint),
+            "tracking_sites": sites,
+        },
     )

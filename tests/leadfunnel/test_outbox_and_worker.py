@@ -121,6 +121,7 @@ def test_the_beat_schedule_is_every_periodic_job_of_every_app_by_task_name():
         "webhooks-sweep": ("leadfunnel.tasks.webhooks_sweep", 15.0),
         "sla-enforce": ("leads.tasks.sla_enforce", 60.0),
         "imports-resume-stalled": ("leads.tasks.import_resume_stalled", 300.0),
+        "tracking-retention": ("leads.tasks.anonymous_activity_purge", crontab(hour=3, minute=41)),
         "scores-drain": ("leads.tasks.scores_drain", 5.0),
         "scoring-decay-refresh": ("scoring.tasks.recompute_decayed_scores", crontab(minute=17)),
         "scoring-recompute-resume": ("scoring.tasks.recompute_resume_stale", 300.0),
