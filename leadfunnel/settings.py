@@ -12,6 +12,7 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("LEADFUNNEL_VAR_DIR", BASE_DIR / "var"))
@@ -217,6 +218,13 @@ CELERY_TASK_ROUTES = {
     "scoring.tasks.train_*": {"queue": "bulk"},
     "leads.tasks.import_*": {"queue": "bulk"},
 }
+# Every queue, declared: a plain `celery -A leadfunnel worker` consumes all of them (Celery's
+# default is the task_queues list), and `-Q nurture` narrows a worker to one kind of work.
+CELERY_TASK_QUEUES = tuple(
+    Queue(name, routing_key=name)
+    for name in dict.fromkeys([CELERY_TASK_DEFAULT_QUEUE, *(route["queue"] for route in CELERY_TASK_ROUTES.values())])
+)
+CELERY_TASK_CREATE_MISSING_QUEUES = True
 # Days an anonymous visitor's page views are kept before identification (then deleted by beat).
 RETENTION_ANONYMOUS_DAYS = env_int("RETENTION_ANONYMOUS_DAYS", 90)
 if RETENTION_ANONYMOUS_DAYS < 1:
@@ -421,6 +429,8 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+# Load balancer and orchestrator probes speak plain HTTP to the container: never redirect them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

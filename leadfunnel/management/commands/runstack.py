@@ -39,7 +39,7 @@ class Command(BaseCommand):
 
         python = sys.executable
         env = dict(os.environ)
-        queues = "events,nurture,bulk"
+        queues = ",".join(queue.name for queue in settings.CELERY_TASK_QUEUES)
         commands = {
             "web": [
                 python,
