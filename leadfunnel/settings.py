@@ -97,6 +97,8 @@ MIDDLEWARE = [
     # 413 for oversized API bodies before any parser; 503 + Retry-After when the database is down.
     "leadfunnel.middleware.RequestSizeLimitMiddleware",
     "leadfunnel.middleware.DatabaseUnavailableMiddleware",
+    # 400 for a NUL character in the query string (PostgreSQL refuses it in text).
+    "leadfunnel.middleware.NulCharacterMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -323,6 +325,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # DRF's parsers plus the one check that no string or key holds a NUL (leadfunnel/validation.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "leadfunnel.parsers.JSONParser",
+        "leadfunnel.parsers.FormParser",
+        "leadfunnel.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "leadfunnel.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {

@@ -9,13 +9,14 @@ import functools
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 
 from leadfunnel.errors import ValidationFailed
+from leadfunnel.validation import InvalidInput, parse_datetime
 from scoring.defaults import FREE_MAIL_DOMAINS as SCORING_FREE_MAIL_DOMAINS
 
 # Profile fields a form may fill, with the longest value each column stores.
@@ -321,20 +322,9 @@ def parse_submission(data: dict[str, Any], *, honeypot_field: str = "") -> Parse
 
 
 def parse_datetime_value(value: Any, *, field_name: str = "occurred_at") -> datetime:
-    """ISO 8601 (with 'Z' or an offset; naive means UTC) or a Unix timestamp in seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"{field_name}: Must be an ISO 8601 date-time.")
-    if isinstance(value, (int, float)):
-        try:
-            return datetime.fromtimestamp(value, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            raise ValueError(f"{field_name}: Timestamp out of range.") from None
-    if not isinstance(value, str):
-        raise ValueError(f"{field_name}: Must be an ISO 8601 date-time.")
+    """ISO 8601 (with 'Z' or an offset; naive means UTC) or a Unix timestamp in seconds, as UTC;
+    ValueError ("field: message") for anything the database could not store."""
     try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError(f"{field_name}: Must be an ISO 8601 date-time, e.g. 2026-05-01T12:00:00Z.") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
+        return parse_datetime(value, field=field_name)
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from None

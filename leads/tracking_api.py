@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 
 from leadfunnel.audit import audit_record
 from leadfunnel.roles import IsMarketer
+from leadfunnel.validation import refuse_nul
 
 from . import services, tracking
 from .api import ERRORS, BodyLimitedAPIView, LeadPagination
@@ -51,6 +52,7 @@ def _read_json(request) -> dict:
         raise exceptions.ParseError("The body must be a JSON object.") from None
     if not isinstance(data, dict):
         raise exceptions.ParseError("The body must be a JSON object.")
+    refuse_nul(data)
     return data
 
 

@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from leadfunnel.errors import ValidationFailed
+from leadfunnel.validation import check_datetime
 
 GROUP_BY_CHOICES = ("source", "channel", "form", "owner", "utm_campaign", "cycle")
 DEFAULT_PERIOD = timedelta(days=30)
@@ -27,7 +28,7 @@ def _parse_bound(raw: str | None, name: str, *, end: bool) -> datetime | None:
         value = datetime.combine(day + timedelta(days=1) if end else day, time.min)
     if timezone.is_naive(value):
         value = timezone.make_aware(value, timezone.get_current_timezone())
-    return value
+    return check_datetime(value, field=name)  # offsets and years the database can take
 
 
 def parse_period(since: str | None, until: str | None) -> tuple[datetime, datetime]:
