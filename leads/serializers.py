@@ -3,6 +3,8 @@
 from django.conf import settings
 from rest_framework import serializers
 
+from leadfunnel.validation import DbDateTimeField, db_integer
+
 from . import tracking
 from .intake import PROFILE_FIELDS
 from .models import (
@@ -349,10 +351,10 @@ class LeadPatchInputSerializer(serializers.Serializer):
 class InteractionInputSerializer(serializers.Serializer):
     """One event: the lead by id or by email (unknown emails: LEADFUNNEL_UNKNOWN_EMAIL_EVENTS)."""
 
-    lead = serializers.IntegerField(required=False, min_value=1)
+    lead = db_integer(Lead, "id", required=False, min_value=1)
     email = serializers.CharField(required=False, max_length=254)
     type = serializers.ChoiceField(choices=Interaction._meta.get_field("type").choices)
-    occurred_at = serializers.DateTimeField(required=False)
+    occurred_at = DbDateTimeField(required=False)
     properties = serializers.DictField(required=False)
     source = serializers.CharField(required=False, max_length=100)
     external_id = serializers.CharField(required=False, max_length=200)

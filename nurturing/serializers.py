@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from leadfunnel.validation import db_integer
+from leads.models import Lead
 
 from .models import EnrollmentStatus, ExitReason, Sequence, StepKind
 
@@ -60,9 +61,9 @@ class SequenceOutputSerializer(serializers.Serializer):
 
 
 class EnrollmentInputSerializer(serializers.Serializer):
-    lead = serializers.IntegerField(required=False, min_value=1)
+    lead = db_integer(Lead, "id", required=False, min_value=1)
     leads = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, max_length=10_000, allow_empty=False
+        child=db_integer(Lead, "id", min_value=1), required=False, max_length=10_000, allow_empty=False
     )
     filter = serializers.DictField(required=False, help_text="stage, min_score, max_score, source, owner, fields")
 

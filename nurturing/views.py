@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from leadfunnel.errors import DomainError
 from leadfunnel.roles import role_required
+from leadfunnel.validation import integer_range
 from leads import dashboard as lead_reads
 from leads.models import Form, Lead, Stage
 from leads.views import form_error_text, safe_next
@@ -59,7 +60,12 @@ class SequenceForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text='Reaching any goal exits the lead, e.g. [{"interaction_type": "demo_request"}, {"stage": "sql"}]',
     )
-    max_messages_per_day = forms.IntegerField(required=False, min_value=0, label="Messages per lead per day (cap)")
+    max_messages_per_day = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=integer_range(Sequence._meta.get_field("max_messages_per_day"))[1],
+        label="Messages per lead per day (cap)",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -121,3 +121,22 @@ def test_the_nul_check_names_the_path():
     assert validation.nul_path({"a": [{"b": "x\u0000"}]}) == "a.0.b"
     assert validation.nul_path({"a\u0000": 1}) == "a"
     assert validation.nul_path({"a": ["fine", 1, None, {"b": 2.5}]}) is None
+
+
+def test_ids_beyond_the_id_column_are_a_400_naming_the_field(marketer_client):
+    huge = 2**70
+    single = marketer_client.post("/api/v1/interactions/", {"lead": huge, "type": "page_view"}, format="json")
+    _field_named(single, "lead")
+    bulk = marketer_client.post("/api/v1/interactions/bulk/", [{"lead": huge, "type": "page_view"}], format="json")
+    assert bulk.status_code == 200 and "lead" in bulk.json()["errors"][0]["error"]
+    sequence = marketer_client.post("/api/v1/sequences/", {"name": "S"}, format="json").json()
+    enrol = marketer_client.post(f"/api/v1/sequences/{sequence['id']}/enrollments/", {"lead": huge}, format="json")
+    _field_named(enrol, "lead")
+
+
+def test_the_sequence_page_refuses_a_cap_beyond_the_column(client, marketer):
+    client.force_login(marketer)
+    response = client.post("/sequences/new/", {"name": "Capped", "max_messages_per_day": "408136"})
+    assert response.status_code == 400  # the page again, with the message on the field
+    assert "less than or equal to 32767" in response.content.decode()
+    assert Sequence.objects.count() == 0
