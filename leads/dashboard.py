@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from django.core.cache import cache
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Window, prefetch_related_objects
 from django.db.models.functions import RowNumber, TruncWeek
 from django.http import QueryDict
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
+from leadfunnel.validation import InvalidInput, integer_range, parse_datetime, refuse_nul
 from scoring.models import LeadRuleTotal
 
 from .funnel import AWAITING_SALES
@@ -272,6 +274,29 @@ def _decode_cursor(cursor: str) -> list | None:
     return values if isinstance(values, list) and len(values) == 2 else None
 
 
+def _cursor_values(values: list, *, field_name: str) -> list | None:
+    """A cursor's (value, last id) as the sort column's type, if the database can compare it;
+    None for a tampered cursor (the first page is shown)."""
+    value, last_id = values
+    if isinstance(last_id, bool) or not isinstance(last_id, int) or not 0 <= last_id < 2**63:
+        return None
+    if value is None:
+        return [value, last_id]
+    model_field = Lead._meta.get_field(field_name)
+    try:
+        if field_name.endswith("_at"):
+            return [parse_datetime(value, field="cursor"), last_id]
+        value = model_field.to_python(value)
+        refuse_nul(value)
+    except (InvalidInput, DjangoValidationError, TypeError, ValueError):
+        return None
+    if isinstance(value, int):
+        low, high = integer_range(model_field)
+        if (low is not None and value < low) or (high is not None and value > high):
+            return None
+    return [value, last_id]
+
+
 @dataclass
 class LeadPage:
     leads: list[Lead]
@@ -296,9 +321,9 @@ def leads_page(
     page_qs = qs
     values = _decode_cursor(cursor) if cursor else None
     if values is not None:
+        values = _cursor_values(values, field_name=field_name)
+    if values is not None:
         value, last_id = values
-        if field_name.endswith("_at"):
-            value = datetime.fromisoformat(value)
         op = "lt" if descending else "gt"
         page_qs = page_qs.filter(Q(**{f"{field_name}__{op}": value}) | Q(**{field_name: value, f"id__{op}": last_id}))
     order = (f"-{field_name}", "-id") if descending else (field_name, "id")

@@ -140,3 +140,18 @@ def test_the_sequence_page_refuses_a_cap_beyond_the_column(client, marketer):
     assert response.status_code == 400  # the page again, with the message on the field
     assert "less than or equal to 32767" in response.content.decode()
     assert Sequence.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "values",
+    [["not a date", 1], ["2026-01-01T00:00:00+16:00", 1], ["2026-01-01T00:00:00Z", 2**70], ["x\u0000", 1], [{}, 1]],
+)
+def test_a_tampered_leads_page_cursor_shows_the_first_page(client, marketer, values):
+    import base64
+
+    LeadFactory()
+    client.force_login(marketer)
+    cursor = base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+    for sort in ("-created_at", "-score"):
+        response = client.get("/leads/", {"cursor": cursor, "sort": sort})
+        assert response.status_code == 200

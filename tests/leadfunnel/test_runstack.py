@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.worker, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]  # starts gunicorn, a Celery worker and beat (no Redis: the embedded default)
 
 
 def _wait_for(predicate, *, timeout: float, what: str, output) -> None:
