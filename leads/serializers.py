@@ -279,6 +279,10 @@ class FormSubmitInputSerializer(serializers.Serializer):
     utm_medium = serializers.CharField(required=False, max_length=200)
     utm_campaign = serializers.CharField(required=False, max_length=200)
     page_url = serializers.CharField(required=False, max_length=2000)
+    lf_visitor = serializers.CharField(
+        required=False, help_text="The tracking script's visitor id: its earlier page views become the lead's."
+    )
+    lf_site = serializers.CharField(required=False, help_text="The tracked site's key (with lf_visitor).")
 
 
 class SubmissionOutputSerializer(serializers.Serializer):
