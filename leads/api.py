@@ -21,6 +21,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from leadfunnel.api import page_schema
 from leadfunnel.audit import audit_record
 from leadfunnel.roles import IsMarketer, IsMarketerOrSales, IsSalesRep
 from leadfunnel.validation import refuse_nul
@@ -326,7 +327,7 @@ class LeadTimelineView(APIView):
             OpenApiParameter("page", OpenApiTypes.INT, OpenApiParameter.QUERY),
             OpenApiParameter("page_size", OpenApiTypes.INT, OpenApiParameter.QUERY),
         ],
-        responses={200: TimelineItemSerializer(many=True), **ERRORS},
+        responses={200: page_schema("PaginatedTimelineItemList", TimelineItemSerializer), **ERRORS},
     )
     def get(self, request, lead_id: int):
         if not selectors.Lead.objects.filter(pk=lead_id).exists():
