@@ -155,3 +155,13 @@ def test_a_tampered_leads_page_cursor_shows_the_first_page(client, marketer, val
     for sort in ("-created_at", "-score"):
         response = client.get("/leads/", {"cursor": cursor, "sort": sort})
         assert response.status_code == 200
+
+
+@pytest.mark.parametrize("wait", [{"days": 10**9}, {"minutes": 2**70}, {"hours": 1e300}])
+def test_a_wait_beyond_a_storable_due_date_is_refused(marketer_client, wait):
+    """Such a step used to be saved, then crashed the nurture executor on every tick."""
+    steps = [{"kind": "wait", **wait}, {"kind": "email", "subject": "Hi", "body": "<p>Hello</p>"}]
+    response = marketer_client.post("/api/v1/sequences/", {"name": "Forever", "steps": steps}, format="json")
+    _field_named(response, "steps")
+    assert "ten years" in response.content.decode()
+    assert Sequence.objects.count() == 0
