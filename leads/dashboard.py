@@ -75,14 +75,26 @@ def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, datetime.min.time()))
 
 
+# Days a page accepts in its query string: the day after and the day's start in any time zone
+# must stay representable (a date outside is treated as absent or refused, never a 500).
+EARLIEST_DAY, LATEST_DAY = date(1, 1, 3), date(9999, 12, 29)
+
+
+def _day_param(raw: str | None) -> date | None:
+    try:
+        day = parse_date(raw) if raw else None
+    except ValueError:  # 2026-02-30
+        return None
+    return day if day is not None and EARLIEST_DAY <= day <= LATEST_DAY else None
+
+
 def period_from_params(params) -> Period:
     """A period from ``?period=30d`` or ``?since=YYYY-MM-DD&until=YYYY-MM-DD`` (both days included)."""
-    since = parse_date(params.get("since") or "") if params.get("since") else None
-    until = parse_date(params.get("until") or "") if params.get("until") else None
+    since, until = _day_param(params.get("since")), _day_param(params.get("until"))
     today = timezone.localdate()
     if since or until:
         until = until or today
-        since = since or until - timedelta(days=PERIODS[DEFAULT_PERIOD] - 1)
+        since = since or max(until - timedelta(days=PERIODS[DEFAULT_PERIOD] - 1), EARLIEST_DAY)
         if since > until:
             since, until = until, since
         return Period(_day_start(since), _day_start(until + timedelta(days=1)), "custom")
@@ -184,6 +196,9 @@ def _date_or_none(raw: str | None, errors: list[str], name: str) -> date | None:
         parsed = None
     if parsed is None:
         errors.append(f"{name} must be a date (YYYY-MM-DD).")
+    elif not EARLIEST_DAY <= parsed <= LATEST_DAY:
+        errors.append(f"{name} is out of range ({EARLIEST_DAY.isoformat()} to {LATEST_DAY.isoformat()}).")
+        parsed = None
     return parsed
 
 

@@ -36,10 +36,13 @@ def parse_period(since: str | None, until: str | None) -> tuple[datetime, dateti
     try:
         since_at = _parse_bound(since, "since", end=False)
         until_at = _parse_bound(until, "until", end=True)
-    except ValueError as exc:  # e.g. 2026-02-30
+    except (ValueError, OverflowError) as exc:  # e.g. 2026-02-30, or the day after 9999-12-31
         raise ValidationFailed(f"Invalid date: {exc}.") from None
     until_at = until_at or timezone.now()
-    since_at = since_at or until_at - DEFAULT_PERIOD
+    try:
+        since_at = since_at or until_at - DEFAULT_PERIOD
+    except OverflowError:
+        raise ValidationFailed("until is too early.", fields={"until": ["Too early: give since."]}) from None
     if since_at >= until_at:
         raise ValidationFailed("since must be before until.", fields={"since": ["Must be before until."]})
     return since_at, until_at

@@ -40,7 +40,7 @@ def parse_period(since: str | None, until: str | None) -> tuple[datetime, dateti
                 if day is None:
                     raise ValueError("not a date")
                 value = datetime.combine(day + timedelta(days=1) if end else day, time.min)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ValidationFailed(
                 f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 date-time, got {raw!r}.",
                 fields={name: ["Not a date."]},
@@ -49,7 +49,10 @@ def parse_period(since: str | None, until: str | None) -> tuple[datetime, dateti
         return check_datetime(value, field=name)  # offsets and years the database can take
 
     until_at = bound(until, "until", True) or timezone.now()
-    since_at = bound(since, "since", False) or until_at - DEFAULT_PERIOD
+    try:
+        since_at = bound(since, "since", False) or until_at - DEFAULT_PERIOD
+    except OverflowError:
+        raise ValidationFailed("until is too early.", fields={"until": ["Too early: give since."]}) from None
     if since_at >= until_at:
         raise ValidationFailed("since must be before until.", fields={"since": ["Must be before until."]})
     return since_at, until_at

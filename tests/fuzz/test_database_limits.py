@@ -165,3 +165,39 @@ def test_a_wait_beyond_a_storable_due_date_is_refused(marketer_client, wait):
     _field_named(response, "steps")
     assert "ten years" in response.content.decode()
     assert Sequence.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/funnel/?until=0001-01-02",
+        "/api/v1/funnel/?until=9999-12-31",
+        "/api/v1/funnel/?since=0001-01-01&until=9999-12-31",
+        "/api/v1/funnel/?until=2026-01-01T00:00:00-16:00",
+        "/api/v1/scoring/channel-quality/?until=0001-01-02",
+        "/api/v1/scoring/channel-quality/?until=9999-12-31",
+    ],
+)
+def test_report_periods_at_the_edges_of_time_are_a_clear_answer(marketer_client, url):
+    response = marketer_client.get(url)
+    assert response.status_code in (200, 400), response.content
+    if response.status_code == 400:
+        assert response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/?since=0001-01-01&until=9999-12-31",
+        "/?until=0001-01-01",
+        "/?until=9999-12-31",
+        "/?since=2026-02-30",
+        "/leads/?created_from=0001-01-01&created_to=9999-12-31",
+        "/leads/?created_to=9999-12-31",
+        "/scoring/insights/?until=0001-01-02",
+        "/scoring/insights/?since=0001-01-01&until=9999-12-31",
+    ],
+)
+def test_dashboard_pages_take_dates_at_the_edges_of_time(client, admin_user, url):
+    client.force_login(admin_user)
+    assert client.get(url).status_code in (200, 400)
