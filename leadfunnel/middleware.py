@@ -13,15 +13,19 @@
     only enforces that limit when ``request.body``/``request.POST`` is read, and
     DRF's JSON parser streams from the socket, so without this a big JSON body
     would be parsed whole.
+
+``NulCharacterMiddleware``
+    A NUL character in the query string is a 400 naming the parameter.
 """
 
 import logging
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
-from .api import json_error_response
+from .api import error_body, json_error_response
+from .validation import InvalidInput, refuse_nul
 
 logger = logging.getLogger(__name__)
 
@@ -79,4 +83,24 @@ class RequestSizeLimitMiddleware:
                 return json_error_response(400, "bad_request", "Content-Length must be a number.")
             if length > limit:
                 return json_error_response(413, "too_large", f"The request body is too large (at most {limit} bytes).")
+        return self.get_response(request)
+
+
+class NulCharacterMiddleware:
+    """A NUL character in the query string (``?search=%00``) is a 400 naming the parameter, on
+    every page and endpoint: PostgreSQL refuses it in any text comparison. Bodies are checked
+    by the API's parsers and the public intake (:func:`leadfunnel.validation.refuse_nul`)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "%00" in request.META.get("QUERY_STRING", ""):
+            try:
+                refuse_nul({key: request.GET.getlist(key) for key in request.GET})
+            except InvalidInput as exc:
+                if _is_api(request):
+                    body = error_body(400, "invalid", exc.message, exc.fields)
+                    return JsonResponse(body, status=400)
+                return HttpResponseBadRequest(exc.message, content_type="text/plain; charset=utf-8")
         return self.get_response(request)

@@ -12,6 +12,7 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("LEADFUNNEL_VAR_DIR", BASE_DIR / "var"))
@@ -97,6 +98,8 @@ MIDDLEWARE = [
     # 413 for oversized API bodies before any parser; 503 + Retry-After when the database is down.
     "leadfunnel.middleware.RequestSizeLimitMiddleware",
     "leadfunnel.middleware.DatabaseUnavailableMiddleware",
+    # 400 for a NUL character in the query string (PostgreSQL refuses it in text).
+    "leadfunnel.middleware.NulCharacterMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -218,6 +221,17 @@ CELERY_TASK_ROUTES = {
     "scoring.tasks.train_*": {"queue": "bulk"},
     "leads.tasks.import_*": {"queue": "bulk"},
 }
+# Every queue, declared: a plain `celery -A leadfunnel worker` consumes all of them (Celery's
+# default is the task_queues list), and `-Q nurture` narrows a worker to one kind of work.
+CELERY_TASK_QUEUES = tuple(
+    Queue(name, routing_key=name)
+    for name in dict.fromkeys([CELERY_TASK_DEFAULT_QUEUE, *(route["queue"] for route in CELERY_TASK_ROUTES.values())])
+)
+CELERY_TASK_CREATE_MISSING_QUEUES = True
+# Days an anonymous visitor's page views are kept before identification (then deleted by beat).
+RETENTION_ANONYMOUS_DAYS = env_int("RETENTION_ANONYMOUS_DAYS", 90)
+if RETENTION_ANONYMOUS_DAYS < 1:
+    raise ImproperlyConfigured(f"RETENTION_ANONYMOUS_DAYS must be 1 or more, got {RETENTION_ANONYMOUS_DAYS}")
 # How often beat asks for due nurture steps (seconds). Tests of the real beat set it to 1.
 NURTURE_TICK_SECONDS = env_float("NURTURE_TICK_SECONDS", 60.0)
 # The beat schedule: every periodic job of every app, here and nowhere else (tasks by name).
@@ -236,6 +250,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "consent-requests-sweep": {"task": "leads.tasks.consent_requests_sweep", "schedule": 60.0},
     # Lost deals back to marketing after LOST_RECYCLE_AFTER_DAYS (hourly: the period is days).
     "lost-recycle": {"task": "leads.tasks.lost_recycle", "schedule": crontab(minute=41)},
+    # Website tracking: anonymous page views past RETENTION_ANONYMOUS_DAYS, daily.
+    "tracking-retention": {"task": "leads.tasks.anonymous_activity_purge", "schedule": crontab(hour=3, minute=41)},
     # Deferred scoring: whatever a lost kick left in the queue (SCORING_DEFERRED).
     "scores-drain": {"task": "leads.tasks.scores_drain", "schedule": 5.0},
     # Scoring (scoring/tasks.py, scoring/predictive/tasks.py).
@@ -289,6 +305,18 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # --- REST API -----------------------------------------------------------------
 INTAKE_RATE_LIMIT = os.environ.get("INTAKE_RATE_LIMIT", "120/min")
+
+
+def env_rate(name: str, default: str) -> str:
+    """A DRF throttle rate (``120/min``, ``10/s``…) or ``off``."""
+    raw = (os.environ.get(name) or default).strip()
+    if raw.lower() == "off" or re.fullmatch(r"[0-9]+/(s|sec|second|m|min|minute|h|hour|d|day)", raw):
+        return raw
+    raise ImproperlyConfigured(f"{name} must be a rate such as 120/min (or off), got {raw!r}")
+
+
+# Website tracking: page views per client IP on POST /api/v1/track/ (a visitor sends one per page).
+TRACK_RATE_LIMIT = env_rate("TRACK_RATE_LIMIT", "300/min")
 # Interactions for an email no lead has: "create" a visitor (default) or "reject" the event.
 LEADFUNNEL_UNKNOWN_EMAIL_EVENTS = os.environ.get("LEADFUNNEL_UNKNOWN_EMAIL_EVENTS", "create").strip().lower()
 if LEADFUNNEL_UNKNOWN_EMAIL_EVENTS not in {"create", "reject"}:
@@ -314,10 +342,17 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # DRF's parsers plus the one check that no string or key holds a NUL (leadfunnel/validation.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "leadfunnel.parsers.JSONParser",
+        "leadfunnel.parsers.FormParser",
+        "leadfunnel.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "leadfunnel.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "intake": None if INTAKE_RATE_LIMIT.lower() == "off" else INTAKE_RATE_LIMIT,
+        "track": None if TRACK_RATE_LIMIT.lower() == "off" else TRACK_RATE_LIMIT,
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -466,6 +501,8 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+# Load balancer and orchestrator probes speak plain HTTP to the container: never redirect them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

@@ -21,8 +21,10 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from leadfunnel.api import page_schema
 from leadfunnel.audit import audit_record
 from leadfunnel.roles import IsMarketer, IsMarketerOrSales, IsSalesRep
+from leadfunnel.validation import refuse_nul
 
 from . import selectors, services
 from .models import Form
@@ -113,11 +115,16 @@ def read_form_payload(request) -> dict:
                 ) from None
             if not isinstance(data, dict):
                 raise exceptions.ParseError("The JSON body must be an object of field names and values.")
+            refuse_nul(data)
             return data
         if media_type == "application/x-www-form-urlencoded":
-            return _querydict_to_dict(QueryDict(raw, encoding=request._request.encoding or "utf-8"))
+            data = _querydict_to_dict(QueryDict(raw, encoding=request._request.encoding or "utf-8"))
+            refuse_nul(data)
+            return data
         if media_type == "multipart/form-data":
-            return _querydict_to_dict(request._request.POST)
+            data = _querydict_to_dict(request._request.POST)
+            refuse_nul(data)
+            return data
     except TooManyFieldsSent:
         raise exceptions.ParseError(
             f"Too many fields (at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS}).", code="too_many_fields"
@@ -322,7 +329,7 @@ class LeadTimelineView(APIView):
             OpenApiParameter("page", OpenApiTypes.INT, OpenApiParameter.QUERY),
             OpenApiParameter("page_size", OpenApiTypes.INT, OpenApiParameter.QUERY),
         ],
-        responses={200: TimelineItemSerializer(many=True), **ERRORS},
+        responses={200: page_schema("PaginatedTimelineItemList", TimelineItemSerializer), **ERRORS},
     )
     def get(self, request, lead_id: int):
         if not selectors.Lead.objects.filter(pk=lead_id).exists():

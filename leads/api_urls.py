@@ -1,11 +1,14 @@
 from django.urls import path
 
-from . import accounts_api, api, ops_api, privacy_api, segment_api
+from . import accounts_api, api, ops_api, privacy_api, segment_api, tracking_api
 
 urlpatterns = [
     path("forms/", api.FormListCreateView.as_view(), name="api-forms"),
     path("forms/<slug:slug>/", api.FormDetailView.as_view(), name="api-form-detail"),
     path("forms/<slug:slug>/submit/", api.FormSubmitView.as_view(), name="api-form-submit"),
+    path("track/", tracking_api.TrackView.as_view(), name="api-track"),
+    path("sites/", tracking_api.SiteListCreateView.as_view(), name="api-sites"),
+    path("sites/<int:site_id>/", tracking_api.SiteDetailView.as_view(), name="api-site"),
     path("leads/", api.LeadListCreateView.as_view(), name="api-leads"),
     path("leads/duplicates/", accounts_api.DuplicateListView.as_view(), name="api-lead-duplicates"),
     path("leads/tags/", accounts_api.LeadTagsView.as_view(), name="api-leads-tags"),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from django.core.cache import cache
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Window, prefetch_related_objects
 from django.db.models.functions import RowNumber, TruncWeek
 from django.http import QueryDict
@@ -21,6 +22,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 
 from leadfunnel.errors import ValidationFailed
+from leadfunnel.validation import InvalidInput, integer_range, parse_datetime, refuse_nul
 from scoring.models import LeadRuleTotal
 
 from .funnel import AWAITING_SALES
@@ -75,14 +77,26 @@ def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, datetime.min.time()))
 
 
+# Days a page accepts in its query string: the day after and the day's start in any time zone
+# must stay representable (a date outside is treated as absent or refused, never a 500).
+EARLIEST_DAY, LATEST_DAY = date(1, 1, 3), date(9999, 12, 29)
+
+
+def _day_param(raw: str | None) -> date | None:
+    try:
+        day = parse_date(raw) if raw else None
+    except ValueError:  # 2026-02-30
+        return None
+    return day if day is not None and EARLIEST_DAY <= day <= LATEST_DAY else None
+
+
 def period_from_params(params) -> Period:
     """A period from ``?period=30d`` or ``?since=YYYY-MM-DD&until=YYYY-MM-DD`` (both days included)."""
-    since = parse_date(params.get("since") or "") if params.get("since") else None
-    until = parse_date(params.get("until") or "") if params.get("until") else None
+    since, until = _day_param(params.get("since")), _day_param(params.get("until"))
     today = timezone.localdate()
     if since or until:
         until = until or today
-        since = since or until - timedelta(days=PERIODS[DEFAULT_PERIOD] - 1)
+        since = since or max(until - timedelta(days=PERIODS[DEFAULT_PERIOD] - 1), EARLIEST_DAY)
         if since > until:
             since, until = until, since
         return Period(_day_start(since), _day_start(until + timedelta(days=1)), "custom")
@@ -191,6 +205,9 @@ def _date_or_none(raw: str | None, errors: list[str], name: str) -> date | None:
         parsed = None
     if parsed is None:
         errors.append(f"{name} must be a date (YYYY-MM-DD).")
+    elif not EARLIEST_DAY <= parsed <= LATEST_DAY:
+        errors.append(f"{name} is out of range ({EARLIEST_DAY.isoformat()} to {LATEST_DAY.isoformat()}).")
+        parsed = None
     return parsed
 
 
@@ -302,6 +319,29 @@ def _decode_cursor(cursor: str) -> list | None:
     return values if isinstance(values, list) and len(values) == 2 else None
 
 
+def _cursor_values(values: list, *, field_name: str) -> list | None:
+    """A cursor's (value, last id) as the sort column's type, if the database can compare it;
+    None for a tampered cursor (the first page is shown)."""
+    value, last_id = values
+    if isinstance(last_id, bool) or not isinstance(last_id, int) or not 0 <= last_id < 2**63:
+        return None
+    if value is None:
+        return [value, last_id]
+    model_field = Lead._meta.get_field(field_name)
+    try:
+        if field_name.endswith("_at"):
+            return [parse_datetime(value, field="cursor"), last_id]
+        value = model_field.to_python(value)
+        refuse_nul(value)
+    except (InvalidInput, DjangoValidationError, TypeError, ValueError):
+        return None
+    if isinstance(value, int):
+        low, high = integer_range(model_field)
+        if (low is not None and value < low) or (high is not None and value > high):
+            return None
+    return [value, last_id]
+
+
 @dataclass
 class LeadPage:
     leads: list[Lead]
@@ -326,9 +366,9 @@ def leads_page(
     page_qs = qs
     values = _decode_cursor(cursor) if cursor else None
     if values is not None:
+        values = _cursor_values(values, field_name=field_name)
+    if values is not None:
         value, last_id = values
-        if field_name.endswith("_at"):
-            value = datetime.fromisoformat(value)
         op = "lt" if descending else "gt"
         page_qs = page_qs.filter(Q(**{f"{field_name}__{op}": value}) | Q(**{field_name: value, f"id__{op}": last_id}))
     order = (f"-{field_name}", "-id") if descending else (field_name, "id")
@@ -497,6 +537,8 @@ SNIPPET_TEMPLATE = """<form id="leadfunnel-{slug}" class="leadfunnel-form">
   <input name="company" placeholder="Company">
   <!-- Spam trap: leave hidden and empty. -->
   <input name="{honeypot}" tabindex="-1" autocomplete="off" style="position:absolute;left:-9999px" aria-hidden="true">
+  <!-- Filled by the tracking script (lf-track.js) when the page runs it: earlier page views count. -->
+  <input name="lf_visitor" type="hidden"><input name="lf_site" type="hidden">
   <label><input name="consent" type="checkbox" value="true"> Keep me informed</label>
   <button type="submit">Send</button>
   <p class="leadfunnel-message" hidden></p>
@@ -507,6 +549,7 @@ SNIPPET_TEMPLATE = """<form id="leadfunnel-{slug}" class="leadfunnel-form">
   form.addEventListener("submit", function (event) {{
     event.preventDefault();
     var data = Object.fromEntries(new FormData(form).entries());
+    if (!data.lf_visitor && window.lfTrack && window.lfTrack.visitorId) data.lf_visitor = window.lfTrack.visitorId();
     var params = new URLSearchParams(window.location.search);
     ["utm_source", "utm_medium", "utm_campaign"].forEach(function (key) {{
       if (params.get(key)) data[key] = params.get(key);

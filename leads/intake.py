@@ -9,13 +9,14 @@ import functools
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 
 from leadfunnel.errors import ValidationFailed
+from leadfunnel.validation import InvalidInput, parse_datetime
 from scoring.defaults import FREE_MAIL_DOMAINS as SCORING_FREE_MAIL_DOMAINS
 
 # Profile fields a form may fill, with the longest value each column stores.
@@ -70,6 +71,8 @@ PROTECTED_FIELDS = frozenset(
 )
 # Browser plumbing that is never lead data.
 IGNORED_FIELDS = frozenset({"csrfmiddlewaretoken", "g-recaptcha-response", "h-captcha-response", "submit"})
+# Filled by the tracking script (static/js/lf-track.js): who this browser was before the form.
+TRACKING_FIELDS = frozenset({"lf_visitor", "lf_site"})
 
 MAX_CUSTOM_FIELDS = 50
 MAX_CUSTOM_KEY_LENGTH = 64
@@ -237,6 +240,9 @@ class ParsedSubmission:
     consent: bool | None = None
     custom: dict[str, Any] = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)
+    # The tracking script's visitor id and site key, when the page runs it (never lead data).
+    visitor: str = ""
+    site_key: str = ""
 
 
 def parse_submission(data: dict[str, Any], *, honeypot_field: str = "") -> ParsedSubmission:
@@ -260,6 +266,11 @@ def parse_submission(data: dict[str, Any], *, honeypot_field: str = "") -> Parse
         if raw_key == email_key or key in IGNORED_FIELDS or (honeypot_field and key == honeypot_field):
             continue
         name = ALIASES.get(key.lower(), key.lower())
+        if name in TRACKING_FIELDS:
+            # Malformed ids are dropped: a tracking hiccup must not cost the lead.
+            text = value.replace("\x00", "").strip()[:64] if isinstance(value, str) else ""
+            setattr(parsed, "visitor" if name == "lf_visitor" else "site_key", text)
+            continue
         if name in PROTECTED_FIELDS:
             parsed.ignored.append(key)
             continue
@@ -342,20 +353,9 @@ def normalise_tags(value: Any, *, field_name: str = "tags") -> list[str]:
 
 
 def parse_datetime_value(value: Any, *, field_name: str = "occurred_at") -> datetime:
-    """ISO 8601 (with 'Z' or an offset; naive means UTC) or a Unix timestamp in seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"{field_name}: Must be an ISO 8601 date-time.")
-    if isinstance(value, (int, float)):
-        try:
-            return datetime.fromtimestamp(value, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            raise ValueError(f"{field_name}: Timestamp out of range.") from None
-    if not isinstance(value, str):
-        raise ValueError(f"{field_name}: Must be an ISO 8601 date-time.")
+    """ISO 8601 (with 'Z' or an offset; naive means UTC) or a Unix timestamp in seconds, as UTC;
+    ValueError ("field: message") for anything the database could not store."""
     try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError(f"{field_name}: Must be an ISO 8601 date-time, e.g. 2026-05-01T12:00:00Z.") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
+        return parse_datetime(value, field=field_name)
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from None

@@ -623,3 +623,67 @@ class SegmentMember(models.Model):
 
     def __str__(self) -> str:
         return f"Lead {self.lead_id} on list {self.segment_id}"
+
+
+class TrackedSite(TimeStampedModel):
+    """A website that runs our tracking script (``static/js/lf-track.js``). Its public key is in
+    the page; only ``allowed_origins`` may post page views for it (CORS and the page URL)."""
+
+    name = models.CharField(max_length=200)
+    public_key = models.CharField(max_length=40, unique=True)
+    allowed_origins = models.JSONField(default=list, blank=True)
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Visitor(models.Model):
+    """One browser on one site (the script's first-party cookie), and the lead it turned out to be
+    once identified (a form submitted with its id, or a tracked email link followed)."""
+
+    site = models.ForeignKey(TrackedSite, on_delete=models.CASCADE, related_name="visitors")
+    key = models.CharField(max_length=64)
+    lead = models.ForeignKey(Lead, null=True, blank=True, on_delete=models.CASCADE, related_name="visitors")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    identified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["site", "key"], name="visitor_site_key_uniq")]
+        indexes = [
+            # Identification by the id a form carries (any site of the account).
+            models.Index(fields=["key"], name="visitor_key_idx"),
+            # Retention: anonymous visitors not seen for a while.
+            models.Index(fields=["last_seen_at"], name="visitor_anon_seen_idx", condition=Q(lead__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"visitor {self.key} on site {self.site_id}"
+
+
+class AnonymousPageView(models.Model):
+    """A page view of a visitor not identified yet. On identification it becomes the lead's
+    ``page_view`` interaction (and is deleted here); otherwise it is deleted after
+    ``RETENTION_ANONYMOUS_DAYS``."""
+
+    visitor = models.ForeignKey(Visitor, on_delete=models.CASCADE, related_name="page_views")
+    occurred_at = models.DateTimeField(default=timezone.now)
+    url = models.CharField(max_length=2000)
+    title = models.CharField(max_length=300, blank=True, default="")
+    referrer = models.CharField(max_length=2000, blank=True, default="")
+    utm = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [
+            # Identification: a visitor's views, oldest first.
+            models.Index(fields=["visitor", "occurred_at"], name="anon_view_visitor_idx"),
+            # Retention sweep.
+            models.Index(fields=["occurred_at"], name="anon_view_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.url} by visitor {self.visitor_id}"

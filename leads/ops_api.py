@@ -16,7 +16,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,6 +23,7 @@ from rest_framework.views import APIView
 from leadfunnel.api import page_schema
 from leadfunnel.errors import ValidationFailed
 from leadfunnel.models import LeadAssignment
+from leadfunnel.parsers import FormParser, JSONParser, MultiPartParser
 from leadfunnel.roles import IsMarketer, IsMarketerOrSales
 
 from . import analytics, exports, imports, selectors, sla

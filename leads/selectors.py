@@ -9,6 +9,7 @@ from django.db.models import F, Lookup, Q, QuerySet, Subquery
 from rest_framework.exceptions import ValidationError
 
 from leadfunnel.errors import NotFound, ValidationFailed
+from leadfunnel.validation import DbIsoDateTimeFilter
 from scoring.selectors import scoring_settings_get
 
 from .intake import normalise_tag
@@ -122,8 +123,8 @@ class LeadFilter(django_filters.FilterSet):
     channel = django_filters.CharFilter(field_name="channel")
     company = django_filters.NumberFilter(field_name="company_id")
     form = django_filters.CharFilter(field_name="first_form__slug", help_text="Slug of the form that brought the lead.")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = DbIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = DbIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     search = django_filters.CharFilter(method="filter_search", help_text="Words matched in name, email and company.")
     tag = django_filters.CharFilter(method="filter_tag", help_text="Leads carrying this tag (any letter case).")
     segment = django_filters.CharFilter(method="filter_segment", help_text="Id of a saved segment: only its members.")

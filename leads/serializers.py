@@ -3,8 +3,21 @@
 from django.conf import settings
 from rest_framework import serializers
 
+from leadfunnel.validation import DbDateTimeField, db_integer
+
+from . import tracking
 from .intake import PROFILE_FIELDS
-from .models import Channel, Form, Interaction, Lead, LossReason, Opportunity, RejectionReason, StageTransition
+from .models import (
+    Channel,
+    Form,
+    Interaction,
+    Lead,
+    LossReason,
+    Opportunity,
+    RejectionReason,
+    StageTransition,
+    TrackedSite,
+)
 
 
 # --- output -------------------------------------------------------------------------------
@@ -198,6 +211,59 @@ class FormSerializer(serializers.ModelSerializer):
         return value
 
 
+class SiteSerializer(serializers.ModelSerializer):
+    """A tracked website: its public key is generated (read-only); ``snippet`` is what to paste."""
+
+    snippet = serializers.SerializerMethodField()
+    track_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrackedSite
+        fields = (
+            "id",
+            "name",
+            "public_key",
+            "allowed_origins",
+            "active",
+            "snippet",
+            "track_url",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = ("id", "public_key", "snippet", "track_url", "created_at", "updated_at")
+
+    def get_snippet(self, site: TrackedSite) -> str:
+        return tracking.site_snippet(site.public_key)
+
+    def get_track_url(self, site: TrackedSite) -> str:
+        return f"{settings.SITE_URL}/api/v1/track/"
+
+    def validate_allowed_origins(self, value):
+        try:
+            return tracking.clean_origins(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def validate(self, attrs):
+        if self.instance is None:
+            if "allowed_origins" not in attrs:
+                raise serializers.ValidationError({"allowed_origins": ["This field is required."]})
+            attrs["public_key"] = tracking.new_site_key()
+        return attrs
+
+
+class TrackInputSerializer(serializers.Serializer):
+    """Documentation of the page view body the tracking script sends."""
+
+    key = serializers.CharField(help_text="The site's public key.")
+    visitor = serializers.CharField(help_text="The anonymous visitor id (the script's first-party cookie).")
+    url = serializers.URLField(max_length=tracking.URL_MAX, help_text="The page, on one of the site's origins.")
+    title = serializers.CharField(required=False, allow_blank=True)
+    referrer = serializers.CharField(required=False, allow_blank=True)
+    utm = serializers.DictField(child=serializers.CharField(), required=False, help_text="utm_* of the page URL.")
+    identify = serializers.CharField(required=False, help_text="The lf_id of a tracked email link.")
+
+
 # --- input --------------------------------------------------------------------------------
 class FormSubmitInputSerializer(serializers.Serializer):
     """Documentation of the public form body (JSON or form-encoded). Any other field is kept as
@@ -217,6 +283,10 @@ class FormSubmitInputSerializer(serializers.Serializer):
     utm_medium = serializers.CharField(required=False, max_length=200)
     utm_campaign = serializers.CharField(required=False, max_length=200)
     page_url = serializers.CharField(required=False, max_length=2000)
+    lf_visitor = serializers.CharField(
+        required=False, help_text="The tracking script's visitor id: its earlier page views become the lead's."
+    )
+    lf_site = serializers.CharField(required=False, help_text="The tracked site's key (with lf_visitor).")
 
 
 class SubmissionOutputSerializer(serializers.Serializer):
@@ -295,10 +365,10 @@ class LeadPatchInputSerializer(serializers.Serializer):
 class InteractionInputSerializer(serializers.Serializer):
     """One event: the lead by id or by email (unknown emails: LEADFUNNEL_UNKNOWN_EMAIL_EVENTS)."""
 
-    lead = serializers.IntegerField(required=False, min_value=1)
+    lead = db_integer(Lead, "id", required=False, min_value=1)
     email = serializers.CharField(required=False, max_length=254)
     type = serializers.ChoiceField(choices=Interaction._meta.get_field("type").choices)
-    occurred_at = serializers.DateTimeField(required=False)
+    occurred_at = DbDateTimeField(required=False)
     properties = serializers.DictField(required=False)
     source = serializers.CharField(required=False, max_length=100)
     external_id = serializers.CharField(required=False, max_length=200)

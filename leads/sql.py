@@ -17,7 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from leadfunnel.sql import array_casts, array_params, bulk_insert, bulk_update, is_postgres
 from scoring.models import PendingScore, ScoreContribution
 
-from .models import Company, FormSubmission, ImportJob, Interaction, InteractionKey, Lead
+from .models import Company, FormSubmission, ImportJob, Interaction, InteractionKey, Lead, Visitor
 
 _LEAD_FIELDS = [f for f in Lead._meta.concrete_fields if not f.primary_key]
 _LEAD_ALL = list(Lead._meta.concrete_fields)
@@ -476,3 +476,23 @@ def _possible_duplicates_python(*, lead_id: int | None, limit: int, offset: int)
                     pairs.setdefault((a, b), set()).add(reason)
     ordered = sorted(pairs.items(), key=lambda item: (item[0][1], item[0][0]), reverse=True)
     return [(a, b, sorted(reasons)) for (a, b), reasons in ordered[offset : offset + limit]], len(ordered)
+
+
+@lru_cache(maxsize=1)
+def _visitor_upsert_sql() -> str:
+    table = _q(Visitor._meta.db_table)
+    return (
+        f"INSERT INTO {table} ({_q('site_id')}, {_q('key')}, {_q('created_at')}, {_q('last_seen_at')}) "  # noqa: S608
+        f"VALUES (%s, %s, %s, %s) ON CONFLICT ({_q('site_id')}, {_q('key')}) "
+        f"DO UPDATE SET {_q('last_seen_at')} = EXCLUDED.{_q('last_seen_at')} RETURNING {_q('id')}, {_q('lead_id')}"
+    )
+
+
+def visitor_upsert(*, site_id: int, key: str, now: datetime) -> tuple[int, int | None]:
+    """Find or create the visitor ``key`` of a site and mark it seen, in one statement (the tracking
+    endpoint's hot path): answers (visitor id, its lead id or None). The same SQL on PostgreSQL
+    and SQLite (3.35+)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_visitor_upsert_sql(), [site_id, key, now, now])
+        visitor_id, lead_id = cursor.fetchone()
+    return visitor_id, lead_id

@@ -61,6 +61,12 @@ def consent_requests_sweep() -> int:
 
 
 @shared_task(acks_late=True)
+def anonymous_activity_purge() -> dict:
+    """Anonymous website activity past RETENTION_ANONYMOUS_DAYS (beat, daily). Safe to run twice."""
+    return services.anonymous_activity_purge()
+
+
+@shared_task(acks_late=True)
 def import_run_job(job_id: int) -> dict:
     job = imports.import_run(job_id=job_id)
     return {"status": job.status, "processed_rows": job.processed_rows}

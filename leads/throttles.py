@@ -25,3 +25,15 @@ class IntakeRateThrottle(SimpleRateThrottle):
 
     def get_cache_key(self, request, view) -> str:
         return self.cache_format % {"scope": self.scope, "ident": client_ip(request)}
+
+
+class TrackRateThrottle(IntakeRateThrottle):
+    """Per client IP on ``POST /api/v1/track/`` (``TRACK_RATE_LIMIT``; ``off`` disables)."""
+
+    scope = "track"
+
+    def get_rate(self) -> str | None:
+        rate = str(getattr(settings, "TRACK_RATE_LIMIT", "") or "").strip()
+        if not rate or rate.lower() == "off":
+            return None
+        return rate

@@ -53,4 +53,6 @@ urlpatterns = [
     path("imports/<int:job_id>/errors.csv", views.import_errors, name="import-errors"),
     # Public: the double opt-in link of a confirmation email.
     path("consent/confirm/<str:token>/", consent_confirm_page, name="consent-confirm"),
+    path("sites/", views.sites_list, name="sites"),
+    path("sites/<int:site_id>/", views.site_detail, name="site"),
 ]

@@ -2,6 +2,9 @@
 
 from rest_framework import serializers
 
+from leadfunnel.validation import db_integer
+from leads.models import Lead
+
 from .models import EnrollmentStatus, ExitReason, Sequence, StepKind
 
 
@@ -29,7 +32,7 @@ class SequenceInputSerializer(serializers.Serializer):
     send_days = serializers.ListField(
         child=serializers.IntegerField(min_value=0, max_value=6), required=False, default=list
     )
-    max_messages_per_day = serializers.IntegerField(required=False, allow_null=True, min_value=0, default=None)
+    max_messages_per_day = db_integer(Sequence, "max_messages_per_day", required=False, allow_null=True, default=None)
     steps = serializers.ListField(child=serializers.DictField(), required=False, default=list, max_length=100)
 
     def validate_enroll_on(self, value):
@@ -47,8 +50,9 @@ class SequenceOutputSerializer(serializers.Serializer):
     stop_on_handoff = serializers.BooleanField()
     goals = serializers.JSONField()
     reenroll = serializers.CharField()
-    send_window_start = serializers.TimeField(allow_null=True)
-    send_window_end = serializers.TimeField(allow_null=True)
+    # Local times of day ("09:00:00"), documented as text: OpenAPI's "time" format demands an offset.
+    send_window_start = serializers.CharField(allow_null=True)
+    send_window_end = serializers.CharField(allow_null=True)
     send_days = serializers.ListField(child=serializers.IntegerField())
     max_messages_per_day = serializers.IntegerField(allow_null=True)
     steps = StepSerializer(many=True, source="steps.all")
@@ -57,9 +61,9 @@ class SequenceOutputSerializer(serializers.Serializer):
 
 
 class EnrollmentInputSerializer(serializers.Serializer):
-    lead = serializers.IntegerField(required=False, min_value=1)
+    lead = db_integer(Lead, "id", required=False, min_value=1)
     leads = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, max_length=10_000, allow_empty=False
+        child=db_integer(Lead, "id", min_value=1), required=False, max_length=10_000, allow_empty=False
     )
     filter = serializers.DictField(required=False, help_text="stage, min_score, max_score, source, owner, fields")
 

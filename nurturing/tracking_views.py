@@ -6,6 +6,8 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
+from leads.services import tracking_link_identify
+
 from .models import Message
 from .services import lead_unsubscribe, message_record_click, message_record_open
 from .tracking import PIXEL, token_parse
@@ -37,7 +39,9 @@ def click(request: HttpRequest, token: str) -> HttpResponse:
     if not url.lower().startswith(("http://", "https://")):
         raise Http404("Unknown link.")
     message_record_click(message=message, index=index)
-    response = HttpResponseRedirect(url)
+    # A link to one of our tracked sites carries the lead's identify token: the site's script
+    # (lf-track.js) reads it and the browser's page views are the lead's from then on.
+    response = HttpResponseRedirect(tracking_link_identify(url=url, lead_id=message.lead_id))
     response["Cache-Control"] = "no-store, private"
     return response
 

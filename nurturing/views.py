@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from leadfunnel.errors import DomainError
 from leadfunnel.roles import role_required
+from leadfunnel.validation import integer_range
 from leadfunnel.widgets import (
     ConditionListField,
     ConditionVocabulary,
@@ -119,7 +120,12 @@ class SequenceForm(forms.Form):
         help_text="Reaching any goal exits the lead: an interaction (optionally with a property match), "
         "a lead field, or a stage.",
     )
-    max_messages_per_day = forms.IntegerField(required=False, min_value=0, label="Messages per lead per day (cap)")
+    max_messages_per_day = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=integer_range(Sequence._meta.get_field("max_messages_per_day"))[1],
+        label="Messages per lead per day (cap)",
+    )
     send_window_start = forms.TimeField(
         required=False,
         label="Send from (local time)",

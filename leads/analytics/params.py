@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from leadfunnel.errors import ValidationFailed
+from leadfunnel.validation import check_datetime
 
 GROUP_BY_CHOICES = ("source", "channel", "form", "owner", "utm_campaign", "cycle")
 DEFAULT_PERIOD = timedelta(days=30)
@@ -27,7 +28,7 @@ def _parse_bound(raw: str | None, name: str, *, end: bool) -> datetime | None:
         value = datetime.combine(day + timedelta(days=1) if end else day, time.min)
     if timezone.is_naive(value):
         value = timezone.make_aware(value, timezone.get_current_timezone())
-    return value
+    return check_datetime(value, field=name)  # offsets and years the database can take
 
 
 def parse_period(since: str | None, until: str | None) -> tuple[datetime, datetime]:
@@ -35,10 +36,13 @@ def parse_period(since: str | None, until: str | None) -> tuple[datetime, dateti
     try:
         since_at = _parse_bound(since, "since", end=False)
         until_at = _parse_bound(until, "until", end=True)
-    except ValueError as exc:  # e.g. 2026-02-30
+    except (ValueError, OverflowError) as exc:  # e.g. 2026-02-30, or the day after 9999-12-31
         raise ValidationFailed(f"Invalid date: {exc}.") from None
     until_at = until_at or timezone.now()
-    since_at = since_at or until_at - DEFAULT_PERIOD
+    try:
+        since_at = since_at or until_at - DEFAULT_PERIOD
+    except OverflowError:
+        raise ValidationFailed("until is too early.", fields={"until": ["Too early: give since."]}) from None
     if since_at >= until_at:
         raise ValidationFailed("since must be before until.", fields={"since": ["Must be before until."]})
     return since_at, until_at

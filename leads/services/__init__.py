@@ -6,6 +6,7 @@ its owner and its history. By subject:
 - :mod:`.qualification` — scores follow events, and scoring's qualifications are applied;
 - :mod:`.submissions` — the public form intake;
 - :mod:`.interactions` — events in, one or a thousand;
+- :mod:`.tracking` — website page views, anonymous visitors and their identification;
 - :mod:`.profile` — leads created and edited by people and integrations;
 - :mod:`.merge` — two leads that are one person become one (aliases, hooks);
 - :mod:`.tags` — tags added to and removed from many leads at once;
@@ -75,6 +76,16 @@ from .segments import (
 from .submissions import SubmitResult, lead_submit_form
 from .suppression import suppressed_emails, suppression_add, suppression_hash, suppression_remove
 from .tags import MAX_BULK_TAG_LEADS, leads_tag
+from .tracking import (
+    TRACKING_SOURCE,
+    TrackResult,
+    anonymous_activity_purge,
+    pageview_track,
+    site_get_active,
+    tracking_link_identify,
+    visitor_identify_by_key,
+    visitors_identify,
+)
 from .workflow import (
     QUALIFICATION_FACTS,
     lead_accept,
@@ -97,6 +108,14 @@ __all__ = [
     "lead_can_edit",
     "lead_edit_profile",
     "lead_log_activity",
+    "TRACKING_SOURCE",
+    "TrackResult",
+    "anonymous_activity_purge",
+    "pageview_track",
+    "site_get_active",
+    "tracking_link_identify",
+    "visitor_identify_by_key",
+    "visitors_identify",
     "EDITABLE_FIELDS",
     "MAX_BULK_TAG_LEADS",
     "MERGE_FIELDS",

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from leadfunnel.errors import Conflict, ValidationFailed
 from leadfunnel.outbox import outbox_publish_many
+from leadfunnel.validation import integer_range
 
 from .. import intake, sql
 from ..models import Channel, Interaction, InteractionKey, InteractionType, Lead, Stage, TransitionCause
@@ -34,6 +35,8 @@ INTERACTION_TYPES = frozenset(InteractionType.values)
 UNSUBSCRIBE_TYPES = frozenset({InteractionType.UNSUBSCRIBE, InteractionType.EMAIL_COMPLAINT})
 MAX_BULK_EVENTS = 1000
 MAX_PROPERTIES_SIZE = 16_000
+# The largest id the leads' id column holds on the database in use.
+LEAD_ID_MAX = integer_range(Lead._meta.pk)[1] or 2**63 - 1
 # How far in the future an event's occurred_at may be (clock skew of the sender).
 MAX_FUTURE_SKEW = timedelta(days=1)
 
@@ -85,6 +88,8 @@ def event_clean(item: Any, *, default_source: str = "api", now: datetime | None 
                 lead_id = int(lead_id)
             else:
                 raise ValueError("lead: Must be a lead id (a positive integer).")
+        if lead_id > LEAD_ID_MAX:
+            raise ValueError(f"lead: Must be a lead id (at most {LEAD_ID_MAX}).")
     elif email is not None:
         try:
             email = intake.normalise_email(email)

@@ -18,6 +18,7 @@ from ..models import ConsentStatus, Form, FormSubmission, Interaction, Interacti
 from .funnel import Entry, companies_ensure, leads_enter_funnel
 from .profile import merge_custom, new_visitor
 from .qualification import leads_score, scores_drain_soon, scoring_deferred
+from .tracking import visitor_identify_by_key
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,9 @@ def lead_submit_form(
 
     The caller never sets stage, score or owner (they are dropped by :mod:`leads.intake`).
     With an ``idempotency_key`` a retry answers the first submission's id and stores nothing.
-    A filled honeypot field stores the submission as spam, without a lead.
+    A filled honeypot field stores the submission as spam, without a lead. With the tracking
+    script's ``lf_visitor`` (and ``lf_site``) the visitor is identified as the lead and its earlier
+    page views become the lead's interactions, in the same transaction.
     """
     key = (idempotency_key or "").strip()[:200] or None
     replayed = _replayed(form, key)
@@ -86,7 +89,11 @@ def lead_submit_form(
     parsed = intake.parse_submission(data, honeypot_field=form.honeypot_field)
     try:
         with transaction.atomic():
-            return _submit(form=form, parsed=parsed, payload=payload, ip=ip, user_agent=user_agent, key=key)
+            result = _submit(form=form, parsed=parsed, payload=payload, ip=ip, user_agent=user_agent, key=key)
+            if parsed.visitor and result.lead is not None:
+                # The browser's earlier page views (lf-track.js) become this lead's, now that it exists.
+                visitor_identify_by_key(visitor_key=parsed.visitor, site_key=parsed.site_key, lead_id=result.lead.pk)
+            return result
     except IntegrityError:
         # A concurrent retry with the same Idempotency-Key won the race: answer its id.
         replayed = _replayed(form, key)

@@ -8,8 +8,8 @@ rules (who may accept, which moves are legal) live in ``leads.services``; a
 One sub-module per page: ``accounts`` (companies, duplicates, the merge preview, a lead's tags), ``overview`` (home, the funnel), ``listing`` (leads list and bulk
 bar), ``detail``, ``actions`` (the stage actions every page posts to), ``sales`` (queue and
 pipeline, whose cards ``cards`` builds), ``webforms``, ``imports`` (CSV import steps), ``reps``,
-``privacy`` (erase, export, suppressions), ``segments`` (segment list, editor, page, static lists);
-``common`` holds the shared helpers.
+``privacy`` (erase, export, suppressions), ``segments`` (segment list, editor, page, static lists),
+``sites`` (tracked websites); ``common`` holds the shared helpers.
 """
 
 from .accounts import companies_list, company_detail, duplicates_list, lead_merge, lead_tags
@@ -33,6 +33,7 @@ from .segments import (
     segment_members,
     segments_list,
 )
+from .sites import SiteForm, site_detail, sites_list
 from .webforms import WebFormForm, form_create, form_detail, form_edit, form_snippet_preview, forms_list
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "ReasonForm",
     "RejectForm",
     "SuppressionForm",
+    "SiteForm",
     "WebFormForm",
     "companies_list",
     "company_detail",
@@ -94,4 +96,6 @@ __all__ = [
     "segment_members",
     "segments_list",
     "lead_list_membership",
+    "site_detail",
+    "sites_list",
 ]

@@ -15,8 +15,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from leadfunnel.audit import audit_record
 from leadfunnel.roles import role_required
 
-from .. import dashboard
-from ..models import Form
+from .. import dashboard, tracking
+from ..models import Form, TrackedSite
 from ..serializers import FormSerializer
 
 # Suggestions for a form's kind (any text is kept: scoring rules and reports read it as written).
@@ -228,8 +228,17 @@ def form_detail(request: HttpRequest, slug: str) -> HttpResponse:
     if item is None:
         raise Http404("No such form.")
     endpoint = _endpoint(item.slug)
+    sites = list(TrackedSite.objects.filter(active=True).order_by("name", "pk"))
+    for site in sites:
+        site.snippet = tracking.site_snippet(site.public_key)
     return render(
         request,
         "forms/detail.html",
-        {"nav": "forms", "item": item, "endpoint": endpoint, "snippet": dashboard.form_snippet(item, endpoint)},
+        {
+            "nav": "forms",
+            "item": item,
+            "endpoint": endpoint,
+            "snippet": dashboard.form_snippet(item, endpoint),
+            "tracking_sites": sites,
+        },
     )

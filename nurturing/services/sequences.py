@@ -25,6 +25,9 @@ ACTIONS = ("set_stage", "notify_owner", "assign", "tag", "webhook")
 MAX_STEPS = 100
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
+# The longest wait step: its due date must stay a timestamp the database stores.
+MAX_WAIT_SECONDS = 10 * 365 * 86400
+
 
 def _step_errors(step: dict, position: int, count: int) -> list[str]:
     errors: list[str] = []
@@ -73,6 +76,10 @@ def _step_errors(step: dict, position: int, count: int) -> list[str]:
             amount = step[units[0]]
             if isinstance(amount, bool) or not isinstance(amount, int | float) or amount <= 0:
                 errors.append(f"'{units[0]}' must be a positive number.")
+            elif amount * WAIT_UNITS[units[0]] > MAX_WAIT_SECONDS:
+                # A due date must stay a storable timestamp (and a real plan): ten years at most.
+                limit = MAX_WAIT_SECONDS // WAIT_UNITS[units[0]]
+                errors.append(f"'{units[0]}' must be at most {limit} (ten years).")
     elif kind == StepKind.BRANCH:
         try:
             condition_validate(step.get("condition"))

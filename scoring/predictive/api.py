@@ -8,13 +8,14 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from leadfunnel.errors import ValidationFailed
 from leadfunnel.roles import IsMarketer, IsMarketerOrSales
+from leadfunnel.validation import check_datetime
 from leads.models import Lead
 
 from . import backtest, channel_quality, prediction, runs, training
@@ -39,15 +40,19 @@ def parse_period(since: str | None, until: str | None) -> tuple[datetime, dateti
                 if day is None:
                     raise ValueError("not a date")
                 value = datetime.combine(day + timedelta(days=1) if end else day, time.min)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ValidationFailed(
                 f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 date-time, got {raw!r}.",
                 fields={name: ["Not a date."]},
             ) from None
-        return timezone.make_aware(value) if timezone.is_naive(value) else value
+        value = timezone.make_aware(value) if timezone.is_naive(value) else value
+        return check_datetime(value, field=name)  # offsets and years the database can take
 
     until_at = bound(until, "until", True) or timezone.now()
-    since_at = bound(since, "since", False) or until_at - DEFAULT_PERIOD
+    try:
+        since_at = bound(since, "since", False) or until_at - DEFAULT_PERIOD
+    except OverflowError:
+        raise ValidationFailed("until is too early.", fields={"until": ["Too early: give since."]}) from None
     if since_at >= until_at:
         raise ValidationFailed("since must be before until.", fields={"since": ["Must be before until."]})
     return since_at, until_at
@@ -235,7 +240,10 @@ class BacktestApplyView(APIView):
 
     @extend_schema(
         request=None,
-        responses=BacktestOut,
+        responses={
+            200: BacktestOut,
+            409: OpenApiResponse(description="Not finished, already applied, or the rules changed since."),
+        },
         summary="Apply a finished back-test's candidate rules and settings to the live model",
     )
     def post(self, request, pk: int):

@@ -1,4 +1,5 @@
 import pytest
+from django.test import override_settings
 
 from tests.conftest import _point_celery_at
 
@@ -57,3 +58,15 @@ def test_readyz_is_ok_against_a_real_redis(client, redis_server):
     finally:
         _point_celery_at(app, *old)
     assert response.status_code == 200, response.json()
+
+
+@pytest.mark.django_db
+@override_settings(SECURE_SSL_REDIRECT=True)
+def test_probes_answer_over_plain_http_when_https_redirect_is_on(client, monkeypatch):
+    """Load balancers and orchestrators probe over HTTP; everything else still goes to HTTPS."""
+    monkeypatch.setattr("leadfunnel.views.check_broker", lambda: None)
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    redirected = client.get("/accounts/login/")
+    assert redirected.status_code == 301 and redirected["Location"].startswith("https://")
+    assert client.get("/healthz/x").status_code == 301  # exempt means exactly the probes

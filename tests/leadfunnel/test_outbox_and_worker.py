@@ -124,6 +124,7 @@ def test_the_beat_schedule_is_every_periodic_job_of_every_app_by_task_name():
         "retention-submissions": ("leads.tasks.retention_sweep", crontab(hour=3, minute=41)),
         "consent-requests-sweep": ("leads.tasks.consent_requests_sweep", 60.0),
         "lost-recycle": ("leads.tasks.lost_recycle", crontab(minute=41)),
+        "tracking-retention": ("leads.tasks.anonymous_activity_purge", crontab(hour=3, minute=41)),
         "scores-drain": ("leads.tasks.scores_drain", 5.0),
         "scoring-decay-refresh": ("scoring.tasks.recompute_decayed_scores", crontab(minute=17)),
         "scoring-recompute-resume": ("scoring.tasks.recompute_resume_stale", 300.0),
@@ -157,3 +158,18 @@ def test_the_tasks_queued_by_name_are_registered_in_every_process():
     assert json.loads(answer.stdout.strip().splitlines()[-1]) == [True, True, True], answer.stderr
     assert app.amqp.router.route({}, "leads.tasks.import_run_job")["queue"].name == "bulk"
     assert app.amqp.router.route({}, webhooks.DELIVER_TASK)["queue"].name == "events"
+
+
+def test_a_worker_started_without_q_consumes_every_queue_tasks_are_routed_to():
+    """`celery -A leadfunnel worker` as Celery's docs show it: it must take nurture and bulk work too."""
+    app.finalize()
+    app.loader.import_default_modules()
+    default_queues = set(app.amqp.queues)  # what a worker consumes when no -Q is given
+    routed = {app.amqp.router.route({}, name, args=(), kwargs={})["queue"].name for name in app.tasks}
+    assert {"events", "nurture", "bulk"} <= routed
+    assert routed <= default_queues
+    assert app.conf.task_default_queue in default_queues
+    # -Q still narrows a worker to one kind of work.
+    narrowed = app.amqp.Queues(app.conf.task_queues, create_missing=True)
+    narrowed.select(["nurture"])  # what `worker -Q nurture` does
+    assert set(narrowed.consume_from) == {"nurture"}

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = (
@@ -92,3 +94,31 @@ def test_a_malformed_database_url_is_refused():
 def test_email_backend_comes_from_the_environment():
     result = load_settings(EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend")
     assert json.loads(result.stdout)["email"] == "django.core.mail.backends.filebased.EmailBackend"
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"RETENTION_ANONYMOUS_DAYS": "ninety"}, "RETENTION_ANONYMOUS_DAYS must be an integer"),
+        ({"RETENTION_ANONYMOUS_DAYS": "0"}, "RETENTION_ANONYMOUS_DAYS must be 1 or more"),
+        ({"TRACK_RATE_LIMIT": "lots"}, "TRACK_RATE_LIMIT must be a rate"),
+    ],
+)
+def test_malformed_tracking_settings_are_refused_with_the_variable_name(env, needle):
+    result = load_settings(**env)
+    assert result.returncode != 0
+    assert needle in result.stderr
+
+
+def test_tracking_settings_come_from_the_environment():
+    probe = "import django; from django.conf import settings; django.setup(); print(settings.RETENTION_ANONYMOUS_DAYS, settings.TRACK_RATE_LIMIT)"
+    env = {
+        **os.environ,
+        "RETENTION_ANONYMOUS_DAYS": "30",
+        "TRACK_RATE_LIMIT": "10/s",
+        "DJANGO_SETTINGS_MODULE": "leadfunnel.settings",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.split() == ["30", "10/s"], result.stderr

@@ -214,13 +214,11 @@ def test_thai_arabic_and_turkish_names_are_stored_and_returned_intact(anon_clien
     assert (shown["first_name"], shown["last_name"]) == (first, last)
 
 
-def test_nul_characters_do_not_break_storage(anon_client, form):
-    response = submit(
-        anon_client, "contact", {"email": "nul@acme.example", "first_name": "A\u0000da", "note": "x\u0000"}
-    )
-    assert response.status_code == 201
-    lead = Lead.objects.get()
-    assert lead.first_name == "Ada" and lead.custom_fields == {"note": "x"}
+def test_nul_characters_are_refused_naming_the_field_and_store_nothing(anon_client, form):
+    response = submit(anon_client, "contact", {"email": "nul@acme.example", "first_name": "A\u0000da"})
+    assert response.status_code == 400
+    assert "first_name" in response.json()["errors"]
+    assert not Lead.objects.exists() and not FormSubmission.objects.exists()
 
 
 def test_cors_preflight_allows_only_the_forms_origins(anon_client, form):

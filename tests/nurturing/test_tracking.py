@@ -1,7 +1,10 @@
+from urllib.parse import parse_qs, urlsplit
+
 import pytest
 from django.core import mail
 
-from leads.models import Interaction
+from leads import tracking as lead_tracking
+from leads.models import Interaction, TrackedSite
 from nurturing import services
 from nurturing.models import Enrollment, Message
 from nurturing.tracking import tracking_token
@@ -46,6 +49,15 @@ def test_a_click_redirects_to_the_link_that_was_in_the_message_and_records_it(cl
     assert click.properties["url"] == "https://leadfunnel.example/guide"
     message.refresh_from_db()
     assert message.clicked_at is not None and message.opened_at is not None
+
+
+def test_a_click_to_a_tracked_site_carries_the_leads_identify_token(client, message):
+    """The site's script (lf-track.js) sends the token with its next page view: the browser is the lead."""
+    TrackedSite.objects.create(name="Ours", public_key="lf_ourssitekey", allowed_origins=["https://leadfunnel.example"])
+    location = urlsplit(client.get(_path(message, "c", 0))["Location"])
+    assert (location.netloc, location.path) == ("leadfunnel.example", "/guide")
+    token = parse_qs(location.query)[lead_tracking.IDENTIFY_PARAM][0]
+    assert lead_tracking.identify_token_parse(token) == message.lead_id
 
 
 def test_links_in_the_sent_email_point_at_working_tracked_urls(client, message):

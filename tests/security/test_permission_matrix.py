@@ -35,6 +35,12 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("api-form-detail", "GET"): MARKETING,
     ("api-form-detail", "PATCH"): MARKETING,
     ("api-form-submit", "POST"): EVERYONE,
+    ("api-track", "POST"): EVERYONE,  # public: the site key, origin and throttle guard it
+    ("api-sites", "GET"): MARKETING,
+    ("api-sites", "POST"): MARKETING,
+    ("api-site", "GET"): MARKETING,
+    ("api-site", "PATCH"): MARKETING,
+    ("api-site", "DELETE"): MARKETING,
     ("api-leads", "GET"): MARKETING_OR_SALES,
     ("api-leads", "POST"): MARKETING,
     ("api-lead-detail", "GET"): MARKETING_OR_SALES,
@@ -192,6 +198,7 @@ def world(db, marketer, sales_rep, other_rep, admin_user):
         "template_id": 999_999,
         "company_id": 999_999,
         "segment_id": 999_999,
+        "site_id": 999_999,
     }
     return clients, kwargs, lead
 
@@ -209,6 +216,7 @@ def _path(route: str, name: str, kwargs: dict, lead) -> str:
         "template_id",
         "company_id",
         "segment_id",
+        "site_id",
         "pk",
     ):
         if f"<int:{key}>" in route or f"<slug:{key}>" in route or f"<str:{key}>" in route:

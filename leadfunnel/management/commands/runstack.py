@@ -39,7 +39,7 @@ class Command(BaseCommand):
 
         python = sys.executable
         env = dict(os.environ)
-        queues = "events,nurture,bulk"
+        queues = ",".join(queue.name for queue in settings.CELERY_TASK_QUEUES)
         commands = {
             "web": [
                 python,
@@ -125,9 +125,12 @@ class Command(BaseCommand):
         finally:
             if seeding is not None and seeding.poll() is None:
                 procs["seed"] = seeding
+            # SIGTERM to each main process only: gunicorn's master and Celery's worker stop their own
+            # children (a warm shutdown). Signalling the whole group made the worker's pool processes
+            # die under it, which Celery logs as errors. The group is killed only if one hangs.
             for proc in procs.values():
                 if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.send_signal(signal.SIGTERM)
             deadline = time.time() + 15
             for proc in procs.values():
                 try:
