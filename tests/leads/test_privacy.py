@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from leadfunnel.models import AuditEvent, Notification, OutboxMessage, WebhookDelivery, WebhookSubscription
 from leadfunnel.outbox import outbox_dispatch
-from leads.models import FormSubmission, ImportJob, Interaction, Lead, StageTransition, Suppression
+from leads.models import FormSubmission, ImportJob, Interaction, Lead, StageTransition, Suppression, TrackedSite
 from leads.services import lead_erase, suppression_hash
 from nurturing import services as nurturing
 from nurturing.models import Enrollment, Message
@@ -128,10 +128,33 @@ def fill_every_table(client, marketer_client, sales_rep, receiver, capture) -> L
         },
         actor=None,
     )
+    # Before they give their email, they browse the website with the tracking script on.
+    site = TrackedSite.objects.create(
+        name="Site", public_key="lf_privacytest1", allowed_origins=["https://site.example"]
+    )
+    visitor = "0123456789abcdef0123456789abcdef"
+    response = client.post(
+        "/api/v1/track/",
+        data=json.dumps(
+            {
+                "key": site.public_key,
+                "visitor": visitor,
+                "url": f"https://site.example/pricing?who={EMAIL}",
+                "title": f"Pricing for {FIRST} {LAST}",
+                "referrer": f"https://mail.example/?to={EMAIL}",
+            }
+        ),
+        content_type="text/plain",
+        HTTP_ORIGIN="https://site.example",
+        HTTP_USER_AGENT="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0",
+    )
+    assert response.status_code == 204, response.content
     with capture(execute=True):
         response = client.post(
             f"/api/v1/forms/{form.slug}/submit/",
             {
+                "lf_visitor": visitor,
+                "lf_site": site.public_key,
                 "email": EMAIL,
                 "first_name": FIRST,
                 "last_name": LAST,
@@ -306,8 +329,8 @@ def test_the_export_holds_every_kind_of_data_as_a_download(
     assert response.status_code == 200
     assert response["Content-Disposition"] == f'attachment; filename="lead-{lead.pk}-export.json"'
     # Auth, the lead, the suppression check, and one per kind of data (not per row): every table that
-    # declares personal data (consent requests, aliases, segment memberships… included).
-    assert len(queries) <= 17, [q["sql"][:100] for q in queries]
+    # declares personal data (consent requests, aliases, segment memberships, tracked visitors…).
+    assert len(queries) <= 18, [q["sql"][:100] for q in queries]
     document = json.loads(response.content)
     assert document["profile"]["email"] == EMAIL.lower()
     assert (document["profile"]["first_name"], document["profile"]["phone"]) == (FIRST, PHONE)
@@ -391,12 +414,12 @@ def test_the_erasure_is_a_fixed_set_of_statements(marketer):
         lead_erase(lead=lead.pk, actor=marketer)
     # lock the lead; suppression insert, hint blank and its audit row; interaction keys; one UPDATE
     # per declared table (assignments, interactions, double opt-in requests, messages, merge aliases
-    # and provider events (both deleted: keyed by the address), opportunities, stage history, step
+    # and provider events and tracked visitors (deleted: keyed by the address or the cookie), opportunities, stage history, step
     # executions, submissions); score reasons; notifications; webhook deliveries; outbox; audit;
     # import errors; a company that was only this person; the lead; the audit row; the lead.erased
     # message. Savepoints aside.
     statements = [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
-    assert len(statements) == 25, statements
+    assert len(statements) == 26, statements
 
 
 def test_a_table_that_declares_nothing_is_still_erased_and_exported_by_default():
