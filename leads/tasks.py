@@ -44,8 +44,9 @@ def scores_drain() -> int:
 
 @shared_task(name="leads.tasks.retention_sweep", acks_late=True)
 def retention_sweep() -> int:
-    """Blank form payloads, IPs and user agents past RETENTION_SUBMISSION_DAYS (daily, beat)."""
-    return services.submissions_apply_retention()
+    """Blank form payloads, IPs and user agents past RETENTION_SUBMISSION_DAYS and delete the
+    files of imports finished before then (daily, beat). Answers how many of both."""
+    return services.submissions_apply_retention() + services.import_files_expire()
 
 
 @shared_task(name="leads.tasks.consent_requests_send", acks_late=True)

@@ -61,7 +61,7 @@ from .qualification import (
     scoring_deferred,
 )
 from .recycling import deal_reps, lead_recycle, leads_recycle_lost, lost_recycle_after_days
-from .retention import submissions_apply_retention
+from .retention import import_files_expire, submissions_apply_retention
 from .routing import Reassignment, RepRoster, leads_assign, rep_pick_next, rep_queue
 from .segments import (
     emails_from_csv,
@@ -180,6 +180,7 @@ __all__ = [
     "rep_queue",
     "stage_changed_payload",
     "submissions_apply_retention",
+    "import_files_expire",
     "suppressed_emails",
     "suppression_add",
     "suppression_hash",

@@ -8,7 +8,9 @@ transaction, and the erasure itself is audited with counts only.
 
 Which tables hold what is declared by their models (:mod:`leads.privacy`); the few that name a
 person without pointing at the lead (rep notifications, webhook deliveries, the outbox, the
-audit log, import error reports, spam submissions) are found by the address in their text.
+audit log, import error reports, spam submissions) are found by the address in their text, and
+so are the uploaded import files (rewritten without the person's rows after the commit:
+:mod:`leads.import_files`).
 """
 
 from django.db import models, transaction
@@ -22,6 +24,7 @@ from leadfunnel.models import AuditEvent, Notification, OutboxMessage, WebhookDe
 from leadfunnel.outbox import outbox_publish
 
 from .. import sql
+from ..import_files import import_files_erase, import_files_naming
 from ..models import Company, FormSubmission, Interaction, InteractionKey, Lead, SuppressionReason
 from ..privacy import personal_data_models
 from .suppression import suppression_add
@@ -115,6 +118,11 @@ def lead_erase(*, lead: int, actor) -> dict[str, int]:
             Q(object_type=Lead._meta.label_lower, object_id=str(lead)) | _mentions(AuditEvent, "changes", email)
         ).update(changes={})
         removed["import_error_reports"] = sql.import_errors_erase(email=email)
+        # The uploaded CSV files that hold the person's rows are rewritten without them once this
+        # commits (files are not transactional: a rollback leaves them as they were).
+        files = import_files_naming(email=email)
+        removed["import_files"] = len(files)
+        transaction.on_commit(lambda: import_files_erase(job_ids=files, email=email))
 
         # A company that is only this person (a sole trader's name and domain) goes with them; a
         # company with other people in it is an organisation's record and stays.

@@ -3,6 +3,9 @@
 After that the submission's raw payload, IP address and user agent are blanked; the row stays
 (form, lead, time, spam flag) so per-form counts do not change. The lead's profile, built from
 the submissions, is kept (it is the relationship, erased on request: ``leads.services.privacy``).
+
+The uploaded CSV file of an import finished more than RETENTION_SUBMISSION_DAYS ago is deleted
+too (the job, its counts and its error report stay); an unfinished import keeps its file.
 """
 
 from datetime import datetime, timedelta
@@ -11,6 +14,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from ..import_files import import_files_apply_retention
 from ..models import FormSubmission
 
 RETENTION_BATCH = 5000
@@ -36,3 +40,10 @@ def submissions_apply_retention(*, now: datetime | None = None, batch_size: int 
         total += FormSubmission.objects.filter(_HOLDING, pk__in=ids).update(payload={}, ip=None, user_agent="")
         if len(ids) < batch_size:
             return total
+
+
+def import_files_expire(*, now: datetime | None = None) -> int:
+    """Delete the uploaded files of imports finished before the retention period; answers how
+    many were deleted. Safe to run twice."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.RETENTION_SUBMISSION_DAYS)
+    return import_files_apply_retention(cutoff=cutoff)

@@ -2,16 +2,22 @@
 
 import io
 import json
+import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core import mail
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from leadfunnel.models import AuditEvent, Notification, OutboxMessage, WebhookDelivery, WebhookSubscription
 from leadfunnel.outbox import outbox_dispatch
+from leads.imports import import_run
 from leads.models import FormSubmission, ImportJob, Interaction, Lead, StageTransition, Suppression, TrackedSite
 from leads.services import lead_erase, suppression_hash
 from nurturing import services as nurturing
@@ -98,6 +104,18 @@ def traces_in_database(needles=TRACES) -> dict[str, list[str]]:
                 cursor.execute(f"SELECT count(*) FROM {quote(table)} WHERE {where}", [needle.lower()] * len(columns))
                 if cursor.fetchone()[0]:
                     found.setdefault(table, []).append(needle)
+    return found
+
+
+def traces_in_files(needles=TRACES) -> dict[str, list[str]]:
+    """{stored file: [needles found]} over every file under MEDIA_ROOT (any case)."""
+    found: dict[str, list[str]] = {}
+    for path in Path(settings.MEDIA_ROOT).rglob("*"):
+        if path.is_file():
+            text = path.read_bytes().decode("utf-8", "replace").lower()
+            hits = [needle for needle in needles if needle.lower() in text]
+            if hits:
+                found[str(path.relative_to(settings.MEDIA_ROOT))] = hits
     return found
 
 
@@ -222,6 +240,9 @@ def test_erasing_a_person_leaves_no_trace_in_any_table_and_keeps_the_funnel(
     ):
         assert EMAIL.lower() in before.get(table, []), (table, before)
     assert FIRST.lower() in before["nurturing_message"] and PHONE in before["nurturing_message"]
+    # The uploaded CSV holds the person's row too.
+    [stored] = traces_in_files()
+    assert set(traces_in_files()[stored]) == set(TRACES)
     assert mail.outbox and any(lead.email in m.to for m in mail.outbox)
     assert WebhookDelivery.objects.filter(status="succeeded").exists() and receiver.bodies
     assert FormSubmission.objects.get(lead=lead).ip == "203.0.113.9"
@@ -231,11 +252,11 @@ def test_erasing_a_person_leaves_no_trace_in_any_table_and_keeps_the_funnel(
     interactions = Interaction.objects.filter(lead=lead).count()
     contributions = ScoreContribution.objects.filter(lead=lead).count()
 
-    with CaptureQueriesContext(connection) as queries:
+    with django_capture_on_commit_callbacks(execute=True), CaptureQueriesContext(connection) as queries:
         response = marketer_client.post(f"/api/v1/leads/{lead.pk}/erase/")
     assert response.status_code == 200, response.content
     erased = response.json()["erased"]
-    assert erased["profile"] == 1
+    assert erased["profile"] == 1 and erased["import_files"] == 1
     assert erased["submissions"] == 1 and erased["interactions"] == interactions
     assert erased["messages"] >= 1 and erased["notifications"] >= 1 and erased["import_error_reports"] == 1
     assert erased["webhook_deliveries"] >= 1 and erased["stage_history"] == 2
@@ -244,6 +265,11 @@ def test_erasing_a_person_leaves_no_trace_in_any_table_and_keeps_the_funnel(
 
     after = traces_in_database()
     assert after == {}, after
+    assert traces_in_files() == {}, traces_in_files()
+    # The import's file keeps its header and everyone else's row, byte for byte.
+    job = ImportJob.objects.get()
+    with job.file.open("rb") as handle:
+        assert handle.read() == b"Email,First,Last,Phone,Job\nother@acme.example,Otto,,,\n"
     lead.refresh_from_db()
     assert lead.email == f"erased-{lead.pk}@erased.invalid"
     assert (lead.first_name, lead.last_name, lead.phone, lead.title) == ("", "", "", "")
@@ -416,10 +442,10 @@ def test_the_erasure_is_a_fixed_set_of_statements(marketer):
     # per declared table (assignments, interactions, double opt-in requests, messages, merge aliases
     # and provider events and tracked visitors (deleted: keyed by the address or the cookie), opportunities, stage history, step
     # executions, submissions); score reasons; notifications; webhook deliveries; outbox; audit;
-    # import errors; a company that was only this person; the lead; the audit row; the lead.erased
+    # import errors; the imports with a stored file; a company that was only this person; the lead; the audit row; the lead.erased
     # message. Savepoints aside.
     statements = [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
-    assert len(statements) == 26, statements
+    assert len(statements) == 27, statements
 
 
 def test_a_table_that_declares_nothing_is_still_erased_and_exported_by_default():
@@ -451,3 +477,103 @@ def test_a_company_of_one_goes_with_the_person_and_a_shared_one_stays(marketer_c
     assert (solo.name, solo.domain) == ("Erased company", None)
     assert (shared.name, shared.domain) == ("Initech", "initech.example")
     assert Lead.objects.get(pk=kit.pk).company_id == solo.pk  # account figures keep their rows
+
+
+def _stored(content: bytes, **fields) -> ImportJob:
+    job = ImportJob(original_name="people.csv", mapping={"email": "Email", "first_name": "First"}, **fields)
+    job.file.save("people.csv", ContentFile(content), save=True)
+    return job
+
+
+def _content(job: ImportJob) -> bytes:
+    job.refresh_from_db()
+    with job.file.open("rb") as handle:
+        return handle.read()
+
+
+def test_erasure_rewrites_every_import_file_naming_the_person_byte_for_byte_after_commit(
+    marketer_client, django_capture_on_commit_callbacks
+):
+    lead = LeadFactory(email="ada@acme.example", first_name="Ada")
+    # A BOM, CRLF endings, a quoted cell over two lines, a byte that is not UTF-8, the person's
+    # row in another letter case, and someone else's row that names her in a note.
+    done = _stored(
+        b"\xef\xbb\xbfEmail,First,Note\r\n"
+        b'bob@acme.example,Bob,"two\r\nlines"\r\n'
+        b"ADA@Acme.Example,Ada,caf\xe9\r\n"
+        b'carl@acme.example,Carl,"referred by ada@acme.example, ""quoted"""\r\n'
+        b"dora@acme.example,Dora,\xff\r\n",
+        status="done",
+        processed_rows=4,
+        total_rows=4,
+    )
+    elsewhere = _stored(b"Email,First\nbob@acme.example,Bob\n", status="done")
+    untouched = _content(elsewhere)
+    old_name = done.file.name
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = marketer_client.post(f"/api/v1/leads/{lead.pk}/erase/")
+    assert response.status_code == 200, response.content
+    assert response.json()["erased"]["import_files"] == 1
+    # Nothing on disk changes before the commit (a rollback leaves the files as they were).
+    assert b"ADA@Acme.Example" in _content(done)
+    for callback in callbacks:
+        callback()
+
+    assert _content(done) == (
+        b"\xef\xbb\xbfEmail,First,Note\r\n"
+        b'bob@acme.example,Bob,"two\r\nlines"\r\n'
+        b"carl@acme.example,Carl,\r\n"
+        b"dora@acme.example,Dora,\xff\r\n"
+    )
+    assert done.file.name != old_name and not done.file.storage.exists(old_name)
+    assert (done.status, done.processed_rows, done.total_rows) == ("done", 4, 4)
+    assert _content(elsewhere) == untouched and elsewhere.file.name == ImportJob.objects.get(pk=elsewhere.pk).file.name
+    assert traces_in_files(("ada@acme.example",)) == {}
+
+
+def test_an_unfinished_import_loses_the_persons_rows_and_resumes_without_skipping_or_repeating(
+    marketer, django_capture_on_commit_callbacks
+):
+    lead = LeadFactory(email="ada@acme.example")
+    rows = b"Email,First\nann@acme.example,Ann\nada@acme.example,Ada\n\nben@acme.example,Ben\nada@acme.example,A\n"
+    # Ann and Ada were imported by a worker that stopped; Ben and Ada's second row are left.
+    stopped = _stored(rows, status="failed", processed_rows=2, total_rows=4)
+    running = _stored(rows, status="running", processed_rows=1, total_rows=4)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert lead_erase(lead=lead.pk, actor=marketer)["import_files"] == 2
+
+    expected = b"Email,First\nann@acme.example,Ann\n\nben@acme.example,Ben\n"
+    assert _content(stopped) == expected and _content(running) == expected
+    assert (stopped.status, stopped.processed_rows, stopped.total_rows) == ("failed", 1, 2)
+    # A running job goes back to pending and is queued again (the worker reading the old file
+    # stops at its next batch): here the queued run resumes the new file where it was at once.
+    message = OutboxMessage.objects.get(topic="import.requested", payload={"job_id": running.pk})
+    assert message.dispatched_at is not None
+    assert (running.status, running.processed_rows, running.created_count) == ("done", 2, 1)
+
+    # Ann (row 1, never in the database here) is not run again, Ben is, and Ada is not.
+    import_run(job_id=stopped.pk)
+    stopped.refresh_from_db()
+    assert (stopped.status, stopped.processed_rows, stopped.error_count) == ("done", 2, 0)
+    assert set(Lead.objects.values_list("email", flat=True)) == {f"erased-{lead.pk}@erased.invalid", "ben@acme.example"}
+    assert not Lead.objects.filter(email="ada@acme.example").exists()
+
+
+def test_a_file_that_cannot_be_rewritten_is_logged_and_the_erasure_stands(
+    marketer_client, django_capture_on_commit_callbacks, monkeypatch, caplog
+):
+    lead = LeadFactory(email="ada@acme.example")
+    job = _stored(b"Email,First\nada@acme.example,Ada\n", status="done")
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(FileSystemStorage, "_save", broken)
+    with caplog.at_level(logging.ERROR), django_capture_on_commit_callbacks(execute=True):
+        response = marketer_client.post(f"/api/v1/leads/{lead.pk}/erase/")
+    assert response.status_code == 200, response.content
+    assert Lead.objects.get(pk=lead.pk).erased_at is not None
+    assert f"import {job.pk}: its file could not be rewritten" in caplog.text
+    assert _content(job) == b"Email,First\nada@acme.example,Ada\n"  # left whole, not half written

@@ -1,4 +1,5 @@
-"""Retention of form submissions: payloads, IPs and user agents blanked after the period."""
+"""Retention of form submissions (payloads, IPs and user agents blanked after the period) and of
+uploaded import files (deleted once their import finished that long ago)."""
 
 import os
 import subprocess
@@ -7,12 +8,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.core.files.base import ContentFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from leads.models import FormSubmission, Lead
-from leads.services import submissions_apply_retention
+from leads.models import FormSubmission, ImportJob, Lead
+from leads.services import import_files_expire, submissions_apply_retention
 from leads.tasks import retention_sweep
 from tests.factories import FormFactory, LeadFactory
 
@@ -75,3 +77,41 @@ def test_the_retention_setting_is_parsed_strictly():
     for bad in ("a year", "0", "-5", "1.5"):
         result = _load(bad)
         assert result.returncode != 0 and "RETENTION_SUBMISSION_DAYS" in result.stderr, bad
+
+
+@pytest.mark.django_db
+def test_the_files_of_imports_finished_before_the_period_are_deleted_and_the_jobs_stay(settings, tmp_path):
+    settings.RETENTION_SUBMISSION_DAYS = 30
+    settings.MEDIA_ROOT = tmp_path
+    now = timezone.now()
+
+    def job(status: str, *, finished_days_ago: int | None) -> ImportJob:
+        finished = now - timedelta(days=finished_days_ago) if finished_days_ago is not None else None
+        made = ImportJob(status=status, finished_at=finished, created_count=1)
+        made.file.save("people.csv", ContentFile(b"Email\nann@acme.example\n"), save=True)
+        return made
+
+    old = job("done", finished_days_ago=31)
+    recent = job("done", finished_days_ago=29)
+    unfinished = [job("failed", finished_days_ago=None), job("draft", finished_days_ago=None)]
+    old_path = Path(old.file.path)
+
+    assert import_files_expire() == 1
+    assert not old_path.exists()
+    old.refresh_from_db()
+    assert (old.file.name, old.status, old.created_count) == ("", "done", 1)  # the job's record stays
+    for kept in [recent, *unfinished]:
+        kept.refresh_from_db()
+        assert Path(kept.file.path).read_bytes() == b"Email\nann@acme.example\n"
+    assert import_files_expire() == 0  # a second run finds nothing
+    assert retention_sweep() == 0  # the nightly task runs it too
+
+
+@pytest.mark.django_db
+def test_the_nightly_sweep_deletes_expired_import_files(settings, tmp_path):
+    settings.RETENTION_SUBMISSION_DAYS = 30
+    settings.MEDIA_ROOT = tmp_path
+    made = ImportJob(status="done", finished_at=timezone.now() - timedelta(days=40))
+    made.file.save("people.csv", ContentFile(b"Email\nann@acme.example\n"), save=True)
+    assert retention_sweep() == 1
+    assert list(tmp_path.rglob("*.csv")) == []
