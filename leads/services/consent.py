@@ -7,7 +7,8 @@ per lead, so one email) and asks for it to be sent after commit; :func:`consent_
 claims it with a compare-and-swap and sends it outside any transaction. The email carries a signed
 link (``django.core.signing``, valid ``CONSENT_CONFIRM_MAX_AGE_DAYS``); its public page asks for a
 click (link scanners only GET) and :func:`consent_confirm` records the time and IP: only then may
-marketing go out (``leads.consent``).
+marketing go out (``leads.consent``). An address on the suppression list gets no confirmation
+email: its request is given up at once (``last_error`` says why) and never claimed again.
 """
 
 import logging
@@ -26,12 +27,14 @@ from leadfunnel.errors import DomainError
 
 from ..consent import consent_fields
 from ..models import ConsentRequest, ConsentStatus, Lead
+from .suppression import suppressed_emails
 
 logger = logging.getLogger(__name__)
 
 SALT = "leadfunnel.consent.confirm"
 CLAIM_TIMEOUT = timedelta(minutes=10)
 MAX_ATTEMPTS = 8
+SUPPRESSED_ERROR = "Not sent: the address is on the suppression list."
 
 
 class ConsentLinkInvalid(DomainError):
@@ -134,7 +137,11 @@ def consent_confirm(*, token: str, ip: str | None) -> Lead:
 
 
 def consent_request_send(*, request_id: int) -> bool:
-    """Send one request's confirmation email if nobody else has it. Must run outside a transaction."""
+    """Send one request's confirmation email if nobody else has it. Must run outside a transaction.
+
+    An address on the suppression list is not sent to: the request is given up (``attempts`` set
+    to ``MAX_ATTEMPTS``, ``last_error`` saying why), so neither a retry nor the sweep picks it again.
+    """
     now = timezone.now()
     claimed = (
         ConsentRequest.objects.filter(pk=request_id, sent_at__isnull=True, confirmed_at__isnull=True)
@@ -145,6 +152,12 @@ def consent_request_send(*, request_id: int) -> bool:
     if not claimed:
         return False
     request = ConsentRequest.objects.select_related("lead", "form").get(pk=request_id)
+    if suppressed_emails([request.lead.email]):
+        logger.info("consent request %s not sent: the address is on the suppression list", request_id)
+        ConsentRequest.objects.filter(pk=request_id).update(
+            claimed_at=None, attempts=MAX_ATTEMPTS, last_error=SUPPRESSED_ERROR
+        )
+        return False
     try:
         _confirmation_email(request).send()
     except Exception as exc:

@@ -12,6 +12,9 @@ from django.utils import timezone
 
 from leadfunnel.outbox import outbox_dispatch
 from leads.models import ConsentRequest, Interaction, Lead
+from leads.services import suppression_add
+from leads.services.consent import consent_request_send, consent_requests_unsent_ids
+from leads.tasks import consent_requests_send
 from nurturing import services as nurturing
 from nurturing.models import StepExecution
 from tests.factories import FormFactory
@@ -191,3 +194,45 @@ def test_double_opt_in_is_set_through_the_forms_api_and_the_forms_page(marketer_
 
     assert Form.objects.get(slug="page-form").double_opt_in is True
     assert 'id="double-opt-in"' in client.get("/forms/page-form/").content.decode()
+
+
+def test_a_suppressed_address_gets_no_confirmation_email_and_is_not_tried_again(
+    anon_client, form, django_capture_on_commit_callbacks
+):
+    # Listed in another letter case (an earlier complaint): the check is on the normalised address.
+    suppression_add(emails=["NIA@acme.example"], reason="complaint", actor=None)
+    other = {"email": "zoe@acme.example", "first_name": "Zoe"}
+    _submit(anon_client, django_capture_on_commit_callbacks)
+    _submit(anon_client, django_capture_on_commit_callbacks, data=other)
+
+    # Zoe gets hers; Nia gets nothing, and her request says why.
+    [email] = mail.outbox
+    assert email.to == ["zoe@acme.example"]
+    nia = ConsentRequest.objects.get(lead__email="nia@acme.example")
+    assert nia.sent_at is None and nia.confirmed_at is None
+    assert nia.last_error == "Not sent: the address is on the suppression list."
+    assert Lead.objects.get(email="nia@acme.example").consent_status == "pending"
+    # Neither the sweep nor a direct retry picks it again.
+    assert consent_requests_unsent_ids() == []
+    assert consent_requests_send(consent_requests_unsent_ids()) == 0
+    assert consent_request_send(request_id=nia.pk) is False
+    with time_machine.travel(timezone.now() + timedelta(hours=2)):
+        assert consent_requests_unsent_ids() == []
+    assert len(mail.outbox) == 1
+
+
+def test_an_address_suppressed_after_the_request_was_opened_is_checked_at_send_time(
+    anon_client, form, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):  # the worker is down: nothing sent yet
+        anon_client.post("/api/v1/forms/newsletter/submit/", {"email": "nia@acme.example"})
+    with django_capture_on_commit_callbacks(execute=False):
+        outbox_dispatch()
+    [request_id] = consent_requests_unsent_ids()
+    suppression_add(emails=["nia@acme.example"], reason="unsubscribed", actor=None)
+
+    assert consent_requests_send([request_id]) == 0  # the sweep's task
+    assert mail.outbox == []
+    request = ConsentRequest.objects.get(pk=request_id)
+    assert request.sent_at is None and "suppression list" in request.last_error
+    assert consent_requests_unsent_ids() == []
