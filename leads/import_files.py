@@ -68,9 +68,10 @@ def _records(text: str):
         except StopIteration:
             break
         except csv.Error:
-            # Malformed from here on: the rest is judged one physical line at a time.
-            for line in lines[max(consumed, reader.line_num - 1) :]:
-                yield line, [line]
+            # Malformed from here on (the import stops there too): the rest is judged one
+            # physical line at a time, its cells split at commas.
+            for line in lines[consumed:]:
+                yield line, line.rstrip("\r\n").split(",")
             return
         yield "".join(lines[consumed : reader.line_num]), cells
         consumed = reader.line_num
