@@ -2,6 +2,7 @@
 
 from collections import defaultdict
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.fields.json import KT
 
@@ -65,6 +66,26 @@ def email_template_choices(*, limit: int = 200) -> list[dict]:
 def sequence_choices() -> list[tuple[int, str]]:
     """Active sequences for the enrol pickers (id, name), one query without the steps."""
     return list(Sequence.objects.filter(active=True).order_by("name").values_list("id", "name")[:200])
+
+
+def assign_owner_choices(*, include_ids: set[int] = frozenset(), limit: int = 200) -> list[tuple[int, str]]:
+    """Whom an "assign" action step may name (id, label), one query: the active sales reps, and any
+    user a step on the page already names (marked when they are not an active rep, so the editor
+    shows the step as it is and saving it gives the API's answer)."""
+    users = (
+        get_user_model()
+        .objects.filter(Q(groups__name="sales", is_active=True) | Q(pk__in=include_ids))
+        .annotate(rep=Count("groups", filter=Q(groups__name="sales")))
+        .order_by("username")
+        .values_list("id", "username", "is_active", "rep")[:limit]
+    )
+    choices = []
+    for user_id, username, is_active, rep in users:
+        label = username if is_active and rep else f"{username} ({'not a sales rep' if is_active else 'inactive'})"
+        choices.append((user_id, label))
+    known = {user_id for user_id, _ in choices}
+    choices += [(user_id, f"user #{user_id} (no longer exists)") for user_id in sorted(include_ids - known)]
+    return choices
 
 
 def enrollments_for_lead(*, lead_id: int, limit: int = 20) -> list[Enrollment]:

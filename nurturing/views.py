@@ -50,7 +50,22 @@ WEEKDAYS = (
     (5, "Sat"),
     (6, "Sun"),
 )
-ACTIONS = ("set_stage", "notify_owner", "assign", "tag", "webhook")
+ACTIONS = (
+    ("set_stage", "Move the lead to a stage"),
+    ("notify_owner", "Email the lead's owner"),
+    ("assign", "Give the lead to a sales rep"),
+    ("tag", "Add or remove tags"),
+    ("webhook", "Send a webhook event"),
+)
+# The settings each action's fields show (the step's config keys); its other keys ride along in
+# the row's hidden ``step_keep``.
+ACTION_KEYS = {
+    "set_stage": {"stage"},
+    "notify_owner": {"subject", "body"},
+    "assign": {"owner"},
+    "tag": {"add", "remove"},
+    "webhook": {"event", "url"},
+}
 ENROLL_KINDS = (
     ("manual", "By hand only"),
     ("form_submitted", "A form is submitted"),
@@ -70,7 +85,14 @@ STEP_LISTS = (
     "goto",
     "else_goto",
     "action",
-    "params",
+    "stage",
+    "notify_subject",
+    "notify_body",
+    "owner",
+    "tag_add",
+    "tag_remove",
+    "event",
+    "url",
     "keep",
 )
 AB_FIELDS = ("ab_split", "ab_test_size", "ab_wait_hours")
@@ -90,8 +112,15 @@ ROW_KEYS = {
     StepKind.SMS: {"body"},
     StepKind.WAIT: set(WAIT_UNITS),
     StepKind.BRANCH: {"condition", "goto", "else_goto"},
-    StepKind.ACTION: None,  # every key is shown in the row's settings
+    StepKind.ACTION: ACTION_KEYS,  # per action
 }
+
+
+def _shown_keys(kind: str, action) -> set[str] | None:
+    shown = ROW_KEYS.get(kind)
+    if isinstance(shown, dict):
+        return {"action", *shown.get(action, ())}
+    return shown
 
 
 class SequenceForm(forms.Form):
@@ -208,8 +237,8 @@ def _int_or_text(raw: str):
 def _step_from_row(row: dict, problems: list[str]) -> dict:
     step = _shown_step(row, problems)
     kept = _json_or_none(row.get("keep"))
-    if isinstance(kept, dict) and ROW_KEYS.get(step["kind"]) is not None:
-        shown = ROW_KEYS[step["kind"]]
+    shown = _shown_keys(step["kind"], step.get("action"))
+    if isinstance(kept, dict) and shown is not None:
         for key, value in kept.items():
             if key not in shown and key not in step and key != "kind":
                 step[key] = value
@@ -255,19 +284,56 @@ def _shown_step(row: dict, problems: list[str]) -> dict:
             step["else_goto"] = _int_or_text(row["else_goto"])
         return step
     if kind == StepKind.ACTION:
-        step = {"kind": kind, "action": row["action"]}
-        try:
-            params = json.loads(row["params"] or "{}")
-        except ValueError as exc:
-            problems.append(f"The action's settings are not valid JSON: {exc.msg}.")
-            params = {}
-        if not isinstance(params, dict):
-            problems.append("The action's settings must be a JSON object.")
-            params = {}
-        step.update({k: v for k, v in params.items() if k not in ("kind", "action")})
-        return step
+        return _action_step(row)
     problems.append("Pick a kind of step.")
     return {"kind": kind}
+
+
+def _action_step(row: dict) -> dict:
+    """An action step from its own fields; the API's validator judges the values."""
+    action = row["action"]
+    step = {"kind": StepKind.ACTION, "action": action}
+    if action == "set_stage":
+        step["stage"] = row["stage"]
+    elif action == "notify_owner":
+        for key, name in (("subject", "notify_subject"), ("body", "notify_body")):
+            if (row[name] or "").strip():  # empty: the default subject and body
+                step[key] = row[name]
+    elif action == "assign":
+        step["owner"] = _int_or_text(row["owner"])
+    elif action == "tag":
+        for key, name in (("add", "tag_add"), ("remove", "tag_remove")):
+            tags = [tag.strip() for tag in (row[name] or "").split(",") if tag.strip()]
+            if tags:
+                step[key] = tags
+    elif action == "webhook":
+        for key in ("event", "url"):
+            if (row[key] or "").strip():  # no event: "sequence.step"
+                step[key] = row[key].strip()
+    return step
+
+
+def _action_row(row: dict, config: dict) -> None:
+    row["action"] = config.get("action", "")
+    row["stage"] = config.get("stage", "")
+    row["notify_subject"] = config.get("subject", "")
+    row["notify_body"] = config.get("body", "")
+    row["owner"] = str(config.get("owner", "round_robin"))
+    row["tag_add"] = _tag_text(config.get("add"))
+    row["tag_remove"] = _tag_text(config.get("remove"))
+    row["event"] = config.get("event", "")
+    row["url"] = config.get("url", "")
+
+
+def _user_id(raw) -> int | None:
+    raw = str(raw or "")
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**31 else None
+
+
+def _tag_text(tags) -> str:
+    if isinstance(tags, list):
+        return ", ".join(str(tag) for tag in tags)
+    return "" if tags is None else str(tags)
 
 
 def _rows_from_sequence(sequence: Sequence) -> list[dict]:
@@ -277,7 +343,7 @@ def _rows_from_sequence(sequence: Sequence) -> list[dict]:
         row = dict.fromkeys(STEP_LISTS, "")
         row["kind"] = step.kind
         row["cond"] = condition_to_row(config.get("condition") if step.kind == StepKind.BRANCH else None)
-        shown = ROW_KEYS.get(step.kind)
+        shown = _shown_keys(step.kind, config.get("action"))
         if shown is not None:
             kept = {k: v for k, v in config.items() if k not in shown}
             row["keep"] = json.dumps(kept) if kept else ""
@@ -296,8 +362,7 @@ def _rows_from_sequence(sequence: Sequence) -> list[dict]:
             row["goto"] = config.get("goto", "")
             row["else_goto"] = config.get("else_goto", "")
         elif step.kind == StepKind.ACTION:
-            row["action"] = config.pop("action", "")
-            row["params"] = json.dumps(config) if config else ""
+            _action_row(row, config)
         rows.append(row)
     return rows
 
@@ -433,6 +498,13 @@ def sequence_edit(request: HttpRequest, sequence_id: int | None = None) -> HttpR
             "step_kinds": StepKind.values,
             "wait_units": WAIT_UNITS,
             "actions": ACTIONS,
+            "stages": [(value, label) for value, label in Stage.choices if value in STAGES],
+            "owners": [
+                (str(user_id), label)
+                for user_id, label in selectors.assign_owner_choices(
+                    include_ids={_user_id(row.get("owner")) for row in rows} - {None}
+                )
+            ],
             "has_step_errors": bool(step_errors),
             "blank_row": {
                 **dict.fromkeys(STEP_LISTS, ""),

@@ -1,5 +1,6 @@
 // Sequence editor: add, remove and reorder step rows; show the inputs of each
-// row's kind; show the enrolment trigger's own input.
+// row's kind (and of an action step, its action's own fields); show the enrolment
+// trigger's own input. Without JavaScript every field shows.
 (function () {
   var list = document.getElementById("steps");
   var template = document.getElementById("step-template");
@@ -10,10 +11,15 @@
     row.querySelectorAll("[data-for]").forEach(function (part) {
       part.hidden = part.getAttribute("data-for").split(" ").indexOf(kind) === -1;
     });
+    var action = row.querySelector(".step-action");
+    row.querySelectorAll("[data-action]").forEach(function (part) {
+      part.hidden = !action || part.getAttribute("data-action") !== action.value;
+    });
   }
   list.querySelectorAll(".step-row").forEach(syncRow);
   list.addEventListener("change", function (event) {
-    if (event.target.classList.contains("step-kind")) syncRow(event.target.closest(".step-row"));
+    var target = event.target.classList;
+    if (target.contains("step-kind") || target.contains("step-action")) syncRow(event.target.closest(".step-row"));
   });
   list.addEventListener("click", function (event) {
     var row = event.target.closest(".step-row");

@@ -1,5 +1,5 @@
-"""In Chromium: the condition builder (add rows, save, reload) and a plain-text email whose bare
-link goes out tracked (composed from a saved template, previewed, sent, clicked)."""
+"""In Chromium: the condition builder (add rows, save, reload), an action step's own fields, and a
+plain-text email whose bare link goes out tracked (composed from a saved template, previewed, sent, clicked)."""
 
 import re
 
@@ -92,6 +92,26 @@ def test_a_marketer_builds_goals_and_a_branch_condition_from_rows(page, live_ser
     assert "Goal 1: Unknown interaction type" in page.content()
     sequence.refresh_from_db()
     assert len(sequence.goals) == 3
+
+
+def test_an_action_step_shows_only_the_chosen_actions_fields(page, live_server, marketer, shot):
+    log_in(page, live_server.url, marketer.username)
+    page.goto(f"{live_server.url}/sequences/new/")
+    page.fill("#id_name", "Tag the warm ones")
+    step = page.locator(".step-row").nth(0)
+    step.locator("select.step-kind").select_option("action")
+    assert step.locator('[name="step_stage"]').is_visible()
+    assert step.locator('[name="step_tag_add"]').is_hidden() and step.locator('[name="step_subject"]').is_hidden()
+    step.locator("select.step-action").select_option("tag")
+    assert step.locator('[name="step_stage"]').is_hidden() and step.locator('[name="step_event"]').is_hidden()
+    step.locator('[name="step_tag_add"]').fill("warm, webinar")
+    step.locator('[name="step_tag_remove"]').fill("cold")
+    shot(page, "sequence-action-fields")
+    page.click("text=Save sequence")
+    page.wait_for_url(re.compile(r"/sequences/\d+/$"))
+    step_row = Sequence.objects.get(name="Tag the warm ones").steps.get()
+    assert step_row.config == {"action": "tag", "add": ["warm", "webinar"], "remove": ["cold"]}
+    assert "add tags warm, webinar; remove tags cold" in page.locator("#step-stats").inner_text()
 
 
 def test_a_plain_text_email_from_a_template_goes_out_with_a_tracked_bare_link(page, live_server, marketer, shot):
