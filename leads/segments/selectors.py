@@ -1,9 +1,9 @@
 """Reads on segments. A segment's members are one query (:func:`segment_leads`); the counts of
-many segments are one aggregate over the leads (:func:`segment_counts`)."""
+many segments are one statement (:func:`segment_counts`)."""
 
 from __future__ import annotations
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Value
 
 from leadfunnel.errors import NotFound, ValidationFailed
 
@@ -47,11 +47,21 @@ def segment_lead_ids(*, segment_id) -> QuerySet:
 
 
 def segment_counts(segments: list[Segment]) -> dict[int, int]:
-    """Live member counts of ``segments`` in one aggregate query (one pass over the leads)."""
+    """Live member counts of ``segments`` in one statement: a ``UNION ALL`` of one count per
+    segment, each planned on its own (a behaviour as a semi-join, a static list from its member
+    rows) rather than every condition evaluated on every lead of one shared pass."""
     if not segments:
         return {}
-    totals = Lead.objects.aggregate(**{f"s{s.pk}": Count("pk", filter=segment_q(s)) for s in segments})
-    return {s.pk: totals[f"s{s.pk}"] for s in segments}
+    counts = [
+        segment_leads(segment=s)
+        .annotate(segment=Value(s.pk))
+        .values("segment")
+        .annotate(n=Count("pk"))
+        .values_list("segment", "n")
+        for s in segments
+    ]
+    totals = dict(counts[0].union(*counts[1:], all=True)) if len(counts) > 1 else dict(counts[0])
+    return {s.pk: totals.get(s.pk, 0) for s in segments}
 
 
 def segment_count(segment: Segment) -> int:
