@@ -231,7 +231,7 @@ def test_membership_is_one_query_whatever_the_conditions():
     assert "HAVING COUNT" in sql and "NOT (EXISTS(" in sql and '"leads_interaction"."lead_id" = ' not in sql
 
 
-def test_counts_of_many_segments_are_one_query():
+def test_counts_of_many_segments_are_one_count_query_each():
     LeadFactory(score=70)
     LeadFactory(score=20)
     a = smart({"field": "score", "operator": "gte", "value": 50})
@@ -242,7 +242,10 @@ def test_counts_of_many_segments_are_one_query():
     with CaptureQueriesContext(connection) as queries:
         counts = selectors.segment_counts([a, b, listed])
     assert counts == {a.pk: 1, b.pk: 2, listed.pk: 0}
-    assert len(queries) == 1
+    # One count per segment, each planned on its own: at 100k leads this measured faster than one
+    # statement counting them all (a shared pass over the leads, or a UNION ALL of the counts).
+    assert len(queries) == 3
+    assert all(q["sql"].startswith("SELECT COUNT(*)") for q in queries.captured_queries)
 
 
 def test_regex_word_boundaries_mean_what_they_mean_in_scoring_rules():
