@@ -299,7 +299,8 @@ class Interaction(models.Model):
     table can be range-partitioned by month (the primary key then becoming ``(id, occurred_at)``).
     """
 
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="interactions")
+    # No index of its own: the (lead, time) and (lead, type, time) indexes below lead with it.
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="interactions", db_index=False)
     type = models.CharField(max_length=40, choices=InteractionType.choices)
     occurred_at = models.DateTimeField(default=timezone.now)
     received_at = models.DateTimeField(default=timezone.now)
@@ -320,8 +321,11 @@ class Interaction(models.Model):
         indexes = [
             # Timeline and per-lead scoring: a lead's events, newest first.
             models.Index(fields=["lead", "-occurred_at"], name="interaction_lead_time_idx"),
-            # Set-based recompute and analytics by type over time.
-            models.Index(fields=["type", "occurred_at"], name="interaction_type_time_idx"),
+            # Set-based recompute and analytics by type over time; with the lead id a segment's
+            # "did X (N times) in the window" reads its lead ids from the index alone.
+            models.Index(fields=["type", "occurred_at", "lead"], name="interaction_type_time_lead_idx"),
+            # A segment's "never did X": one probe per lead (or the doers hashed once).
+            models.Index(fields=["lead", "type", "occurred_at"], name="interaction_lead_type_idx"),
         ]
 
     def __str__(self) -> str:

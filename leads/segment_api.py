@@ -3,9 +3,11 @@ list shows them, and a static list's members added or removed by id, by email or
 
 Marketers and admins write; sales reps read."""
 
+from datetime import timedelta
+
 from django.core.paginator import Page
 from django.core.paginator import Paginator as DjangoPaginator
-from django.db.models import Count, Window
+from django.db.models import Count, F, Value, Window
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
@@ -161,7 +163,12 @@ class SegmentLeadsView(BodyLimitedAPIView):
     )
     def get(self, request, segment_id: int):
         segment = selectors.segment_get(segment_id=segment_id)
-        leads = selectors.segment_leads(segment=segment, leads=selectors.lead_list()).order_by("-created_at", "-id")
+        # Newest first, ordered by an expression rather than the column: the page's COUNT(*) OVER ()
+        # reads every member anyway, but PostgreSQL costs the LIMIT as if it could stop early and
+        # would walk all leads down the created_at index testing each (a static list of 1,000 at
+        # 100k leads: 250-400 ms, against 20 ms finding the members first and sorting them).
+        newest = (F("created_at") + Value(timedelta(0))).desc()
+        leads = selectors.segment_leads(segment=segment, leads=selectors.lead_list()).order_by(newest, "-id")
         paginator = SegmentLeadsPagination()
         page = paginator.paginate_queryset(leads, request, view=self)
         return paginator.get_paginated_response(LeadOutputSerializer(page, many=True).data)

@@ -3,6 +3,7 @@ leads, the readable label of a group key, rates and the order groups are listed 
 reports group, label and sort the same way."""
 
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import F, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.fields import CharField
@@ -77,6 +78,18 @@ def _sort_key(key):
 
 
 def _scoped(qs, scope, field: str):
-    """``qs`` limited to the leads of ``scope`` (a query of lead ids, e.g. a segment's members)
-    as a subquery; ``qs`` itself without a scope."""
+    """``qs`` limited to the leads of ``scope`` (a query of lead ids, e.g. a segment's members,
+    or :func:`scope_materialized`'s array of them) as a subquery; ``qs`` itself without a scope."""
     return qs if scope is None else qs.filter(**{f"{field}__in": scope})
+
+
+def scope_materialized(scope):
+    """``scope`` (a query of lead ids) read once into an array the report's queries unnest, so a
+    segment's conditions run once per report rather than once in each of its sections (and the
+    planner knows how many leads there are). Unchanged without a scope or off PostgreSQL."""
+    if scope is None or not _is_postgres():
+        return scope
+    with connection.cursor() as cursor:
+        cursor.execute(*scope.query.sql_with_params())
+        ids = [row[0] for row in cursor.fetchall()]
+    return RawSQL("SELECT unnest(%s::bigint[])", (ids,))

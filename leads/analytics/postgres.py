@@ -6,6 +6,7 @@ back to on other databases. Only our own column names and literals are interpola
 from datetime import datetime
 
 from django.db import connection
+from django.db.models.expressions import RawSQL
 
 # One pass over the transitions since the period start (window function or GROUP BY per
 # lead and cycle) instead of a correlated subquery per transition. Everything that follows
@@ -41,7 +42,10 @@ def _pg_scope(scope, column: str) -> tuple[str, list]:
     the scope's own SQL and parameters as Django compiles them; nothing without a scope."""
     if scope is None:
         return "", []
-    sql, params = scope.query.sql_with_params()
+    if isinstance(scope, RawSQL):  # scope_materialized's array of ids
+        sql, params = scope.sql, scope.params
+    else:
+        sql, params = scope.query.sql_with_params()
     return f" AND {column} IN ({sql})", list(params)
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from leadfunnel.errors import ValidationFailed
 
 from .cohort import funnel_cohort
+from .common import scope_materialized
 from .durations import stage_durations
 from .expansions import expansion_counts
 from .period import funnel_summary
@@ -41,6 +42,7 @@ def funnel_report(
     if view not in ("period", "cohort"):
         raise ValidationFailed("view must be period or cohort.", fields={"view": ["Unknown view."]})
     concurrent = view == "period" and _is_postgres() and not connection.in_atomic_block
+    scope = scope_materialized(scope)
     pool = ThreadPoolExecutor(max_workers=1) if concurrent else None
     try:
         other_half = (

@@ -1,7 +1,7 @@
 """A segment definition compiled into one Django ``Q`` over leads: field conditions become
-column lookups, behaviour conditions ``EXISTS`` subqueries over the lead's interactions in the
-time window (``at least N`` is ``EXISTS (… LIMIT 1 OFFSET N-1)``: the lead's (lead, time) index is
-walked until the N-th match, never counted in full). So a segment's members, their count or a page
+column lookups, behaviour conditions subqueries over the interactions in the time window: "did X
+(at least N times)" an uncorrelated ``id IN (SELECT lead_id … GROUP BY lead_id HAVING count(*) >= N)``
+computed once, "never did X" a ``NOT EXISTS`` anti-join. So a segment's members, their count or a page
 of them is one SQL query, whatever the number of leads or conditions; nothing runs per lead."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from operator import and_, or_
 from typing import Any
 
 from django.db import connection
-from django.db.models import Case, Count, FloatField, Q, Value, When
+from django.db.models import Case, Count, Exists, FloatField, OuterRef, Q, Value, When
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.db.models.lookups import GreaterThanOrEqual, LessThanOrEqual
@@ -48,11 +48,14 @@ def _behaviour_q(condition: Mapping, *, now: datetime) -> Q:
     if condition.get("property"):
         path = "properties__" + condition["property"].replace(".", "__")
         events = events.filter(_value_q(path, condition["operator"], condition.get("value"), loose=True))
-    # Uncorrelated subqueries of lead ids (PostgreSQL hashes them once, or joins them), read through
-    # the (type, occurred_at) index: a correlated subquery per lead would run once for every lead.
-    doers = events.values("lead_id")
     if condition.get("never"):
-        return ~Q(pk__in=doers)
+        # An anti-join (NOT EXISTS), probed through the (lead, type, time) index or hashed once:
+        # ``NOT IN`` would be hashed only while every doer fits in memory, and otherwise rescanned
+        # for each lead.
+        return ~Q(Exists(events.filter(lead_id=OuterRef("pk"))))
+    # An uncorrelated subquery of lead ids, computed once (a semi-join) from the covering
+    # (type, occurred_at, lead_id) index: a correlated subquery would run once for every lead.
+    doers = events.values("lead_id")
     at_least = condition.get("at_least") or 1
     if at_least > 1:
         doers = doers.annotate(times=Count("id")).filter(times__gte=at_least).values("lead_id")

@@ -1,9 +1,9 @@
 """Reads on segments. A segment's members are one query (:func:`segment_leads`); the counts of
-many segments are one aggregate over the leads (:func:`segment_counts`)."""
+many segments one cheap count each (:func:`segment_counts`)."""
 
 from __future__ import annotations
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from leadfunnel.errors import NotFound, ValidationFailed
 
@@ -47,11 +47,12 @@ def segment_lead_ids(*, segment_id) -> QuerySet:
 
 
 def segment_counts(segments: list[Segment]) -> dict[int, int]:
-    """Live member counts of ``segments`` in one aggregate query (one pass over the leads)."""
-    if not segments:
-        return {}
-    totals = Lead.objects.aggregate(**{f"s{s.pk}": Count("pk", filter=segment_q(s)) for s in segments})
-    return {s.pk: totals[f"s{s.pk}"] for s in segments}
+    """Live member counts of ``segments``: one count query per segment, each planned on its own (a
+    behaviour as a semi-join or anti-join, a static list from its member rows, parallel workers
+    where they pay). At 100k leads this measured faster than one statement for all of them, both
+    the shared pass with ``COUNT(*) FILTER (WHERE …)`` per segment (every condition evaluated on
+    every lead) and a ``UNION ALL`` of the counts (no parallel plans inside it)."""
+    return {s.pk: segment_count(s) for s in segments}
 
 
 def segment_count(segment: Segment) -> int:

@@ -41,7 +41,7 @@ def _segment_or_404(segment_id: int) -> Segment:
 @role_required(marketer=True, sales=True)
 def segments_list(request: HttpRequest) -> HttpResponse:
     segments = list(selectors.segment_list())
-    counts = selectors.segment_counts(segments)  # one aggregate query for every count
+    counts = selectors.segment_counts(segments)  # one count query per segment
     rows = [
         {
             "segment": s,

