@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from leads.consent import SUPPRESSED, marketing_refusals
 from leads.models import InteractionType, Lead, SuppressionReason
-from leads.services import suppressed_emails, suppression_add
+from leads.services import suppression_add
 
 from ..channels import email_build, provider_error, provider_message_id, sms_backend_get
 from ..conf import nurture_setting
@@ -53,8 +53,9 @@ def deliver_executions(
         messages = list(
             Message.objects.filter(execution_id__in=ids).select_related("lead", "execution").order_by("execution_id")
         )
-    # Sends planned in an earlier pass (retries, the sweeper) are checked again, as the planner
-    # checked them: consent may have been withdrawn or the address suppressed meanwhile.
+    # Consent and the suppression list (one query) bind every marketing send: the planner checked
+    # the sends it just planned for the whole batch; sends planned in an earlier pass (retries, the
+    # sweeper) are checked again here, as consent may have been withdrawn or the address suppressed.
     refusals = (
         {}
         if planned is not None
@@ -67,9 +68,6 @@ def deliver_executions(
     connection = None
     sms = None
     from_email = nurture_setting("FROM_EMAIL")
-    # The suppression list binds every marketing send, whatever the lead row says (one query).
-    nurture = [m for m in messages if m.purpose == Message.Purpose.NURTURE]
-    suppressed = suppressed_emails([m.lead.email for m in nurture] + [m.to for m in nurture if m.channel == "email"])
     try:
         for message in messages:
             lead = message.lead
@@ -77,8 +75,6 @@ def deliver_executions(
                 refusal = refusals.get(lead.pk)
                 if refusal == SUPPRESSED and message.channel != "email":
                     refusal = None
-                if message.channel == "email" and (lead.email in suppressed or message.to in suppressed):
-                    refusal = SUPPRESSED
                 if lead.unsubscribed_at or lead.email_bounced_at or lead.erased_at:
                     refusal = "unreachable"
                 if refusal:
