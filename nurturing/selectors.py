@@ -194,9 +194,9 @@ def sequence_stats(*, sequence: Sequence) -> dict:
             engagement[row["position"]][key] += row[key]
         if row["variant"]:
             by_variant[row["position"]][row["variant"]] = row
-    # 5: the steps themselves.
+    # 5: the steps themselves (prefetched in position order by sequence_get: no query then).
     steps = []
-    for step in sequence.steps.order_by("position"):
+    for step in sequence.steps.all():
         states = executions.get(step.position, {})
         messages = engagement.get(step.position, {})
         sent = messages.get("sent", 0)
@@ -272,7 +272,7 @@ def _ab_stats(step: Step, rows: dict[str, dict]) -> dict | None:
 
 def sequence_preview(*, sequence: Sequence, lead_id: int | None, position: int | None) -> dict:
     """Render a message step for a sample lead, with the tracking links it would carry."""
-    steps = [s for s in sequence.steps.order_by("position") if s.kind in MESSAGE_KINDS]
+    steps = [s for s in sequence.steps.all() if s.kind in MESSAGE_KINDS]
     if position is not None:
         steps = [s for s in steps if s.position == position]
     if not steps:
