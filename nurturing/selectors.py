@@ -194,9 +194,9 @@ def sequence_stats(*, sequence: Sequence) -> dict:
             engagement[row["position"]][key] += row[key]
         if row["variant"]:
             by_variant[row["position"]][row["variant"]] = row
-    # 5: the steps themselves.
+    # 5: the steps themselves (prefetched in position order by sequence_get: no query then).
     steps = []
-    for step in sequence.steps.order_by("position"):
+    for step in sequence.steps.all():
         states = executions.get(step.position, {})
         messages = engagement.get(step.position, {})
         sent = messages.get("sent", 0)
@@ -206,7 +206,7 @@ def sequence_stats(*, sequence: Sequence) -> dict:
                 "position": step.position,
                 "kind": step.kind,
                 "executed": sum(states.values()),
-                "sent": sent if step.kind in (StepKind.EMAIL, StepKind.SMS) else states.get("sent", 0),
+                "sent": sent if step.kind in MESSAGE_KINDS else states.get("sent", 0),
                 "failed": states.get("failed", 0),
                 "pending": states.get("pending", 0) + states.get("sending", 0),
                 "skipped": states.get("skipped", 0),
@@ -226,10 +226,10 @@ def sequence_stats(*, sequence: Sequence) -> dict:
         **totals,
         "exited_by_reason": dict(exited_by_reason),
         "became": became,
-        "sent": sum(s["sent"] for s in steps if s["kind"] in (StepKind.EMAIL, StepKind.SMS)),
+        "sent": sum(s["sent"] for s in steps if s["kind"] in MESSAGE_KINDS),
         "opened": sum(s["opened"] for s in steps),
         "clicked": sum(s["clicked"] for s in steps),
-        "skipped": sum(s["skipped"] for s in steps if s["kind"] in (StepKind.EMAIL, StepKind.SMS)),
+        "skipped": sum(s["skipped"] for s in steps if s["kind"] in MESSAGE_KINDS),
         "skipped_by_reason": _sum_reasons(s["skipped_by_reason"] for s in steps if s["kind"] in MESSAGE_KINDS),
         "steps": steps,
     }
@@ -272,7 +272,7 @@ def _ab_stats(step: Step, rows: dict[str, dict]) -> dict | None:
 
 def sequence_preview(*, sequence: Sequence, lead_id: int | None, position: int | None) -> dict:
     """Render a message step for a sample lead, with the tracking links it would carry."""
-    steps = [s for s in sequence.steps.order_by("position") if s.kind in (StepKind.EMAIL, StepKind.SMS)]
+    steps = [s for s in sequence.steps.all() if s.kind in MESSAGE_KINDS]
     if position is not None:
         steps = [s for s in steps if s.position == position]
     if not steps:

@@ -37,7 +37,7 @@ from leads.views import form_error_text, safe_next
 
 from . import selectors, services
 from .conditions import INTERACTION_TYPES, LEAD_FIELDS, OPERATORS, STAGES
-from .models import EnrollmentStatus, Sequence, StepKind
+from .models import MESSAGE_KINDS, EnrollmentStatus, Sequence, StepKind
 from .serializers import SequenceInputSerializer
 
 WAIT_UNITS = ("minutes", "hours", "days", "seconds")
@@ -347,7 +347,7 @@ def _rows_from_sequence(sequence: Sequence) -> list[dict]:
         if shown is not None:
             kept = {k: v for k, v in config.items() if k not in shown}
             row["keep"] = json.dumps(kept) if kept else ""
-        if step.kind in (StepKind.EMAIL, StepKind.SMS):
+        if step.kind in MESSAGE_KINDS:
             row["subject"] = config.get("subject", "")
             row["body"] = config.get("body", "")
             for name in ("subject_b", *AB_FIELDS):
@@ -535,7 +535,7 @@ def sequence_detail(request: HttpRequest, sequence_id: int) -> HttpResponse:
     stats = selectors.sequence_stats(sequence=sequence)
     steps = {s.position: s for s in sequence.steps.all()}
     step_rows = [{"step": steps.get(row["position"]), **row} for row in stats["steps"]]
-    message_steps = [s for s in steps.values() if s.kind in (StepKind.EMAIL, StepKind.SMS)]
+    message_steps = [s for s in steps.values() if s.kind in MESSAGE_KINDS]
     return render(
         request,
         "nurturing/detail.html",

@@ -13,7 +13,17 @@ from leads.models import Interaction, InteractionType, Lead, Stage
 
 from ..abtest import variant_for
 from ..conditions import condition_kind, interaction_matches, lead_matches
-from ..models import Enrollment, EnrollmentStatus, ExecutionState, ExitReason, Message, Sequence, Step, StepKind
+from ..models import (
+    MESSAGE_KINDS,
+    Enrollment,
+    EnrollmentStatus,
+    ExecutionState,
+    ExitReason,
+    Message,
+    Sequence,
+    Step,
+    StepKind,
+)
 from ..rendering import render_email, render_sms
 from ..tracking import tracking_url
 from .abtest import RECHECK
@@ -71,7 +81,7 @@ def _advance(enrollment: Enrollment, batch: _Batch) -> None:
             _end(enrollment, status=EnrollmentStatus.COMPLETED, reason="", now=now)
             return
         config = step.config
-        if step.kind in (StepKind.EMAIL, StepKind.SMS):
+        if step.kind in MESSAGE_KINDS:
             if sent_this_pass:
                 enrollment.next_due_at = now  # at most one message per enrolment per pass
                 return

@@ -25,6 +25,7 @@ from leads.services.consent import leads_consent_withdraw
 from leads.services.suppression import suppression_add
 
 from ..models import Message, ProviderEvent, SoftBounceRun
+from .tracking import message_mark_clicked, message_mark_opened
 
 logger = logging.getLogger(__name__)
 
@@ -160,18 +161,13 @@ def provider_event_record(*, event: TrackingEvent) -> str:
         return kind
     if kind in ("complaint", "unsubscribe"):
         leads_consent_withdraw(lead_ids=[lead.pk], source=f"esp:{event.esp.lower()}:{kind}", at=occurred_at)
-    if (
-        kind == "open"
-        and message is not None
-        and not Message.objects.filter(pk=message.pk, opened_at__isnull=True).update(opened_at=occurred_at)
-    ):
+    if kind == "open" and message is not None and not message_mark_opened(message_id=message.pk, at=occurred_at):
         return kind  # opens after the first (pixel or provider) are not recorded again
     if kind == "click":
         if event.click_url:
             properties["url"] = event.click_url[:2000]
         if message is not None:
-            Message.objects.filter(pk=message.pk, clicked_at__isnull=True).update(clicked_at=occurred_at)
-            Message.objects.filter(pk=message.pk, opened_at__isnull=True).update(opened_at=occurred_at)
+            message_mark_clicked(message_id=message.pk, at=occurred_at)
     interaction_record(
         type=INTERACTION_FOR[kind],
         lead=lead.pk,

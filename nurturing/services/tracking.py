@@ -1,6 +1,10 @@
 """What tracking links record: opens, clicks, unsubscribes."""
 
+from datetime import datetime
+
 from django.db import transaction
+from django.db.models import Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from leads.models import Lead, SuppressionReason
@@ -12,6 +16,18 @@ from .enrollment import enrollments_exit
 from .interactions import interaction_record_one
 
 
+def message_mark_opened(*, message_id: int, at: datetime) -> bool:
+    """Stamp the message's first open; False when it was opened already (pixel or provider)."""
+    return bool(Message.objects.filter(pk=message_id, opened_at__isnull=True).update(opened_at=at))
+
+
+def message_mark_clicked(*, message_id: int, at: datetime) -> None:
+    """Stamp the message's first click and the open a click implies, in one UPDATE."""
+    Message.objects.filter(Q(clicked_at__isnull=True) | Q(opened_at__isnull=True), pk=message_id).update(
+        clicked_at=Coalesce("clicked_at", Value(at)), opened_at=Coalesce("opened_at", Value(at))
+    )
+
+
 def _properties(message: Message) -> dict:
     return {"sequence_id": message.sequence_id, "step": message.position, "message_id": message.pk}
 
@@ -20,7 +36,7 @@ def _properties(message: Message) -> dict:
 def message_record_open(*, message: Message) -> bool:
     """The first open of a message is recorded (pixels get re-fetched by mail clients)."""
     now = timezone.now()
-    if not Message.objects.filter(pk=message.pk, opened_at__isnull=True).update(opened_at=now):
+    if not message_mark_opened(message_id=message.pk, at=now):
         return False
     interaction_record_one(lead=message.lead, type="email_open", properties=_properties(message), occurred_at=now)
     return True
@@ -29,8 +45,7 @@ def message_record_open(*, message: Message) -> bool:
 @transaction.atomic
 def message_record_click(*, message: Message, index: int) -> None:
     now = timezone.now()
-    Message.objects.filter(pk=message.pk, clicked_at__isnull=True).update(clicked_at=now)
-    Message.objects.filter(pk=message.pk, opened_at__isnull=True).update(opened_at=now)  # a click implies an open
+    message_mark_clicked(message_id=message.pk, at=now)
     interaction_record_one(
         lead=message.lead,
         type="email_click",

@@ -208,6 +208,22 @@ def test_stats_count_sends_opens_clicks_exits_and_later_stage_changes(marketer_c
     assert step3["exited"] == {"handoff": 1, "unsubscribed": 1}
 
 
+def test_stats_read_the_prefetched_steps_four_aggregate_queries(django_assert_num_queries):
+    from nurturing import selectors
+
+    sequence = make_sequence()
+    services.enrollments_create(sequence=sequence, lead_ids=[lead.pk for lead in LeadFactory.create_batch(2)])
+    services.process_due_steps(batch_size=10)
+    sequence = selectors.sequence_get(sequence_id=sequence.pk)  # the steps come prefetched
+
+    # enrolments, later stage changes, executions, message engagement: no query for the steps.
+    with django_assert_num_queries(4):
+        stats = selectors.sequence_stats(sequence=sequence)
+
+    assert [step["position"] for step in stats["steps"]] == [s.position for s in sequence.steps.all()]
+    assert stats["steps"][0]["sent"] == 2
+
+
 def test_preview_renders_an_email_for_a_sample_lead(marketer_client):
     sequence = make_sequence()
     lead = LeadFactory(first_name="Zoë", company=CompanyFactory(name="Initech & Co"))
