@@ -24,24 +24,13 @@ from leadfunnel.errors import Conflict, NotFound, ValidationFailed
 from scoring.models import LeadRuleTotal, PendingScore
 from scoring.services import scores_recompute_lead
 
+from .. import intake
 from ..models import Lead, LeadAlias
 from .qualification import leads_score
 
-# Profile fields the marketer may choose between (``"survivor"`` or ``"duplicate"``), in page order.
-MERGE_FIELDS: tuple[str, ...] = (
-    "first_name",
-    "last_name",
-    "title",
-    "phone",
-    "company_name",
-    "company_size",
-    "industry",
-    "country",
-    "city",
-    "time_zone",
-    "linkedin",
-    "twitter",
-)
+# Profile fields the marketer may choose between (``"survivor"`` or ``"duplicate"``), in page order:
+# the fields a form fills, and the time zone.
+MERGE_FIELDS: tuple[str, ...] = (*intake.PROFILE_FIELDS, "time_zone")
 CHOICES = ("survivor", "duplicate")
 # How far along the funnel a stage is: the survivor takes the duplicate's funnel position (stage,
 # owner, SLA) when the duplicate is further along. The history lines that got it there move with
