@@ -46,27 +46,16 @@ from .services import Entry, companies_ensure, leads_enter_funnel, leads_score
 
 logger = logging.getLogger(__name__)
 
-# Lead fields a CSV column may fill, with their longest value.
+# Lead fields a CSV column may fill, with their longest value: the address, the profile fields a
+# form fills and the first touch, as intake has them.
 IMPORT_FIELDS: dict[str, int] = {
     "email": 254,
-    "first_name": 100,
-    "last_name": 100,
-    "title": 150,
-    "phone": 40,
-    "company_name": 200,
-    "company_size": 20,
-    "industry": 100,
-    "country": 100,
-    "city": 100,
-    "linkedin": 200,
-    "twitter": 100,
-    "utm_source": 200,
-    "utm_medium": 200,
-    "utm_campaign": 200,
+    **intake.PROFILE_FIELDS,
+    **intake.FIRST_TOUCH_FIELDS,
     # yes/no, true/false, 1/0: "yes" records an opt-in from this import, "no" records none.
     "consent": 10,
 }
-ALIASES = {"company": "company_name", "job_title": "title", "firstname": "first_name", "lastname": "last_name"}
+ALIASES = intake.ALIASES
 CUSTOM_PREFIX = "custom:"
 PREVIEW_ROWS = 20
 MAX_STORED_ERRORS = 10_000
