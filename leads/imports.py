@@ -43,6 +43,7 @@ from .consent import consent_fields
 from .intake import email_domain, is_business_domain
 from .models import Channel, ConsentStatus, ImportJob, Lead, TransitionCause
 from .services import Entry, companies_ensure, leads_enter_funnel, leads_score
+from .services.profile import merge_custom
 
 logger = logging.getLogger(__name__)
 
@@ -533,7 +534,7 @@ def _import_batch(job_id: int, batch: list[tuple[int, ParsedRow | None, dict | N
                 lead=Lead(
                     email=email,
                     company_id=company_ids.get(domains.get(email, "")),
-                    custom_fields=row.custom,
+                    custom_fields=merge_custom({}, row.custom, overwrite=False),
                     created_at=now,
                     updated_at=now,
                     stage_changed_at=now,
@@ -571,9 +572,9 @@ def _import_batch(job_id: int, batch: list[tuple[int, ParsedRow | None, dict | N
                 setattr(lead, key, value)
             changed_fields.update(opted_in)
             dirty = True
-        missing_custom = {k: v for k, v in row.custom.items() if k not in (lead.custom_fields or {})}
-        if missing_custom:
-            lead.custom_fields = {**(lead.custom_fields or {}), **missing_custom}
+        custom = merge_custom(lead.custom_fields, row.custom, overwrite=False)  # only the blanks, capped
+        if custom != (lead.custom_fields or {}):
+            lead.custom_fields = custom
             changed_fields.add("custom_fields")
             dirty = True
         if dirty and lead.pk not in seen:
