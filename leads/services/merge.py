@@ -248,7 +248,8 @@ def lead_merge(*, survivor: Lead | int, duplicate: Any, fields: Any = None, acto
     assignments, aliases, and through hooks enrolments and messages) moves to the survivor; its
     score is rebuilt by the full-recompute path for one lead, then the funnel applies any
     qualification (the profile changed). The duplicate is deleted and its email becomes an alias.
-    Audited as ``lead.merged``. 400 for a merge with itself, an unknown duplicate or a bad choice.
+    Audited as ``lead.merged``. 400 for a merge with itself, an unknown duplicate or a bad choice;
+    409 when either lead was erased.
     """
     survivor_id = survivor if isinstance(survivor, int) else survivor.pk
     duplicate_id = _clean_id(duplicate)
@@ -258,6 +259,8 @@ def lead_merge(*, survivor: Lead | int, duplicate: Any, fields: Any = None, acto
             "duplicate: A lead cannot be merged with itself.", fields={"duplicate": ["Choose another lead."]}
         )
     kept_lead, gone = _lock_pair(survivor_id, duplicate_id)
+    if kept_lead.erased_at is not None or gone.erased_at is not None:
+        raise Conflict("An erased lead's data is gone: it cannot be merged.", code="lead_erased")
     now = timezone.now()
     changes, kept = _merged_profile(kept_lead, gone, choices)
 
