@@ -43,30 +43,20 @@ from .consent import consent_fields
 from .intake import email_domain, is_business_domain
 from .models import Channel, ConsentStatus, ImportJob, Lead, TransitionCause
 from .services import Entry, companies_ensure, leads_enter_funnel, leads_score
+from .services.profile import merge_custom
 
 logger = logging.getLogger(__name__)
 
-# Lead fields a CSV column may fill, with their longest value.
+# Lead fields a CSV column may fill, with their longest value: the address, the profile fields a
+# form fills and the first touch, as intake has them.
 IMPORT_FIELDS: dict[str, int] = {
     "email": 254,
-    "first_name": 100,
-    "last_name": 100,
-    "title": 150,
-    "phone": 40,
-    "company_name": 200,
-    "company_size": 20,
-    "industry": 100,
-    "country": 100,
-    "city": 100,
-    "linkedin": 200,
-    "twitter": 100,
-    "utm_source": 200,
-    "utm_medium": 200,
-    "utm_campaign": 200,
+    **intake.PROFILE_FIELDS,
+    **intake.FIRST_TOUCH_FIELDS,
     # yes/no, true/false, 1/0: "yes" records an opt-in from this import, "no" records none.
     "consent": 10,
 }
-ALIASES = {"company": "company_name", "job_title": "title", "firstname": "first_name", "lastname": "last_name"}
+ALIASES = intake.ALIASES
 CUSTOM_PREFIX = "custom:"
 PREVIEW_ROWS = 20
 MAX_STORED_ERRORS = 10_000
@@ -544,7 +534,7 @@ def _import_batch(job_id: int, batch: list[tuple[int, ParsedRow | None, dict | N
                 lead=Lead(
                     email=email,
                     company_id=company_ids.get(domains.get(email, "")),
-                    custom_fields=row.custom,
+                    custom_fields=merge_custom({}, row.custom, overwrite=False),
                     created_at=now,
                     updated_at=now,
                     stage_changed_at=now,
@@ -582,9 +572,9 @@ def _import_batch(job_id: int, batch: list[tuple[int, ParsedRow | None, dict | N
                 setattr(lead, key, value)
             changed_fields.update(opted_in)
             dirty = True
-        missing_custom = {k: v for k, v in row.custom.items() if k not in (lead.custom_fields or {})}
-        if missing_custom:
-            lead.custom_fields = {**(lead.custom_fields or {}), **missing_custom}
+        custom = merge_custom(lead.custom_fields, row.custom, overwrite=False)  # only the blanks, capped
+        if custom != (lead.custom_fields or {}):
+            lead.custom_fields = custom
             changed_fields.add("custom_fields")
             dirty = True
         if dirty and lead.pk not in seen:

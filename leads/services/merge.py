@@ -24,24 +24,13 @@ from leadfunnel.errors import Conflict, NotFound, ValidationFailed
 from scoring.models import LeadRuleTotal, PendingScore
 from scoring.services import scores_recompute_lead
 
+from .. import intake
 from ..models import Lead, LeadAlias
 from .qualification import leads_score
 
-# Profile fields the marketer may choose between (``"survivor"`` or ``"duplicate"``), in page order.
-MERGE_FIELDS: tuple[str, ...] = (
-    "first_name",
-    "last_name",
-    "title",
-    "phone",
-    "company_name",
-    "company_size",
-    "industry",
-    "country",
-    "city",
-    "time_zone",
-    "linkedin",
-    "twitter",
-)
+# Profile fields the marketer may choose between (``"survivor"`` or ``"duplicate"``), in page order:
+# the fields a form fills, and the time zone.
+MERGE_FIELDS: tuple[str, ...] = (*intake.PROFILE_FIELDS, "time_zone")
 CHOICES = ("survivor", "duplicate")
 # How far along the funnel a stage is: the survivor takes the duplicate's funnel position (stage,
 # owner, SLA) when the duplicate is further along. The history lines that got it there move with
@@ -259,7 +248,8 @@ def lead_merge(*, survivor: Lead | int, duplicate: Any, fields: Any = None, acto
     assignments, aliases, and through hooks enrolments and messages) moves to the survivor; its
     score is rebuilt by the full-recompute path for one lead, then the funnel applies any
     qualification (the profile changed). The duplicate is deleted and its email becomes an alias.
-    Audited as ``lead.merged``. 400 for a merge with itself, an unknown duplicate or a bad choice.
+    Audited as ``lead.merged``. 400 for a merge with itself, an unknown duplicate or a bad choice;
+    409 when either lead was erased.
     """
     survivor_id = survivor if isinstance(survivor, int) else survivor.pk
     duplicate_id = _clean_id(duplicate)
@@ -269,6 +259,8 @@ def lead_merge(*, survivor: Lead | int, duplicate: Any, fields: Any = None, acto
             "duplicate: A lead cannot be merged with itself.", fields={"duplicate": ["Choose another lead."]}
         )
     kept_lead, gone = _lock_pair(survivor_id, duplicate_id)
+    if kept_lead.erased_at is not None or gone.erased_at is not None:
+        raise Conflict("An erased lead's data is gone: it cannot be merged.", code="lead_erased")
     now = timezone.now()
     changes, kept = _merged_profile(kept_lead, gone, choices)
 

@@ -63,7 +63,9 @@ def pageview_track(*, site: TrackedSite, view: tracking.PageView, now: datetime 
     result = TrackResult(visitor_id=visitor_id, lead_id=lead_id)
     if view.identify:
         token_lead = tracking.identify_token_parse(view.identify)
-        if token_lead is not None and token_lead != lead_id and Lead.objects.filter(pk=token_lead).exists():
+        # An erased lead's old email link identifies nobody: its person's browsing stays unlinked.
+        live = Lead.objects.filter(pk=token_lead, erased_at__isnull=True)
+        if token_lead is not None and token_lead != lead_id and live.exists():
             result.converted = visitors_identify(visitor_ids=[visitor_id], lead_id=token_lead, now=now)
             result.lead_id, result.identified = token_lead, True
     if result.lead_id is None:

@@ -9,7 +9,7 @@ from django.utils import timezone
 from leadfunnel.models import AuditEvent
 from leads.analytics import funnel_summary
 from leads.models import FormSubmission, Interaction, Lead, LeadAlias, Opportunity, StageTransition
-from leads.services import interaction_record, lead_submit_form, leads_enter_funnel
+from leads.services import interaction_record, lead_erase, lead_submit_form, leads_enter_funnel
 from nurturing.models import Enrollment, Message, Sequence
 from scoring.models import LeadRuleTotal, ScoreContribution
 from scoring.services import scoring_recompute_all
@@ -313,6 +313,18 @@ def test_bad_merges_are_400_and_change_nothing(marketer_client, pair, body, fiel
     response = marketer_client.post(f"/api/v1/leads/{survivor.pk}/merge/", body, format="json")
     assert response.status_code == 400, response.content
     assert field in str(response.json())
+    assert Lead.objects.filter(pk=duplicate.pk).exists()
+    assert not LeadAlias.objects.exists() and not AuditEvent.objects.filter(action="lead.merged").exists()
+    assert _counts(duplicate.pk) == before
+
+
+@pytest.mark.parametrize("erased", ["survivor", "duplicate"])
+def test_an_erased_lead_is_not_merged(marketer_client, admin_user, pair, erased):
+    survivor, duplicate = pair
+    lead_erase(lead=(survivor if erased == "survivor" else duplicate).pk, actor=admin_user)
+    before = _counts(duplicate.pk)
+    response = marketer_client.post(f"/api/v1/leads/{survivor.pk}/merge/", {"duplicate": duplicate.pk}, format="json")
+    assert response.status_code == 409, response.content
     assert Lead.objects.filter(pk=duplicate.pk).exists()
     assert not LeadAlias.objects.exists() and not AuditEvent.objects.filter(action="lead.merged").exists()
     assert _counts(duplicate.pk) == before

@@ -148,6 +148,16 @@ def test_a_tracked_email_link_identifies_the_visitor(anon_client, site):
     assert Visitor.objects.get(key=VISITOR).lead_id == lead.pk
 
 
+def test_an_erased_leads_email_link_identifies_nobody(anon_client, site, admin_user):
+    lead = LeadFactory()
+    token = tracking.identify_token(lead.pk)
+    services.lead_erase(lead=lead.pk, actor=admin_user)
+    assert track(anon_client, view("/pricing", identify=token)).status_code == 204
+    assert Visitor.objects.get(key=VISITOR).lead_id is None
+    assert page_views(lead) == []
+    assert AnonymousPageView.objects.count() == 1
+
+
 def test_a_link_to_another_site_carries_no_identify_token(site):
     assert (
         services.tracking_link_identify(url="https://elsewhere.example/x", lead_id=1) == "https://elsewhere.example/x"

@@ -252,3 +252,17 @@ def test_export_refuses_bad_filters_and_non_marketers(marketer_client, sales_cli
     assert marketer_client.get("/api/v1/leads/export.csv", {"min_score": "lots"}).status_code == 400
     assert marketer_client.get("/api/v1/leads/export.csv", {"stage": "famous"}).status_code == 400
     assert sales_client.get("/api/v1/leads/export.csv").status_code == 403
+
+
+@pytest.mark.django_db
+def test_import_keeps_the_custom_field_cap_on_new_and_existing_leads(monkeypatch):
+    monkeypatch.setattr(imports.intake, "MAX_CUSTOM_FIELDS_PER_LEAD", 2)
+    kept = LeadFactory(email="kept@acme.example", custom_fields={"region": "north"})
+    content = "Email,Plan,Tier,Seats\nkept@acme.example,pro,gold,5\nnew@acme.example,free,silver,1\n"
+    mapping = {"email": "Email", "custom:plan": "Plan", "custom:tier": "Tier", "custom:seats": "Seats"}
+    job = imports.import_create(actor=None, content=content.encode(), filename="x.csv", mapping=mapping, queue=False)
+    job = imports.import_run(job_id=job.pk)
+    assert (job.status, job.created_count, job.updated_count) == ("done", 1, 1)
+    kept.refresh_from_db()
+    assert kept.custom_fields == {"region": "north", "plan": "pro"}  # fills a blank, never past the cap
+    assert Lead.objects.get(email="new@acme.example").custom_fields == {"plan": "free", "tier": "silver"}
