@@ -12,12 +12,11 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from leadfunnel.audit import audit_record
 from leadfunnel.roles import role_required
 
 from .. import tracking
 from ..models import AnonymousPageView, TrackedSite
-from ..serializers import SiteSerializer
+from ..serializers import SiteSerializer, save_audited
 
 
 class SiteForm(forms.Form):
@@ -44,20 +43,14 @@ def _save(request: HttpRequest, form: SiteForm, instance: TrackedSite | None) ->
         "allowed_origins": form.cleaned_data["allowed_origins_text"],
         "active": form.cleaned_data["active"],
     }
-    before = SiteSerializer(instance).data if instance else None
     serializer = SiteSerializer(instance, data=data)
     if not serializer.is_valid():
         for name, errors in serializer.errors.items():
             target = "allowed_origins_text" if name == "allowed_origins" else name
             form.add_error(target if target in form.fields else None, " ".join(str(e) for e in errors))
         return None
-    site = serializer.save(created_by=request.user) if instance is None else serializer.save()
-    after = SiteSerializer(site).data
-    if before is None:
-        audit_record(actor=request.user, action="site.created", obj=site, changes=after)
-    else:
-        changes = {k: [before[k], v] for k, v in after.items() if before.get(k) != v and k != "updated_at"}
-        audit_record(actor=request.user, action="site.updated", obj=site, changes=changes)
+    extra = {"created_by": request.user} if instance is None else {}
+    site, _data = save_audited(serializer, actor=request.user, entity="site", **extra)
     return site
 
 

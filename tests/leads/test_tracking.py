@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from leadfunnel.models import AuditEvent
 from leads import services, tracking
 from leads.models import AnonymousPageView, Interaction, InteractionKey, Lead, TrackedSite, Visitor
 from leads.tasks import anonymous_activity_purge
@@ -292,6 +293,9 @@ def test_marketers_manage_sites_through_the_api(marketer_client, sales_client):
     assert "/static/js/lf-track.js" in body["snippet"]
     patched = marketer_client.patch(f"/api/v1/sites/{body['id']}/", {"active": False}, format="json")
     assert patched.status_code == 200 and patched.json()["active"] is False
+    audits = AuditEvent.objects.filter(object_id=str(body["id"]), object_type="leads.trackedsite")
+    assert audits.get(action="site.created").changes["allowed_origins"] == [ORIGIN]
+    assert audits.get(action="site.updated").changes == {"active": [True, False]}
     bad = marketer_client.post("/api/v1/sites/", {"name": "Any", "allowed_origins": ["*"]}, format="json")
     assert bad.status_code == 400 and "allowed_origins" in bad.json()["errors"]
     assert sales_client.get("/api/v1/sites/").status_code == 403
