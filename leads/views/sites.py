@@ -2,20 +2,16 @@
 form). Writes go through the API's serializer so the dashboard and ``/api/v1/sites/`` validate and
 audit alike."""
 
-from datetime import timedelta
-
 from django import forms
 from django.contrib import messages
-from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from leadfunnel.roles import role_required
 
-from .. import tracking
-from ..models import AnonymousPageView, TrackedSite
+from .. import selectors, tracking
+from ..models import TrackedSite
 from ..serializers import SiteSerializer, save_audited
 
 
@@ -54,14 +50,6 @@ def _save(request: HttpRequest, form: SiteForm, instance: TrackedSite | None) ->
     return site
 
 
-def _sites_with_counts():
-    week_ago = timezone.now() - timedelta(days=7)
-    return TrackedSite.objects.annotate(
-        visitor_count=Count("visitors", distinct=True),
-        identified_count=Count("visitors", filter=Q(visitors__lead__isnull=False), distinct=True),
-    ).order_by("name", "pk"), week_ago
-
-
 @require_http_methods(["GET", "POST"])
 @role_required(marketer=True)
 def sites_list(request: HttpRequest) -> HttpResponse:
@@ -71,15 +59,14 @@ def sites_list(request: HttpRequest) -> HttpResponse:
         if site is not None:
             messages.success(request, f"Site “{site.name}” added. Paste the snippet below into every page.")
             return redirect("dashboard:site", site_id=site.pk)
-    sites, _ = _sites_with_counts()
+    sites = selectors.sites_with_counts()
     return render(request, "sites/list.html", {"nav": "sites", "sites": sites, "form": form})
 
 
 @require_http_methods(["GET", "POST"])
 @role_required(marketer=True)
 def site_detail(request: HttpRequest, site_id: int) -> HttpResponse:
-    sites, week_ago = _sites_with_counts()
-    site = sites.filter(pk=site_id).first()
+    site = selectors.sites_with_counts().filter(pk=site_id).first()
     if site is None:
         raise Http404("No such site.")
     initial = {"name": site.name, "allowed_origins_text": "\n".join(site.allowed_origins or []), "active": site.active}
@@ -87,7 +74,7 @@ def site_detail(request: HttpRequest, site_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid() and _save(request, form, site) is not None:
         messages.success(request, "Site saved.")
         return redirect("dashboard:site", site_id=site.pk)
-    anonymous_views = AnonymousPageView.objects.filter(visitor__site=site, occurred_at__gte=week_ago).count()
+    anonymous_views = selectors.site_anonymous_views_count(site=site)
     return render(
         request,
         "sites/detail.html",

@@ -331,3 +331,13 @@ def test_the_script_is_served_from_our_static_files(client):
     body = b"".join(response.streaming_content) if response.streaming else response.content
     assert b"lf_vid" in body and b"doNotTrack" in body
     assert len(body) < 8_000  # small, no dependencies
+
+
+def test_the_site_page_counts_visitors_and_their_recent_anonymous_views(anon_client, client, marketer, site):
+    for visitor in (VISITOR, "f" * 32):
+        assert track(anon_client, view("/pricing", visitor=visitor)).status_code == 204
+    AnonymousPageView.objects.filter(visitor__key="f" * 32).update(occurred_at=timezone.now() - timedelta(days=8))
+    client.force_login(marketer)
+    page = client.get(f"/sites/{site.pk}/")
+    assert page.context["site"].visitor_count == 2 and page.context["site"].identified_count == 0
+    assert page.context["anonymous_views_7d"] == 1
