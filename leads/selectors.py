@@ -24,6 +24,7 @@ from .models import (
     Lead,
     Stage,
     StageTransition,
+    Suppression,
     TrackedSite,
 )
 from .segments.selectors import (
@@ -282,3 +283,8 @@ def site_anonymous_views_count(*, site: TrackedSite, days: int = 7) -> int:
     """Page views of the site's still-anonymous visitors in the last ``days`` days."""
     since = timezone.now() - timedelta(days=days)
     return AnonymousPageView.objects.filter(visitor__site=site, occurred_at__gte=since).count()
+
+
+def suppression_list() -> QuerySet[Suppression]:
+    """The suppression list, newest first, with who added each entry."""
+    return Suppression.objects.select_related("created_by").order_by("-created_at", "-id")
