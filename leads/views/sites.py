@@ -13,6 +13,7 @@ from leadfunnel.roles import role_required
 from .. import selectors, tracking
 from ..models import TrackedSite
 from ..serializers import SiteSerializer, save_audited
+from .common import place_field_errors
 
 
 class SiteForm(forms.Form):
@@ -41,9 +42,7 @@ def _save(request: HttpRequest, form: SiteForm, instance: TrackedSite | None) ->
     }
     serializer = SiteSerializer(instance, data=data)
     if not serializer.is_valid():
-        for name, errors in serializer.errors.items():
-            target = "allowed_origins_text" if name == "allowed_origins" else name
-            form.add_error(target if target in form.fields else None, " ".join(str(e) for e in errors))
+        place_field_errors(form, serializer.errors, renames={"allowed_origins": "allowed_origins_text"})
         return None
     extra = {"created_by": request.user} if instance is None else {}
     site, _data = save_audited(serializer, actor=request.user, entity="site", **extra)

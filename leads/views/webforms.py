@@ -17,6 +17,7 @@ from leadfunnel.roles import role_required
 from .. import dashboard, tracking
 from ..models import Form, TrackedSite
 from ..serializers import FormSerializer, save_audited
+from .common import place_field_errors
 
 # Suggestions for a form's kind (any text is kept: scoring rules and reports read it as written).
 FORM_KINDS = ("contact", "demo_request", "content_download", "paid_landing", "webinar", "event", "newsletter", "trial")
@@ -144,9 +145,7 @@ class WebFormForm(forms.ModelForm):
 
 
 def _save_errors(form: WebFormForm, serializer: FormSerializer) -> None:
-    for name, errors in serializer.errors.items():
-        target = "allowed_origins_text" if name == "allowed_origins" else name
-        form.add_error(target if target in form.fields else None, " ".join(str(e) for e in errors))
+    place_field_errors(form, serializer.errors, renames={"allowed_origins": "allowed_origins_text"})
 
 
 def _endpoint(slug: str) -> str:
