@@ -9,18 +9,21 @@ the public intake, forms): a bad value is a 400 naming the field instead of a 50
   refuse UTC offsets beyond ±15:59 or not in whole minutes (PostgreSQL and psycopg refuse them) and
   moments outside years 1–9999 in UTC, and answer UTC. :class:`DbDateTimeField` (DRF) and
   :class:`DbIsoDateTimeFilter` (django-filter) apply it.
+- **Report periods**: :func:`parse_period` turns ``since`` / ``until`` query values (a date or an
+  ISO date-time) into ``[since, until)``.
 - **NUL characters** (``\\u0000``: PostgreSQL's text and jsonb refuse them) in any string or key:
   :func:`nul_path` finds one; the API's parsers (:mod:`leadfunnel.parsers`), the query-string
   middleware and the public intake refuse them with :func:`refuse_nul`.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import django_filters
 from django import forms
 from django.core import validators as django_validators
 from django.db import models
+from django.utils import dateparse, timezone
 from rest_framework import serializers
 
 from .errors import ValidationFailed
@@ -138,6 +141,43 @@ def parse_datetime(value: Any, *, field: str) -> datetime:
     except ValueError:
         raise InvalidInput(field, "Must be an ISO 8601 date-time, e.g. 2026-05-01T12:00:00Z.") from None
     return check_datetime(parsed, field=field)
+
+
+def _period_bound(raw: Any, name: str, *, end: bool) -> datetime | None:
+    if raw in (None, ""):
+        return None
+    if not isinstance(raw, str):
+        raise ValidationFailed(f"{name} must be a date or a date-time.", fields={name: ["Not a date."]})
+    try:
+        # A date means the whole day: since = its start, until = the end of that day. Checked
+        # first: parse_datetime reads a bare date as its midnight.
+        day = dateparse.parse_date(raw) if dateparse.date_re.match(raw) else None
+        if day is not None:
+            value = datetime.combine(day + timedelta(days=1) if end else day, time.min)
+        else:
+            value = dateparse.parse_datetime(raw)
+            if value is None:
+                raise ValueError("not a date")
+    except (ValueError, OverflowError):  # e.g. 2026-02-30, or the day after 9999-12-31
+        raise ValidationFailed(
+            f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 date-time, got {raw!r}.",
+            fields={name: ["Not a date."]},
+        ) from None
+    value = timezone.make_aware(value) if timezone.is_naive(value) else value
+    return check_datetime(value, field=name)  # offsets and years the database can take
+
+
+def parse_period(since: Any, until: Any, *, default: timedelta) -> tuple[datetime, datetime]:
+    """``[since, until)`` from dates or ISO date-times; until defaults to now, since to ``default``
+    before until. A 400 naming the field on nonsense or when since is not before until."""
+    until_at = _period_bound(until, "until", end=True) or timezone.now()
+    try:
+        since_at = _period_bound(since, "since", end=False) or until_at - default
+    except OverflowError:
+        raise ValidationFailed("until is too early.", fields={"until": ["Too early: give since."]}) from None
+    if since_at >= until_at:
+        raise ValidationFailed("since must be before until.", fields={"since": ["Must be before until."]})
+    return since_at, until_at
 
 
 class DbDateTimeField(serializers.DateTimeField):

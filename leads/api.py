@@ -22,7 +22,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from leadfunnel.api import page_schema
-from leadfunnel.audit import audit_record
 from leadfunnel.roles import IsMarketer, IsMarketerOrSales, IsSalesRep
 from leadfunnel.validation import refuse_nul
 
@@ -46,6 +45,7 @@ from .serializers import (
     RejectInputSerializer,
     SubmissionOutputSerializer,
     TimelineItemSerializer,
+    save_audited,
 )
 from .throttles import IntakeRateThrottle, client_ip
 
@@ -226,9 +226,8 @@ class FormListCreateView(BodyLimitedAPIView):
     def post(self, request):
         serializer = FormSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        form = serializer.save(created_by=request.user)
-        audit_record(actor=request.user, action="form.created", obj=form, changes=FormSerializer(form).data)
-        return Response(FormSerializer(form).data, status=status.HTTP_201_CREATED)
+        _form, data = save_audited(serializer, actor=request.user, entity="form", created_by=request.user)
+        return Response(data, status=status.HTTP_201_CREATED)
 
 
 class FormDetailView(BodyLimitedAPIView):
@@ -248,15 +247,10 @@ class FormDetailView(BodyLimitedAPIView):
         operation_id="forms_partial_update", request=FormSerializer, responses={200: FormSerializer, **ERRORS}
     )
     def patch(self, request, slug: str):
-        form = self._get(slug)
-        before = FormSerializer(form).data
-        serializer = FormSerializer(form, data=request.data, partial=True)
+        serializer = FormSerializer(self._get(slug), data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        form = serializer.save()
-        after = FormSerializer(form).data
-        changes = {k: [before[k], v] for k, v in after.items() if before.get(k) != v and k != "updated_at"}
-        audit_record(actor=request.user, action="form.updated", obj=form, changes=changes)
-        return Response(after)
+        _form, data = save_audited(serializer, actor=request.user, entity="form")
+        return Response(data)
 
 
 # --- leads --------------------------------------------------------------------------------

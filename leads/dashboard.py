@@ -83,11 +83,8 @@ EARLIEST_DAY, LATEST_DAY = date(1, 1, 3), date(9999, 12, 29)
 
 
 def _day_param(raw: str | None) -> date | None:
-    try:
-        day = parse_date(raw) if raw else None
-    except ValueError:  # 2026-02-30
-        return None
-    return day if day is not None and EARLIEST_DAY <= day <= LATEST_DAY else None
+    """A day from the query string, or None when absent, unreadable (2026-02-30) or out of range."""
+    return _date_or_none(raw, [], "day")
 
 
 def period_from_params(params) -> Period:

@@ -19,7 +19,7 @@ from leadfunnel.api import page_schema
 from leadfunnel.errors import NotFound
 from leadfunnel.roles import IsAdmin, IsMarketer
 
-from . import services
+from . import selectors, services
 from .api import ERRORS, BodyLimitedAPIView
 from .models import Suppression, SuppressionReason
 from .privacy import lead_export
@@ -98,7 +98,7 @@ class SuppressionListView(BodyLimitedAPIView):
     )
     def get(self, request):
         paginator = SuppressionPagination()
-        rows = Suppression.objects.select_related("created_by").order_by("-created_at", "-id")
+        rows = selectors.suppression_list()
         page = paginator.paginate_queryset(rows, request, view=self)
         return paginator.get_paginated_response(SuppressionOutput(page, many=True).data)
 
@@ -113,7 +113,7 @@ class SuppressionListView(BodyLimitedAPIView):
         data.is_valid(raise_exception=True)
         email = data.validated_data["email"]
         added = services.suppression_add(emails=[email], reason=data.validated_data["reason"], actor=request.user)
-        row = Suppression.objects.select_related("created_by").get(email_hash=services.suppression_hash(email))
+        row = selectors.suppression_list().get(email_hash=services.suppression_hash(email))
         return Response(SuppressionOutput(row).data, status=status.HTTP_201_CREATED if added else status.HTTP_200_OK)
 
 

@@ -2,10 +2,12 @@
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 
 import django_filters
 from django.db import connection
-from django.db.models import F, Lookup, Q, QuerySet, Subquery
+from django.db.models import Count, F, Lookup, Q, QuerySet, Subquery
+from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from leadfunnel.errors import NotFound, ValidationFailed
@@ -13,7 +15,18 @@ from leadfunnel.validation import DbIsoDateTimeFilter
 from scoring.selectors import scoring_settings_get
 
 from .intake import normalise_tag
-from .models import Company, Form, Interaction, InteractionType, Lead, Stage, StageTransition
+from .models import (
+    AnonymousPageView,
+    Company,
+    Form,
+    Interaction,
+    InteractionType,
+    Lead,
+    Stage,
+    StageTransition,
+    Suppression,
+    TrackedSite,
+)
 from .segments.selectors import (
     lead_static_lists,
     segment_count,
@@ -255,3 +268,23 @@ class LeadTimeline:
 def current_sla_hours() -> int:
     """Hours a rep has to answer a new MQL/PQL (the scoring settings' ``sla_hours``)."""
     return scoring_settings_get().sla_hours
+
+
+def sites_with_counts() -> QuerySet[TrackedSite]:
+    """Tracked sites by name, each with ``visitor_count`` and ``identified_count`` (visitors who
+    became a lead), in one query."""
+    return TrackedSite.objects.annotate(
+        visitor_count=Count("visitors", distinct=True),
+        identified_count=Count("visitors", filter=Q(visitors__lead__isnull=False), distinct=True),
+    ).order_by("name", "pk")
+
+
+def site_anonymous_views_count(*, site: TrackedSite, days: int = 7) -> int:
+    """Page views of the site's still-anonymous visitors in the last ``days`` days."""
+    since = timezone.now() - timedelta(days=days)
+    return AnonymousPageView.objects.filter(visitor__site=site, occurred_at__gte=since).count()
+
+
+def suppression_list() -> QuerySet[Suppression]:
+    """The suppression list, newest first, with who added each entry."""
+    return Suppression.objects.select_related("created_by").order_by("-created_at", "-id")

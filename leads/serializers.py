@@ -3,6 +3,7 @@
 from django.conf import settings
 from rest_framework import serializers
 
+from leadfunnel.audit import audit_record
 from leadfunnel.validation import DbDateTimeField, db_integer
 
 from . import tracking
@@ -209,6 +210,21 @@ class FormSerializer(serializers.ModelSerializer):
         if value in ("email", *PROFILE_FIELDS):
             raise serializers.ValidationError("The honeypot cannot be a real lead field.")
         return value
+
+
+def save_audited(serializer: serializers.ModelSerializer, *, actor, entity: str, **save_kwargs):
+    """Save a validated form/site serializer and audit it as the API and the dashboard both do:
+    ``<entity>.created`` with every field, or ``<entity>.updated`` with each changed field as
+    ``[before, after]`` (``updated_at`` left out). Returns ``(saved object, its serialized data)``."""
+    before = type(serializer)(serializer.instance).data if serializer.instance is not None else None
+    obj = serializer.save(**save_kwargs)
+    after = type(serializer)(obj).data
+    if before is None:
+        audit_record(actor=actor, action=f"{entity}.created", obj=obj, changes=after)
+    else:
+        changes = {k: [before[k], v] for k, v in after.items() if before.get(k) != v and k != "updated_at"}
+        audit_record(actor=actor, action=f"{entity}.updated", obj=obj, changes=changes)
+    return obj, after
 
 
 class SiteSerializer(serializers.ModelSerializer):

@@ -28,7 +28,7 @@ from leadfunnel.validation import refuse_nul
 from . import services, tracking
 from .api import ERRORS, BodyLimitedAPIView, LeadPagination
 from .models import TrackedSite
-from .serializers import SiteSerializer, TrackInputSerializer
+from .serializers import SiteSerializer, TrackInputSerializer, save_audited
 from .throttles import TrackRateThrottle
 
 
@@ -139,9 +139,8 @@ class SiteListCreateView(BodyLimitedAPIView):
     def post(self, request):
         serializer = SiteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        site = serializer.save(created_by=request.user)
-        audit_record(actor=request.user, action="site.created", obj=site, changes=SiteSerializer(site).data)
-        return Response(SiteSerializer(site).data, status=status.HTTP_201_CREATED)
+        _site, data = save_audited(serializer, actor=request.user, entity="site", created_by=request.user)
+        return Response(data, status=status.HTTP_201_CREATED)
 
 
 class SiteDetailView(BodyLimitedAPIView):
@@ -161,15 +160,10 @@ class SiteDetailView(BodyLimitedAPIView):
         operation_id="sites_partial_update", request=SiteSerializer, responses={200: SiteSerializer, **ERRORS}
     )
     def patch(self, request, site_id: int):
-        site = self._get(site_id)
-        before = SiteSerializer(site).data
-        serializer = SiteSerializer(site, data=request.data, partial=True)
+        serializer = SiteSerializer(self._get(site_id), data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        site = serializer.save()
-        after = SiteSerializer(site).data
-        changes = {k: [before[k], v] for k, v in after.items() if before.get(k) != v and k != "updated_at"}
-        audit_record(actor=request.user, action="site.updated", obj=site, changes=changes)
-        return Response(after)
+        _site, data = save_audited(serializer, actor=request.user, entity="site")
+        return Response(data)
 
     @extend_schema(operation_id="sites_destroy", responses={204: None, **ERRORS})
     def delete(self, request, site_id: int):

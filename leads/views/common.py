@@ -2,6 +2,9 @@
 detection, the safe ``next`` redirect, a form's errors as one message line, and a score
 contribution as a table row — so they behave the same on every page."""
 
+from collections.abc import Mapping
+
+from django import forms
 from django.http import HttpRequest
 from django.utils.http import url_has_allowed_host_and_scheme
 
@@ -18,6 +21,22 @@ def safe_next(request: HttpRequest, default: str) -> str:
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         return target
     return default
+
+
+def place_field_errors(
+    form: forms.Form, fields: Mapping | None, *, message: str = "", renames: Mapping[str, str] | None = None
+) -> None:
+    """Errors by field (a serializer's, or a ``DomainError``'s ``fields``) on the page's form: each
+    on its field (``renames`` maps the API's name to the page's), at the top when the page has no
+    such field; ``message`` at the top when there were none by field."""
+    placed = False
+    for name, problems in (fields or {}).items():
+        target = (renames or {}).get(name, name)
+        text = " ".join(str(p) for p in problems) if isinstance(problems, (list, tuple)) else str(problems)
+        form.add_error(target if target in form.fields else None, text)
+        placed = True
+    if not placed and message:
+        form.add_error(None, message)
 
 
 def form_error_text(form) -> str:

@@ -10,6 +10,7 @@ from leadfunnel.errors import DomainError
 
 from .. import services
 from ..models import InteractionType
+from .common import place_field_errors
 
 
 class ProfileForm(forms.Form):
@@ -60,14 +61,7 @@ class ActivityForm(forms.Form):
 
 
 def place_errors(form: forms.Form, exc: DomainError) -> None:
-    placed = False
-    for name, problems in (exc.fields or {}).items():
-        target = {"company_name": "company"}.get(name, name)
-        text = " ".join(problems) if isinstance(problems, list) else str(problems)
-        form.add_error(target if target in form.fields else None, text)
-        placed = True
-    if not placed:
-        form.add_error(None, exc.message)
+    place_field_errors(form, exc.fields, message=exc.message, renames={"company_name": "company"})
 
 
 # --- the score over time ------------------------------------------------------------------

@@ -15,8 +15,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from leadfunnel.errors import DomainError
 from leadfunnel.roles import admin_required, role_required
 
-from .. import services
-from ..models import Suppression, SuppressionReason
+from .. import selectors, services
+from ..models import SuppressionReason
 from ..privacy import lead_export
 from ..privacy_api import export_filename
 from .common import form_error_text
@@ -80,7 +80,7 @@ def suppressions(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Suppressed." if added else "That address was already suppressed.")
             return redirect("dashboard:suppressions")
         messages.error(request, form_error_text(form))
-    rows = Suppression.objects.select_related("created_by").order_by("-created_at", "-id")
+    rows = selectors.suppression_list()
     page = Paginator(rows, 50).get_page(request.GET.get("page"))
     return render(request, "leads/suppressions.html", {"nav": "suppressions", "form": form, "page": page})
 

@@ -17,6 +17,7 @@ from ..funnel import AWAITING_SALES
 from ..models import SalesRepProfile
 from ..sla import rep_profile_update
 from ..territories import REGIONS, SIZE_BANDS
+from .common import place_field_errors
 
 CAPACITY_DEFAULT = SalesRepProfile._meta.get_field("capacity").get_default()
 
@@ -108,12 +109,7 @@ def rep_edit(request: HttpRequest, user_id: int) -> HttpResponse:
         try:
             rep_profile_update(actor=request.user, user_id=rep.pk, changes=form.changes())
         except DomainError as exc:
-            fields = {"territories": "territories_text"}
-            for name, errors in (exc.fields or {}).items():
-                target = fields.get(name, name)
-                form.add_error(target if target in form.fields else None, " ".join(str(e) for e in errors))
-            if not exc.fields:
-                form.add_error(None, exc.message)
+            place_field_errors(form, exc.fields, message=exc.message, renames={"territories": "territories_text"})
         else:
             messages.success(request, f"Routing settings of {rep.get_full_name() or rep.username} saved.")
             return redirect("dashboard:reps")

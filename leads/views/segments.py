@@ -16,7 +16,7 @@ from leadfunnel.roles import is_marketer, role_required
 
 from .. import dashboard, selectors, services
 from ..models import InteractionType, Segment
-from ..segments.builder import definition_from_rows, rows_from_definition, rows_from_post
+from ..segments.builder import definition_from_filters, definition_from_rows, rows_from_definition, rows_from_post
 from ..segments.conditions import (
     CHOICES,
     FIELDS,
@@ -166,46 +166,6 @@ def segment_delete(request: HttpRequest, segment_id: int) -> HttpResponse:
 
 
 # --- the leads list's "save these filters" ----------------------------------------------------
-
-
-def definition_from_filters(filters: dashboard.LeadFilters, user) -> dict:
-    """The leads list's filters as a segment definition (all of them must hold). A text search
-    and a funnel drill-down have no segment condition; they are refused with a message."""
-    if filters.q:
-        raise DomainError("A text search cannot be saved as a segment; use the other filters.")
-    if filters.entered:
-        raise DomainError("A funnel drill-down (entered a stage in a period) cannot be saved as a segment.")
-    conditions: list[dict] = []
-    if filters.segment:
-        base = Segment.objects.filter(pk=filters.segment).first()
-        if base is None or base.kind != Segment.Kind.SMART or (base.definition or {}).get("match") == "any":
-            raise DomainError("Only a smart segment matching all its conditions can be narrowed into a new one.")
-        conditions += base.definition["conditions"]
-    if filters.stage:
-        conditions.append({"field": "stage", "operator": "in", "value": filters.stage})
-    if filters.owner == "none":
-        conditions.append({"field": "owner", "operator": "present", "value": False})
-    elif filters.owner:
-        owner = user.pk if filters.owner == "me" else int(filters.owner)
-        conditions.append({"field": "owner", "operator": "equals", "value": owner})
-    if filters.score_min is not None:
-        conditions.append({"field": "score", "operator": "gte", "value": filters.score_min})
-    if filters.score_max is not None:
-        conditions.append({"field": "score", "operator": "lte", "value": filters.score_max})
-    for name, value in (("source", filters.source), ("campaign", filters.campaign)):
-        if value:
-            conditions.append({"field": name, "operator": "equals", "value": value})
-    if filters.channel:
-        conditions.append({"field": "channel", "operator": "equals", "value": filters.channel})
-    if filters.form:
-        conditions.append({"field": "form", "operator": "equals", "value": filters.form})
-    if filters.created_from:
-        conditions.append({"field": "created_at", "operator": "gte", "value": filters.created_from.isoformat()})
-    if filters.created_to:
-        conditions.append({"field": "created_at", "operator": "lte", "value": filters.created_to.isoformat()})
-    if not conditions:
-        raise DomainError("Pick some filters first: a segment of every lead is not worth saving.")
-    return {"match": "all", "conditions": conditions}
 
 
 @require_POST

@@ -2,22 +2,18 @@
 form). Writes go through the API's serializer so the dashboard and ``/api/v1/sites/`` validate and
 audit alike."""
 
-from datetime import timedelta
-
 from django import forms
 from django.contrib import messages
-from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from leadfunnel.audit import audit_record
 from leadfunnel.roles import role_required
 
-from .. import tracking
-from ..models import AnonymousPageView, TrackedSite
-from ..serializers import SiteSerializer
+from .. import selectors, tracking
+from ..models import TrackedSite
+from ..serializers import SiteSerializer, save_audited
+from .common import place_field_errors
 
 
 class SiteForm(forms.Form):
@@ -44,29 +40,13 @@ def _save(request: HttpRequest, form: SiteForm, instance: TrackedSite | None) ->
         "allowed_origins": form.cleaned_data["allowed_origins_text"],
         "active": form.cleaned_data["active"],
     }
-    before = SiteSerializer(instance).data if instance else None
     serializer = SiteSerializer(instance, data=data)
     if not serializer.is_valid():
-        for name, errors in serializer.errors.items():
-            target = "allowed_origins_text" if name == "allowed_origins" else name
-            form.add_error(target if target in form.fields else None, " ".join(str(e) for e in errors))
+        place_field_errors(form, serializer.errors, renames={"allowed_origins": "allowed_origins_text"})
         return None
-    site = serializer.save(created_by=request.user) if instance is None else serializer.save()
-    after = SiteSerializer(site).data
-    if before is None:
-        audit_record(actor=request.user, action="site.created", obj=site, changes=after)
-    else:
-        changes = {k: [before[k], v] for k, v in after.items() if before.get(k) != v and k != "updated_at"}
-        audit_record(actor=request.user, action="site.updated", obj=site, changes=changes)
+    extra = {"created_by": request.user} if instance is None else {}
+    site, _data = save_audited(serializer, actor=request.user, entity="site", **extra)
     return site
-
-
-def _sites_with_counts():
-    week_ago = timezone.now() - timedelta(days=7)
-    return TrackedSite.objects.annotate(
-        visitor_count=Count("visitors", distinct=True),
-        identified_count=Count("visitors", filter=Q(visitors__lead__isnull=False), distinct=True),
-    ).order_by("name", "pk"), week_ago
 
 
 @require_http_methods(["GET", "POST"])
@@ -78,15 +58,14 @@ def sites_list(request: HttpRequest) -> HttpResponse:
         if site is not None:
             messages.success(request, f"Site “{site.name}” added. Paste the snippet below into every page.")
             return redirect("dashboard:site", site_id=site.pk)
-    sites, _ = _sites_with_counts()
+    sites = selectors.sites_with_counts()
     return render(request, "sites/list.html", {"nav": "sites", "sites": sites, "form": form})
 
 
 @require_http_methods(["GET", "POST"])
 @role_required(marketer=True)
 def site_detail(request: HttpRequest, site_id: int) -> HttpResponse:
-    sites, week_ago = _sites_with_counts()
-    site = sites.filter(pk=site_id).first()
+    site = selectors.sites_with_counts().filter(pk=site_id).first()
     if site is None:
         raise Http404("No such site.")
     initial = {"name": site.name, "allowed_origins_text": "\n".join(site.allowed_origins or []), "active": site.active}
@@ -94,7 +73,7 @@ def site_detail(request: HttpRequest, site_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid() and _save(request, form, site) is not None:
         messages.success(request, "Site saved.")
         return redirect("dashboard:site", site_id=site.pk)
-    anonymous_views = AnonymousPageView.objects.filter(visitor__site=site, occurred_at__gte=week_ago).count()
+    anonymous_views = selectors.site_anonymous_views_count(site=site)
     return render(
         request,
         "sites/detail.html",

@@ -12,12 +12,12 @@ from django.shortcuts import redirect, render
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from leadfunnel.audit import audit_record
 from leadfunnel.roles import role_required
 
 from .. import dashboard, tracking
 from ..models import Form, TrackedSite
-from ..serializers import FormSerializer
+from ..serializers import FormSerializer, save_audited
+from .common import place_field_errors
 
 # Suggestions for a form's kind (any text is kept: scoring rules and reports read it as written).
 FORM_KINDS = ("contact", "demo_request", "content_download", "paid_landing", "webinar", "event", "newsletter", "trial")
@@ -145,9 +145,7 @@ class WebFormForm(forms.ModelForm):
 
 
 def _save_errors(form: WebFormForm, serializer: FormSerializer) -> None:
-    for name, errors in serializer.errors.items():
-        target = "allowed_origins_text" if name == "allowed_origins" else name
-        form.add_error(target if target in form.fields else None, " ".join(str(e) for e in errors))
+    place_field_errors(form, serializer.errors, renames={"allowed_origins": "allowed_origins_text"})
 
 
 def _endpoint(slug: str) -> str:
@@ -168,9 +166,8 @@ def form_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         serializer = FormSerializer(data=form.api_data())
         if serializer.is_valid():
-            created = serializer.save(created_by=request.user)
+            created, _data = save_audited(serializer, actor=request.user, entity="form", created_by=request.user)
             cache.delete(dashboard.FORMS_CACHE_KEY)
-            audit_record(actor=request.user, action="form.created", obj=created, changes=FormSerializer(created).data)
             messages.success(request, f"Form “{created.name}” created. Paste the snippet below on your site.")
             return redirect("dashboard:form", slug=created.slug)
         _save_errors(form, serializer)
@@ -189,14 +186,11 @@ def form_edit(request: HttpRequest, slug: str) -> HttpResponse:
         raise Http404("No such form.")
     form = WebFormForm(request.POST or None, instance=item, editing=True)
     if request.method == "POST" and form.is_valid():
-        before = FormSerializer(Form.objects.get(pk=item.pk)).data
+        # A fresh copy: the page's form has already written its values onto ``item``.
         serializer = FormSerializer(Form.objects.get(pk=item.pk), data=form.api_data(), partial=True)
         if serializer.is_valid():
-            saved = serializer.save()
+            saved, _data = save_audited(serializer, actor=request.user, entity="form")
             cache.delete(dashboard.FORMS_CACHE_KEY)
-            after = FormSerializer(saved).data
-            changes = {k: [before[k], v] for k, v in after.items() if before.get(k) != v and k != "updated_at"}
-            audit_record(actor=request.user, action="form.updated", obj=saved, changes=changes)
             messages.success(request, f"Form “{saved.name}” saved. The snippet on your site keeps working.")
             return redirect("dashboard:form", slug=saved.slug)
         _save_errors(form, serializer)

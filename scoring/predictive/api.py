@@ -1,21 +1,19 @@
 """API for predictive scoring, back-tests and channel quality. Thin views: parse, call, shape."""
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from leadfunnel import validation
 from leadfunnel.errors import ValidationFailed
 from leadfunnel.roles import IsMarketer, IsMarketerOrSales
-from leadfunnel.validation import check_datetime
 from leads.models import Lead
 
 from . import backtest, channel_quality, prediction, runs, training
@@ -27,35 +25,7 @@ DEFAULT_PERIOD = timedelta(days=90)
 
 def parse_period(since: str | None, until: str | None) -> tuple[datetime, datetime]:
     """``[since, until)`` from dates or ISO date-times; default: the last 90 days. 400 on nonsense."""
-
-    def bound(raw, name: str, end: bool) -> datetime | None:
-        if raw in (None, ""):
-            return None
-        if not isinstance(raw, str):
-            raise ValidationFailed(f"{name} must be a date or a date-time.", fields={name: ["Not a date."]})
-        try:
-            value = parse_datetime(raw)
-            if value is None:
-                day = parse_date(raw)
-                if day is None:
-                    raise ValueError("not a date")
-                value = datetime.combine(day + timedelta(days=1) if end else day, time.min)
-        except (ValueError, OverflowError):
-            raise ValidationFailed(
-                f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 date-time, got {raw!r}.",
-                fields={name: ["Not a date."]},
-            ) from None
-        value = timezone.make_aware(value) if timezone.is_naive(value) else value
-        return check_datetime(value, field=name)  # offsets and years the database can take
-
-    until_at = bound(until, "until", True) or timezone.now()
-    try:
-        since_at = bound(since, "since", False) or until_at - DEFAULT_PERIOD
-    except OverflowError:
-        raise ValidationFailed("until is too early.", fields={"until": ["Too early: give since."]}) from None
-    if since_at >= until_at:
-        raise ValidationFailed("since must be before until.", fields={"since": ["Must be before until."]})
-    return since_at, until_at
+    return validation.parse_period(since, until, default=DEFAULT_PERIOD)
 
 
 # --- predictive model ------------------------------------------------------------------------

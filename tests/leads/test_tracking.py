@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from leadfunnel.models import AuditEvent
 from leads import services, tracking
 from leads.models import AnonymousPageView, Interaction, InteractionKey, Lead, TrackedSite, Visitor
 from leads.tasks import anonymous_activity_purge
@@ -302,6 +303,9 @@ def test_marketers_manage_sites_through_the_api(marketer_client, sales_client):
     assert "/static/js/lf-track.js" in body["snippet"]
     patched = marketer_client.patch(f"/api/v1/sites/{body['id']}/", {"active": False}, format="json")
     assert patched.status_code == 200 and patched.json()["active"] is False
+    audits = AuditEvent.objects.filter(object_id=str(body["id"]), object_type="leads.trackedsite")
+    assert audits.get(action="site.created").changes["allowed_origins"] == [ORIGIN]
+    assert audits.get(action="site.updated").changes == {"active": [True, False]}
     bad = marketer_client.post("/api/v1/sites/", {"name": "Any", "allowed_origins": ["*"]}, format="json")
     assert bad.status_code == 400 and "allowed_origins" in bad.json()["errors"]
     assert sales_client.get("/api/v1/sites/").status_code == 403
@@ -337,3 +341,13 @@ def test_the_script_is_served_from_our_static_files(client):
     body = b"".join(response.streaming_content) if response.streaming else response.content
     assert b"lf_vid" in body and b"doNotTrack" in body
     assert len(body) < 8_000  # small, no dependencies
+
+
+def test_the_site_page_counts_visitors_and_their_recent_anonymous_views(anon_client, client, marketer, site):
+    for visitor in (VISITOR, "f" * 32):
+        assert track(anon_client, view("/pricing", visitor=visitor)).status_code == 204
+    AnonymousPageView.objects.filter(visitor__key="f" * 32).update(occurred_at=timezone.now() - timedelta(days=8))
+    client.force_login(marketer)
+    page = client.get(f"/sites/{site.pk}/")
+    assert page.context["site"].visitor_count == 2 and page.context["site"].identified_count == 0
+    assert page.context["anonymous_views_7d"] == 1

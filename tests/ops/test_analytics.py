@@ -300,6 +300,14 @@ def test_funnel_api_refuses_bad_parameters_with_400(marketer_client, params):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(("params", "field"), [({"since": "2026-02-30"}, "since"), ({"until": "9999-12-31"}, "until")])
+def test_funnel_api_names_the_date_it_could_not_read(marketer_client, params, field):
+    response = marketer_client.get("/api/v1/funnel/", params)
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+
+
+@pytest.mark.django_db
 def test_funnel_api_is_for_marketers_and_admins(sales_client, anon_client, admin_client_api):
     assert sales_client.get("/api/v1/funnel/").status_code == 403
     assert anon_client.get("/api/v1/funnel/").status_code in (401, 403)
